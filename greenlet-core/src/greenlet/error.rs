@@ -1,0 +1,412 @@
+//! Error types: how a greenlet ended, and why an operation failed.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How a greenlet ended when it did not return a value, or why waiting for
+/// its result failed.
+///
+/// The first four variants are *outcomes* (what [`Greenlet::exception`]
+/// reports); [`GreenletError::LoopExit`] only comes from waiting calls such as
+/// [`Greenlet::get`] made on the native stack when nothing could ever finish
+/// the wait.
+///
+/// A greenlet killed with plain [`KillError::GreenletExit`] counts as
+/// *successful* ([`Greenlet::is_successful`]), exactly like gevent, but since
+/// it has no value of type `T`, [`Greenlet::get`] returns
+/// `Err(GreenletError::Killed(KillError::GreenletExit))` for it.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{spawn, GreenletError};
+///
+/// let g = spawn(|| -> u32 { panic!("boom") });
+/// match g.get() {
+///     Err(GreenletError::Panicked(p)) => assert_eq!(p.message(), "boom"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+///
+/// [`Greenlet::exception`]: crate::Greenlet::exception
+/// [`Greenlet::is_successful`]: crate::Greenlet::is_successful
+/// [`Greenlet::get`]: crate::Greenlet::get
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GreenletError {
+    /// Killed by [`Greenlet::kill`](crate::Greenlet::kill) or
+    /// [`kill_with`](crate::Greenlet::kill_with) (possibly before it started).
+    Killed(KillError),
+    /// The body panicked; the panic was caught at the greenlet's root.
+    Panicked(PanicError),
+    /// The body overflowed its stack. Its frames were not unwound, so what
+    /// they held (locks, buffers) leaked; the process and the hub live on.
+    StackOverflow,
+    /// A [`Timeout`](crate::Timeout) started in the body expired and nothing
+    /// in the body caught it.
+    Timeout(Elapsed),
+    /// Waiting for the result would block forever (see [`LoopExit`]).
+    LoopExit(LoopExit),
+    /// No stack could be mapped when the greenlet was first switched to
+    /// (the process ran out of memory mappings); its body never ran.
+    Spawn(SpawnError),
+}
+
+impl GreenletError {
+    /// `true` for an outcome gevent counts as success: killed with plain
+    /// [`KillError::GreenletExit`].
+    pub fn is_greenlet_exit(&self) -> bool {
+        matches!(self, GreenletError::Killed(KillError::GreenletExit))
+    }
+
+    /// The panic, if the body panicked.
+    pub fn as_panic(&self) -> Option<&PanicError> {
+        match self {
+            GreenletError::Panicked(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GreenletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GreenletError::Killed(k) => write!(f, "killed: {k}"),
+            GreenletError::Panicked(p) => write!(f, "panicked: {}", p.message()),
+            GreenletError::StackOverflow => f.write_str("overflowed its stack"),
+            GreenletError::Timeout(e) => write!(f, "{e}"),
+            GreenletError::LoopExit(e) => write!(f, "{e}"),
+            GreenletError::Spawn(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Error for GreenletError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            GreenletError::Killed(k) => Some(k),
+            GreenletError::Timeout(e) => Some(e),
+            GreenletError::LoopExit(e) => Some(e),
+            GreenletError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What a greenlet was killed with: gevent's `GreenletExit` or a user error.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{spawn, sleep, GreenletError, KillError};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep(Duration::from_secs(10)));
+/// g.kill();
+/// assert!(matches!(g.get(), Err(GreenletError::Killed(KillError::GreenletExit))));
+/// assert!(g.is_successful()); // GreenletExit counts as success, like gevent
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum KillError {
+    /// The default kill: ends the greenlet silently and successfully.
+    GreenletExit,
+    /// A user-supplied error: the greenlet ends unsuccessfully and the error
+    /// is reported through the hub's error handler.
+    Error(Arc<dyn Error + Send + Sync>),
+}
+
+impl KillError {
+    /// Wraps a user error.
+    pub fn new<E: Error + Send + Sync + 'static>(error: E) -> Self {
+        KillError::Error(Arc::new(error))
+    }
+}
+
+impl fmt::Display for KillError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KillError::GreenletExit => f.write_str("GreenletExit"),
+            KillError::Error(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Error for KillError {}
+
+/// A panic caught at a greenlet's root.
+///
+/// Cloning shares the payload; [`PanicError::into_panic`] hands it out once
+/// (later calls get the message as a `String` payload).
+#[derive(Clone)]
+pub struct PanicError {
+    message: Arc<str>,
+    payload: Arc<Mutex<Option<Box<dyn Any + Send>>>>,
+}
+
+impl PanicError {
+    pub(crate) fn new(payload: Box<dyn Any + Send>) -> Self {
+        let message = super::switch::panic_message(payload.as_ref());
+        PanicError {
+            message: message.into(),
+            payload: Arc::new(Mutex::new(Some(payload))),
+        }
+    }
+
+    /// The panic message (`"Box<dyn Any>"` for non-string payloads).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The original panic payload, e.g. to continue unwinding with
+    /// `std::panic::resume_unwind(err.into_panic())`.
+    pub fn into_panic(self) -> Box<dyn Any + Send> {
+        let taken = self
+            .payload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        taken.unwrap_or_else(|| Box::new(self.message.to_string()))
+    }
+}
+
+impl fmt::Debug for PanicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PanicError")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for PanicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for PanicError {}
+
+/// A timeout expired: returned by [`with_timeout`](crate::with_timeout) and the
+/// `*_timeout` forms, and the outcome of a greenlet ended by an uncaught
+/// [`Timeout`](crate::Timeout).
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{with_timeout, sleep};
+/// use std::time::Duration;
+///
+/// let err = with_timeout(Duration::from_millis(5), || sleep(Duration::from_secs(5))).unwrap_err();
+/// assert_eq!(err.duration(), Some(Duration::from_millis(5)));
+/// ```
+#[derive(Clone)]
+pub struct Elapsed {
+    duration: Option<Duration>,
+    error: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+impl Elapsed {
+    pub(crate) fn new(duration: Option<Duration>, error: Option<Arc<dyn Error + Send + Sync>>) -> Self {
+        Elapsed { duration, error }
+    }
+
+    /// The timeout's duration (`None` when it had no deadline, as for
+    /// `try_get` on an unfinished greenlet).
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
+    }
+
+    /// The error given to [`Timeout::with_error`](crate::Timeout::with_error),
+    /// if any.
+    pub fn error(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
+        self.error.as_deref()
+    }
+}
+
+impl fmt::Debug for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Elapsed")
+            .field("duration", &self.duration)
+            .field("error", &self.error.as_ref().map(|e| e.to_string()))
+            .finish()
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.duration {
+            Some(d) => write!(f, "timed out after {d:?}")?,
+            None => f.write_str("not ready")?,
+        }
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for Elapsed {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// The native stack waited on something that nothing can ever complete.
+///
+/// gevent raises `LoopExit` when the main greenlet switches to the hub and the
+/// loop has nothing left to run: no ready greenlet, no referenced timer, file
+/// descriptor or callback, no live [`HubHandle`](crate::hub::HubHandle).
+/// Waiting would hang forever, so the call returns this instead. The message
+/// lists what each live greenlet is blocked in.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{spawn, sleep, GreenletError};
+/// use std::time::Duration;
+///
+/// // `Duration::MAX` means "no deadline": nothing can ever end this sleep.
+/// let g = spawn(|| -> u8 { sleep(Duration::MAX); 1 });
+/// assert!(matches!(g.get(), Err(GreenletError::LoopExit(_))));
+/// g.kill();
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoopExit {
+    pub(crate) operation: &'static str,
+    pub(crate) blocked: Vec<String>,
+}
+
+impl LoopExit {
+    /// The blocking call that gave up, e.g. `"Greenlet::get"`.
+    pub fn operation(&self) -> &str {
+        self.operation
+    }
+
+    /// One line per live greenlet: its name and what it is blocked in.
+    pub fn blocked(&self) -> &[String] {
+        &self.blocked
+    }
+}
+
+impl fmt::Display for LoopExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: this operation would block forever (LoopExit): the hub has nothing that could wake it",
+            self.operation
+        )?;
+        if self.blocked.is_empty() {
+            f.write_str("; no other greenlet is alive")
+        } else {
+            write!(f, "; blocked greenlets: {}", self.blocked.join(", "))
+        }
+    }
+}
+
+impl Error for LoopExit {}
+
+/// Spawning failed: no stack could be allocated.
+///
+/// Each greenlet stack costs two kernel memory mappings (the stack and its
+/// guard page), so with Linux's default `vm.max_map_count` of 65530 about
+/// 32,700 greenlets can be alive at once. Existing greenlets are unaffected.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::Builder;
+///
+/// match Builder::new().name("worker").spawn(|| 1 + 1) {
+///     Ok(g) => assert_eq!(g.get().unwrap(), 2),
+///     Err(e) => eprintln!("{e}"), // names the limit and the sysctl
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SpawnError {
+    pub(crate) live_stacks: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) limit: usize,
+    pub(crate) cause: String,
+}
+
+impl SpawnError {
+    /// Greenlets alive on this thread's hub when spawning failed.
+    pub fn live_stacks(&self) -> usize {
+        self.live_stacks
+    }
+
+    /// The process-wide stack budget ([`hub::max_live_stacks`](crate::hub::max_live_stacks)).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot allocate a {} KiB greenlet stack with {} greenlets alive on this thread: {}; \
+             each stack needs 2 memory mappings and the process may hold at most {} stacks \
+             (vm.max_map_count minus 4096 mappings of headroom, halved): raise it with \
+             `sysctl vm.max_map_count=N` or keep fewer greenlets alive",
+            self.stack_size / 1024,
+            self.live_stacks,
+            self.cause,
+            self.limit
+        )
+    }
+}
+
+impl Error for SpawnError {}
+
+/// A duration given as seconds was not a number.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::duration_from_secs_f64;
+/// use std::time::Duration;
+///
+/// assert!(duration_from_secs_f64(f64::NAN).is_err());
+/// assert_eq!(duration_from_secs_f64(-1.0).unwrap(), Some(Duration::ZERO));
+/// assert_eq!(duration_from_secs_f64(f64::INFINITY).unwrap(), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidDuration;
+
+impl fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("duration in seconds is NaN")
+    }
+}
+
+impl Error for InvalidDuration {}
+
+/// Converts seconds to a timeout the gevent way: NaN is an error, negative
+/// means zero ("now"), +∞ or anything beyond `Duration::MAX` means no
+/// deadline (`None`).
+///
+/// # Errors
+///
+/// [`InvalidDuration`] for NaN.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::duration_from_secs_f64;
+/// use std::time::Duration;
+///
+/// assert_eq!(duration_from_secs_f64(0.25).unwrap(), Some(Duration::from_millis(250)));
+/// ```
+pub fn duration_from_secs_f64(seconds: f64) -> Result<Option<Duration>, InvalidDuration> {
+    if seconds.is_nan() {
+        return Err(InvalidDuration);
+    }
+    if seconds <= 0.0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Duration::try_from_secs_f64(seconds).ok())
+}

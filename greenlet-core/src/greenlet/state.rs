@@ -1,0 +1,342 @@
+//! The shared greenlet cell: life state, outcome, links.
+//!
+//! One `Rc<Inner<T, D>>` per greenlet, shared by every [`Greenlet`] handle,
+//! by the body closure while it runs, and by the hub slot (as `Rc<dyn Core>`,
+//! the type-erased view the hub uses to finish, kill and notify it).
+//!
+//! Life: `New` (created, holds no stack) → `Started { slot }` (has a hub slot
+//! and a stack; scheduled, running or suspended) → `Dead`. The outcome is
+//! written by the body root (value or caught unwind) or by the hub (stack
+//! overflow, kill before start) before the life becomes `Dead`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+
+use super::Greenlet;
+use super::error::{GreenletError, KillError, PanicError};
+use super::switch;
+use crate::hub::{self, ErrorReport, Throw, Unwind, Waker};
+
+/// Where a greenlet is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Life {
+    New,
+    Started { slot: u32 },
+    Dead,
+}
+
+/// What the body produced.
+pub(crate) enum Outcome<T> {
+    Pending,
+    Value(T),
+    Error(GreenletError),
+    /// The value was moved out by `into_result`.
+    Taken,
+}
+
+/// Identifies a link so it can be removed with `unlink`.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::spawn;
+///
+/// let g = spawn(|| 1);
+/// let id = g.link(|_| unreachable!("unlinked before it could fire"));
+/// assert!(g.unlink(id));
+/// g.join();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(pub(crate) u32);
+
+/// A callback registered on a greenlet, fired once when it dies.
+pub(crate) enum Link<T: 'static, D: 'static> {
+    /// A blocked `join`/`get`: no allocation.
+    Wake(Waker),
+    /// `rawlink` / the waiter protocol.
+    Raw(Box<dyn FnOnce()>),
+    Any(Box<dyn FnOnce(&Greenlet<T, D>)>),
+    Value(Box<dyn FnOnce(&T)>),
+    Exception(Box<dyn FnOnce(&GreenletError)>),
+}
+
+/// The non-generic part of a greenlet.
+pub(crate) struct Header {
+    pub(crate) name: Option<Box<str>>,
+    /// Class name shown by `Display` (`Greenlet`, or a `Run` type's name).
+    pub(crate) class: &'static str,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) life: Cell<Life>,
+    pub(crate) was_started: Cell<bool>,
+    /// A `Notify` is queued and has not started running yet.
+    pub(crate) notify_queued: Cell<bool>,
+    next_link: Cell<u32>,
+}
+
+impl Header {
+    pub(crate) fn new(name: Option<Box<str>>, class: &'static str, stack_size: Option<usize>) -> Header {
+        Header {
+            name,
+            class,
+            stack_size,
+            life: Cell::new(Life::New),
+            was_started: Cell::new(false),
+            notify_queued: Cell::new(false),
+            next_link: Cell::new(0),
+        }
+    }
+}
+
+/// The hub's type-erased view of a greenlet.
+pub(crate) trait Core {
+    fn header(&self) -> &Header;
+    /// `<Greenlet "name" at 0x…: state>`.
+    fn describe(&self) -> String {
+        self.describe_as(hub::current_slot())
+    }
+    /// [`describe`](Core::describe) with the running slot given (usable
+    /// while the hub is borrowed).
+    fn describe_as(&self, current: u32) -> String;
+    /// Records an outcome decided outside the body (overflow, kill before start).
+    fn set_error(&self, error: GreenletError);
+    /// Marks the greenlet dead: queues its links, reports its error.
+    fn on_death(self: Rc<Self>);
+    /// Fires the links (runs on the hub, `current == LOOP`).
+    fn notify_links(self: Rc<Self>);
+    /// `kill(block=False)`.
+    fn kill_nowait(self: Rc<Self>, error: KillError);
+}
+
+/// The shared cell behind a [`Greenlet`] handle.
+pub(crate) struct Inner<T: 'static, D: 'static> {
+    pub(crate) header: Header,
+    pub(crate) outcome: RefCell<Outcome<T>>,
+    pub(crate) links: RefCell<SmallVec<[(u32, Link<T, D>); 2]>>,
+    /// The body of a greenlet created with `new`/`from_run`, until started.
+    pub(crate) pending: Cell<Option<Box<dyn FnOnce(&D) -> T>>>,
+    /// The `Run` struct (or `()`), readable from outside through `Deref`.
+    pub(crate) data: D,
+}
+
+impl<T: 'static, D: 'static> Inner<T, D> {
+    pub(crate) fn new(header: Header, pending: Option<Box<dyn FnOnce(&D) -> T>>, data: D) -> Self {
+        Inner {
+            header,
+            outcome: RefCell::new(Outcome::Pending),
+            links: RefCell::new(SmallVec::new()),
+            pending: Cell::new(pending),
+            data,
+        }
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.header.life.get() == Life::Dead
+    }
+
+    pub(crate) fn set_value(&self, value: T) {
+        *self.outcome.borrow_mut() = Outcome::Value(value);
+    }
+
+    /// Adds a link; if already dead, makes sure a notification is queued.
+    pub(crate) fn add_link(self: &Rc<Self>, link: Link<T, D>) -> LinkId {
+        let id = self.header.next_link.get();
+        self.header.next_link.set(id.wrapping_add(1));
+        self.links.borrow_mut().push((id, link));
+        if self.is_dead() && !self.header.notify_queued.get() {
+            self.header.notify_queued.set(true);
+            hub::schedule_notify(Rc::clone(self) as Rc<dyn Core>);
+        }
+        LinkId(id)
+    }
+
+    /// Removes a link that has not fired; `true` if it was found.
+    pub(crate) fn remove_link(&self, id: LinkId) -> bool {
+        let removed = {
+            let mut links = self.links.borrow_mut();
+            links
+                .iter()
+                .position(|(i, _)| *i == id.0)
+                .map(|pos| links.remove(pos))
+        };
+        // The removed callback (user code) is dropped outside the borrow.
+        removed.is_some()
+    }
+
+    /// Converts a caught unwind into the outcome.
+    fn classify(payload: Box<dyn Any + Send>) -> GreenletError {
+        match payload.downcast::<Unwind>() {
+            Ok(unwind) => match unwind.0 {
+                Throw::Kill(k) => GreenletError::Killed(k),
+                Throw::Timeout { elapsed, .. } => GreenletError::Timeout(elapsed),
+            },
+            Err(payload) => GreenletError::Panicked(PanicError::new(payload)),
+        }
+    }
+
+    /// The closure installed on the stack: runs `body`, catches whatever
+    /// unwinds out of it, stores the outcome.
+    pub(crate) fn root(self: Rc<Self>, body: impl FnOnce(&D) -> T + 'static) -> impl FnOnce() + 'static {
+        move || {
+            let this = self;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&this.data)));
+            match result {
+                Ok(value) => this.set_value(value),
+                Err(payload) => {
+                    if switch::is_generator_payload(payload.as_ref()) {
+                        // The stack is being dropped: let `generator` finish
+                        // its own unwinding.
+                        drop(this);
+                        switch::reraise(payload);
+                    }
+                    let error = Self::classify(payload);
+                    *this.outcome.borrow_mut() = Outcome::Error(error);
+                }
+            }
+        }
+    }
+
+    fn state_label(&self, current: u32) -> String {
+        match self.header.life.get() {
+            Life::New => "new".to_owned(),
+            Life::Started { slot } => {
+                if current == slot {
+                    "running".to_owned()
+                } else {
+                    "started".to_owned()
+                }
+            }
+            Life::Dead => match &*self.outcome.borrow() {
+                Outcome::Value(_) | Outcome::Taken => "dead".to_owned(),
+                Outcome::Error(e) if e.is_greenlet_exit() => "dead (killed)".to_owned(),
+                Outcome::Error(e) => format!("dead ({e})"),
+                Outcome::Pending => "dead".to_owned(),
+            },
+        }
+    }
+
+    /// `<Class "name" at 0x…: state>`; `current` is the running slot
+    /// (passed in, so the hub can format while it is borrowed).
+    pub(crate) fn fmt_display(&self, f: &mut fmt::Formatter<'_>, current: u32) -> fmt::Result {
+        write!(f, "<{}", self.header.class)?;
+        if let Some(name) = &self.header.name {
+            write!(f, " \"{name}\"")?;
+        }
+        write!(f, " at {:p}: {}>", self as *const Self, self.state_label(current))
+    }
+
+    /// The error to report when this greenlet died, if any (everything but
+    /// a value and `GreenletExit`).
+    fn reportable_error(&self) -> Option<GreenletError> {
+        match &*self.outcome.borrow() {
+            Outcome::Error(e) if !e.is_greenlet_exit() => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Dies without ever running: kill before start.
+    pub(crate) fn die_unstarted(self: &Rc<Self>, error: KillError) {
+        drop(self.pending.take());
+        self.set_error(GreenletError::Killed(error));
+        Rc::clone(self).on_death();
+    }
+}
+
+impl<T: 'static, D: 'static> Core for Inner<T, D> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn describe_as(&self, current: u32) -> String {
+        struct Show<'a, T: 'static, D: 'static>(&'a Inner<T, D>, u32);
+        impl<T, D> fmt::Display for Show<'_, T, D> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_display(f, self.1)
+            }
+        }
+        Show(self, current).to_string()
+    }
+
+    fn set_error(&self, error: GreenletError) {
+        *self.outcome.borrow_mut() = Outcome::Error(error);
+    }
+
+    fn on_death(self: Rc<Self>) {
+        self.header.life.set(Life::Dead);
+        if !self.links.borrow().is_empty() && !self.header.notify_queued.get() {
+            self.header.notify_queued.set(true);
+            hub::schedule_notify(Rc::clone(&self) as Rc<dyn Core>);
+        }
+        if let Some(error) = self.reportable_error() {
+            hub::report(&ErrorReport {
+                context: "greenlet",
+                greenlet: self.describe(),
+                error: &error,
+            });
+        }
+    }
+
+    fn notify_links(self: Rc<Self>) {
+        self.header.notify_queued.set(false);
+        let handle = Greenlet {
+            inner: Rc::clone(&self),
+        };
+        loop {
+            // Pop the first link; early links may add or remove later ones.
+            let next = {
+                let mut links = self.links.borrow_mut();
+                if links.is_empty() {
+                    None
+                } else {
+                    Some(links.remove(0).1)
+                }
+            };
+            let Some(link) = next else { break };
+            let fire = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match link {
+                Link::Wake(w) => hub::wake(w),
+                Link::Raw(f) => f(),
+                Link::Any(f) => f(&handle),
+                Link::Value(f) => {
+                    let outcome = self.outcome.borrow();
+                    if let Outcome::Value(v) = &*outcome {
+                        f(v);
+                    }
+                }
+                Link::Exception(f) => {
+                    let error = match &*self.outcome.borrow() {
+                        Outcome::Error(e) if !e.is_greenlet_exit() => Some(e.clone()),
+                        _ => None,
+                    };
+                    if let Some(e) = error {
+                        f(&e);
+                    }
+                }
+            }));
+            if let Err(payload) = fire {
+                let error = GreenletError::Panicked(PanicError::new(payload));
+                hub::report(&ErrorReport {
+                    context: "link callback",
+                    greenlet: self.describe(),
+                    error: &error,
+                });
+            }
+        }
+    }
+
+    fn kill_nowait(self: Rc<Self>, error: KillError) {
+        match self.header.life.get() {
+            Life::Dead => {}
+            Life::New => {
+                self.header.life.set(Life::Dead);
+                self.die_unstarted(error);
+            }
+            Life::Started { slot } => match hub::kill_slot(slot, error.clone()) {
+                hub::KillStart::Cancelled => self.die_unstarted(error),
+                hub::KillStart::Thrown | hub::KillStart::IsCurrent => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The hub's public functions: sleeping, idling, waiting for the whole hub,
+//! the error handler, configuration and counters.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::{
+    MAIN, TimerGuard, Waker, current_waker, deadline_after, park, park_or_panic,
+    with_hub, yield_now,
+};
+use crate::greenlet::error::GreenletError;
+use crate::greenlet::switch;
+
+
+/// Suspends the current greenlet for at least `duration`.
+///
+/// `sleep(Duration::ZERO)` is a fair yield: the caller goes to the back of
+/// the ready queue, so two greenlets alternating `sleep(ZERO)` interleave
+/// (`1A 2A 1B 2B`). Longer sleeps let the loop run timers and I/O first.
+/// `Duration::MAX` (or anything whose deadline overflows `Instant`) sleeps
+/// until killed. Works from greenlets and from the native stack, where it runs
+/// the hub meanwhile.
+///
+/// # Switches
+///
+/// Always. If the greenlet is killed or a [`Timeout`](crate::Timeout) expires
+/// while it sleeps, the sleep ends at once by unwinding.
+///
+/// # Panics
+///
+/// Inside a hub callback (link, timer callback), where blocking is not
+/// allowed; and on the native stack when sleeping forever with nothing else
+/// alive ([`LoopExit`](crate::LoopExit)).
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{sleep, spawn};
+/// use std::time::{Duration, Instant};
+///
+/// let t = Instant::now();
+/// let a = spawn(|| sleep(Duration::from_millis(20)));
+/// let b = spawn(|| sleep(Duration::from_millis(20)));
+/// a.join();
+/// b.join();
+/// assert!(t.elapsed() >= Duration::from_millis(20)); // slept concurrently
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) {
+    sleep_with(duration, true, "sleep");
+}
+
+/// Like [`sleep`], but the sleeping timer does not keep the hub alive
+/// (gevent's `sleep(seconds, ref=False)`): if nothing else is left, waits on
+/// the native stack end with [`LoopExit`](crate::LoopExit) instead of waiting for this sleep.
+///
+/// # Switches
+///
+/// Always; see [`sleep`].
+///
+/// # Panics
+///
+/// As [`sleep`].
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{sleep_unref, spawn, hub};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep_unref(Duration::from_secs(3600)));
+/// hub::join(); // returns at once: the unref'd sleep does not count
+/// assert!(!g.is_ready());
+/// g.kill();
+/// ```
+#[track_caller]
+pub fn sleep_unref(duration: Duration) {
+    sleep_with(duration, false, "sleep_unref");
+}
+
+#[track_caller]
+fn sleep_with(duration: Duration, referenced: bool, what: &'static str) {
+    if duration.is_zero() {
+        yield_now(what);
+        return;
+    }
+    let w = current_waker(what);
+    let _timer = TimerGuard::wake_at(deadline_after(duration), referenced, w);
+    park_or_panic(w, what);
+}
+
+/// [`sleep`] with seconds as `f64`, the gevent way: negative is zero,
+/// +∞ sleeps until killed.
+///
+/// # Errors
+///
+/// [`InvalidDuration`](crate::InvalidDuration) for NaN (nothing is slept).
+///
+/// # Switches
+///
+/// As [`sleep`].
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::sleep_secs;
+///
+/// sleep_secs(0.001).unwrap();
+/// assert!(sleep_secs(f64::NAN).is_err());
+/// ```
+#[track_caller]
+pub fn sleep_secs(seconds: f64) -> Result<(), crate::InvalidDuration> {
+    let d = crate::duration_from_secs_f64(seconds)?;
+    sleep(d.unwrap_or(Duration::MAX));
+    Ok(())
+}
+
+/// Waits until the loop is idle: nothing else ready to run, no timer due
+/// (gevent's `idle()`).
+///
+/// # Switches
+///
+/// Always; a kill or timeout ends the wait by unwinding.
+///
+/// # Panics
+///
+/// Inside a hub callback.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{idle, spawn, sleep};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// let busy = spawn(move || for i in 0..3 { l.borrow_mut().push(i); sleep(Duration::ZERO) });
+/// idle();
+/// log.borrow_mut().push(99);
+/// busy.join();
+/// assert_eq!(*log.borrow(), [0, 1, 2, 99]);
+/// ```
+#[track_caller]
+pub fn idle() {
+    let w = current_waker("idle");
+    with_hub(|h| h.idlers.push(w));
+    let _unregister = IdleGuard(w);
+    park_or_panic(w, "idle");
+}
+
+struct IdleGuard(Waker);
+
+impl Drop for IdleGuard {
+    fn drop(&mut self) {
+        let w = self.0;
+        with_hub(|h| h.idlers.retain(|x| *x != w));
+    }
+}
+
+/// Runs the hub until nothing referenced is left: every greenlet finished or
+/// blocked on something unreferenced, no referenced timer, fd or
+/// [`HubHandle`](super::HubHandle) (gevent's `wait()` without objects / `hub.join()`).
+///
+/// # Switches
+///
+/// Always (runs the loop on the calling stack).
+///
+/// # Panics
+///
+/// When called from a greenlet or a hub callback: only the native stack can
+/// wait for the whole hub.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{hub, spawn, sleep};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep(Duration::from_millis(5)));
+/// hub::join();
+/// assert!(g.is_ready());
+/// ```
+#[track_caller]
+pub fn join() {
+    let w = current_waker("hub::join");
+    assert!(
+        w.slot == MAIN,
+        "hub::join: only the native stack can wait for the whole hub"
+    );
+    // Nothing wakes this wait: it ends when the loop runs dry.
+    let _ = park(w, "hub::join");
+}
+
+/// Like [`join`], giving up after `timeout`; `true` if the hub ran dry.
+///
+/// # Switches
+///
+/// Always.
+///
+/// # Panics
+///
+/// As [`join`].
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{hub, spawn, sleep};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep(Duration::from_secs(60)));
+/// assert!(!hub::join_timeout(Duration::from_millis(5)));
+/// g.kill();
+/// assert!(hub::join_timeout(Duration::from_millis(5)));
+/// ```
+#[track_caller]
+pub fn join_timeout(timeout: Duration) -> bool {
+    let w = current_waker("hub::join_timeout");
+    assert!(
+        w.slot == MAIN,
+        "hub::join_timeout: only the native stack can wait for the whole hub"
+    );
+    // The timer is unreferenced so it does not itself keep the loop alive.
+    let _timer = TimerGuard::wake_at(deadline_after(timeout), false, w);
+    park(w, "hub::join_timeout").is_err()
+}
+
+
+/// One error the hub reports: a greenlet that failed, or a callback that
+/// panicked.
+#[derive(Debug)]
+pub struct ErrorReport<'a> {
+    /// Where it happened: `"greenlet"`, `"link callback"`, `"hub callback"`,
+    /// `"signal handler"`.
+    pub context: &'static str,
+    /// The greenlet involved, formatted like its `Display` (may be empty).
+    pub greenlet: String,
+    /// What went wrong.
+    pub error: &'a GreenletError,
+}
+
+impl fmt::Display for ErrorReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.context, self.greenlet.is_empty()) {
+            ("greenlet", false) => write!(f, "{} failed: {}", self.greenlet, self.error),
+            (context, false) => write!(f, "{context} of {} failed: {}", self.greenlet, self.error),
+            (context, true) => write!(f, "{context} failed: {}", self.error),
+        }
+    }
+}
+
+pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
+
+/// Replaces this thread's error handler (gevent's `Hub.handle_error`).
+///
+/// The handler is called on the hub for every greenlet that ends with an error
+/// other than [`GreenletExit`](crate::KillError::GreenletExit) and for every
+/// panicking callback. The default writes one line naming the greenlet and the
+/// error, through `log::error!` when a logger is enabled, else on stderr. A
+/// handler that panics is reported on stderr and the hub continues.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{hub, spawn};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// hub::set_error_handler(move |report| s.borrow_mut().push(report.to_string()));
+/// let g = spawn(|| panic!("boom"));
+/// g.join();
+/// hub::reset_error_handler();
+/// assert_eq!(seen.borrow().len(), 1);
+/// assert!(seen.borrow()[0].contains("boom"));
+/// ```
+pub fn set_error_handler(handler: impl Fn(&ErrorReport<'_>) + 'static) {
+    let old = with_hub(|h| h.error_handler.replace(Rc::new(handler)));
+    drop(old);
+}
+
+/// Restores the default error handler.
+///
+/// # Examples
+///
+/// ```
+/// greenlet_core::hub::reset_error_handler();
+/// ```
+pub fn reset_error_handler() {
+    let old = with_hub(|h| h.error_handler.take());
+    drop(old);
+}
+
+/// Reports an error through the hub's handler (outside any borrow).
+pub(crate) fn report(report: &ErrorReport<'_>) {
+    let handler = with_hub(|h| h.error_handler.clone());
+    match handler {
+        Some(handler) => {
+            if catch_unwind(AssertUnwindSafe(|| handler(report))).is_err() {
+                eprintln!("greenlet: the error handler panicked while reporting: {report}");
+            }
+        }
+        None => default_report(report),
+    }
+}
+
+fn default_report(report: &ErrorReport<'_>) {
+    if log::log_enabled!(log::Level::Error) {
+        log::error!("{report}");
+    } else {
+        eprintln!("{report}");
+    }
+}
+
+
+/// Sets the stack size (bytes) for greenlets spawned on this thread without
+/// an explicit [`Builder::stack_size`](crate::Builder::stack_size). Rounded
+/// up to at least 16 KiB. Pooled stacks of the old size are unmapped when the
+/// loop next waits.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::hub;
+///
+/// hub::set_default_stack_size(128 * 1024);
+/// assert_eq!(hub::default_stack_size(), 128 * 1024);
+/// hub::set_default_stack_size(hub::DEFAULT_STACK_SIZE);
+/// ```
+pub fn set_default_stack_size(bytes: usize) {
+    let bytes = bytes.max(switch::MIN_STACK_SIZE);
+    with_hub(|h| {
+        h.config.stack_size = bytes;
+        h.reshape_pool();
+    });
+}
+
+/// The stack size (bytes) new greenlets get on this thread.
+///
+/// # Examples
+///
+/// ```
+/// assert!(greenlet_core::hub::default_stack_size() >= 16 * 1024);
+/// ```
+pub fn default_stack_size() -> usize {
+    with_hub(|h| h.config.stack_size)
+}
+
+/// Sets how many finished stacks this thread's hub keeps for reuse
+/// (default [`DEFAULT_POOL_LIMIT`](super::DEFAULT_POOL_LIMIT)). Stacks beyond
+/// it are unmapped.
+///
+/// # Examples
+///
+/// ```
+/// greenlet_core::hub::set_pool_limit(64);
+/// greenlet_core::hub::set_pool_limit(greenlet_core::hub::DEFAULT_POOL_LIMIT);
+/// ```
+pub fn set_pool_limit(limit: usize) {
+    with_hub(|h| {
+        h.config.pool_limit = limit;
+        h.reshape_pool();
+        h.trim_stacks();
+    });
+}
+
+/// Counters of this thread's hub, for leak checks and monitoring.
+///
+/// Heap leak checkers cannot see into greenlet stacks, so tests compare these
+/// against a baseline: after everything finished, `greenlets`, `timers`,
+/// `fds` and `callbacks` are back to zero and every allocated stack is pooled.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{hub, spawn};
+///
+/// spawn(|| ()).join();
+/// let s = hub::stats();
+/// assert_eq!(s.greenlets, 0);
+/// assert_eq!(s.stacks_allocated, s.stacks_pooled);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Started greenlets that are not dead yet.
+    pub greenlets: usize,
+    /// Greenlet stacks currently mapped (running, suspended or pooled).
+    pub stacks_allocated: usize,
+    /// Mapped stacks that are idle, waiting for reuse.
+    pub stacks_pooled: usize,
+    /// Pending timers (sleeps, timeouts, `start_later`).
+    pub timers: usize,
+    /// Registered file descriptors.
+    pub fds: usize,
+    /// Queued hub callbacks (link notifications, posts).
+    pub callbacks: usize,
+    /// Stacks deliberately leaked at hub teardown because their greenlet
+    /// refused to die.
+    pub leaked_stacks: usize,
+}
+
+impl Stats {
+    /// `true` when nothing is running, pending or in use: no live greenlet,
+    /// timer, fd or callback, and every stack pooled.
+    pub fn is_quiet(&self) -> bool {
+        self.greenlets == 0
+            && self.timers == 0
+            && self.fds == 0
+            && self.callbacks == 0
+            && self.stacks_allocated == self.stacks_pooled
+    }
+}
+
+/// This thread's hub counters.
+///
+/// # Examples
+///
+/// ```
+/// assert!(greenlet_core::hub::stats().is_quiet());
+/// ```
+pub fn stats() -> Stats {
+    with_hub(|h| Stats {
+        greenlets: h.live,
+        stacks_allocated: h.stacks.allocated,
+        stacks_pooled: h.stacks.idle(),
+        timers: h.timers.len(),
+        fds: h.reactor.len(),
+        callbacks: h.callbacks + usize::from(h.posts_pending()),
+        leaked_stacks: h.stacks.leaked,
+    })
+}
+

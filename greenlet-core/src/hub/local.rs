@@ -1,0 +1,61 @@
+//! The thread-local hub.
+//!
+//! `HUB` is `const`-initialised and wrapped in `ManuallyDrop`, so it has no
+//! TLS destructor and stays reachable for the whole life of the thread,
+//! including while other thread-local destructors run. Its teardown is driven
+//! by a second key, `TEARDOWN`, whose destructor is registered when the hub is
+//! first used and calls [`super::destroy`]: that kills the remaining greenlets
+//! (their destructors need the hub) and then frees the hub's memory.
+//!
+//! Every access goes through [`with_hub`], a `RefCell` borrow that must never
+//! be held across a switch or across user code (callbacks, user `Drop`s): the
+//! closures passed to it only move plain data in and out.
+
+use std::cell::RefCell;
+use std::mem::ManuallyDrop;
+
+use super::Hub;
+
+thread_local! {
+    /// This thread's hub. Never dropped by TLS teardown (see module docs).
+    static HUB: ManuallyDrop<RefCell<Hub>> = const { ManuallyDrop::new(RefCell::new(Hub::new())) };
+    /// Its destructor destroys the hub at thread exit.
+    static TEARDOWN: Teardown = const { Teardown };
+}
+
+struct Teardown;
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        super::destroy_at_thread_exit();
+    }
+}
+
+/// Runs `f` with this thread's hub, initialising it on first use.
+///
+/// # Panics
+///
+/// Panics if called re-entrantly (from inside another `with_hub`): that is a
+/// bug in this crate, never something a user can cause through the API.
+#[inline]
+pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
+    HUB.with(|cell| {
+        let mut hub = cell
+            .try_borrow_mut()
+            .expect("greenlet: hub borrowed re-entrantly (internal error)");
+        if !hub.initialized {
+            hub.initialize();
+            // Registering the teardown destructor fails only while this
+            // thread's TLS is already being destroyed; the hub is then freed
+            // by the destroy that is running.
+            let _ = TEARDOWN.try_with(|_| ());
+        }
+        f(&mut hub)
+    })
+}
+
+/// `true` when the hub is currently borrowed (debug checks in the switch path).
+#[cfg(debug_assertions)]
+pub(crate) fn is_borrowed() -> bool {
+    HUB.with(|cell| cell.try_borrow_mut().is_err())
+}

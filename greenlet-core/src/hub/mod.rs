@@ -1,0 +1,927 @@
+//! The hub: one event loop per OS thread, running greenlets, timers, I/O and
+//! callbacks.
+//!
+//! # Design
+//!
+//! * **Who runs the loop.** The loop is a plain function on the thread's
+//!   native stack (the "main greenlet"). When code on the native stack blocks
+//!   (`sleep`, `join`, `get`, `wait`), it calls [`park`], which runs the loop
+//!   inline until the native stack's own wake-up entry comes up in the ready
+//!   queue. When a greenlet blocks, [`park`] yields to that loop. Every switch
+//!   is greenlet → loop → greenlet.
+//! * **Slots.** Started greenlets live in `slots` (a slab indexed by `u32`;
+//!   slot 0 is the native stack). A slot holds the greenlet's body until its
+//!   first switch, then its stack while it is suspended, its type-erased core
+//!   (`Rc<dyn Core>`), a pending unwind ([`Throw`]) and a wake `token`.
+//! * **Lazy stacks.** A started greenlet gets its stack at its first switch
+//!   (from the pool when possible), so spawning many greenlets that run to
+//!   completion one after the other maps a single stack. Spawning reserves a
+//!   *stack unit* instead (see `stacks.rs`), so running out of memory
+//!   mappings is reported at spawn time, before the kernel limit is reached.
+//! * **Waking.** A blocked greenlet is woken through a [`Waker`]: slot plus
+//!   token. Waking a `Suspended` slot whose token matches bumps the token and
+//!   queues a `Switch`; any other waker for the same wait is then stale and
+//!   does nothing. Kills and timeouts set `throw` and wake the slot whatever
+//!   its token; [`park`] raises the throw when the slot resumes.
+//! * **One iteration.** Run the entries that were ready at the start of the
+//!   iteration (FIFO; entries queued meanwhile wait for the next one, so
+//!   `sleep(0)` is fair), then fire expired timers, take cross-thread posts,
+//!   and poll for I/O: without blocking when work is ready, else until the
+//!   next deadline. With no poller (no fd, no [`HubHandle`]) timers are
+//!   waited for with `thread::sleep`.
+//! * **LoopExit.** If nothing is ready and nothing referenced (timer, fd,
+//!   live [`HubHandle`], idle waiter) can make anything ready, the native
+//!   stack's wait fails with [`LoopExit`] instead of hanging.
+//! * **Callbacks never block.** Links, timer callbacks, posts and signal
+//!   dispatch run on the loop's stack with `current == LOOP`; a blocking call
+//!   there panics with a message naming the call (gevent's
+//!   `BlockingSwitchOutError`); the panic is caught and reported, the loop
+//!   goes on.
+//!
+//! # Borrow discipline
+//!
+//! The hub is a `RefCell` reached through [`with_hub`]. A borrow is never held
+//! across a switch, a callback, the error handler, or a drop that can run user
+//! code (greenlet cores, bodies, closures, thrown errors): such values are
+//! moved out of the borrow and dropped after it ends.
+
+mod api;
+mod handle;
+pub(crate) mod io;
+mod local;
+pub(crate) mod reactor;
+mod stacks;
+mod teardown;
+mod timers;
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub use api::{
+    ErrorReport, Stats, default_stack_size, idle, join, join_timeout, reset_error_handler,
+    set_default_stack_size, set_error_handler, set_pool_limit, sleep, sleep_secs, sleep_unref,
+    stats,
+};
+pub(crate) use api::report;
+pub use handle::{HubClosed, HubHandle, handle};
+pub(crate) use handle::reinit_poller;
+pub(crate) use local::with_hub;
+use reactor::{IoTarget, Reactor};
+pub use stacks::max_live_stacks;
+pub use teardown::destroy;
+pub(crate) use teardown::destroy_at_thread_exit;
+pub(crate) use timers::TimerId;
+use timers::Timers;
+
+use crate::greenlet::error::{Elapsed, GreenletError, KillError, LoopExit, PanicError};
+use crate::greenlet::state::Core;
+use crate::greenlet::switch::{self, Resumed, Stack};
+
+/// Slot of the native stack ("main greenlet").
+pub(crate) const MAIN: u32 = 0;
+/// Value of `current` while hub code (callbacks) runs on the loop's stack.
+pub(crate) const LOOP: u32 = u32::MAX;
+
+/// Default greenlet stack size in bytes (virtual; only touched pages are
+/// resident, about 8 KiB for an idle greenlet).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Default number of finished stacks kept for reuse per hub.
+pub const DEFAULT_POOL_LIMIT: usize = 1024;
+
+/// Wakes one blocked wait: a slot plus the token it had when it blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waker {
+    pub(crate) slot: u32,
+    pub(crate) token: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    /// Blocked; woken by a matching [`Waker`] or a throw.
+    Suspended,
+    /// In the ready queue.
+    Scheduled,
+    /// Executing (for `MAIN`: running user code, not the loop).
+    Running,
+}
+
+/// An unwind to raise in a greenlet when it next resumes.
+#[derive(Debug, Clone)]
+pub(crate) enum Throw {
+    Kill(KillError),
+    Timeout { id: u64, elapsed: Elapsed },
+}
+
+/// The panic payload used to deliver a [`Throw`] by unwinding.
+#[derive(Debug)]
+pub(crate) struct Unwind(pub(crate) Throw);
+
+/// The body of a greenlet that has not switched in yet.
+pub(crate) type Body = Box<dyn FnOnce()>;
+
+struct Slot {
+    token: u32,
+    generation: u32,
+    state: SlotState,
+    /// Has been switched to at least once (kill before that never runs it).
+    ran: bool,
+    /// Body to load onto a stack at the first switch.
+    body: Option<Body>,
+    /// Requested stack size (`None`: the hub default).
+    stack_size: Option<usize>,
+    stack: Option<Stack>,
+    core: Option<Rc<dyn Core>>,
+    throw: Option<Throw>,
+    /// What the greenlet is blocked in, for `LoopExit` messages.
+    waiting: &'static str,
+    /// The `start_later` timer, cancelled by a kill before start.
+    start_timer: Option<TimerId>,
+}
+
+impl Slot {
+    const fn free() -> Slot {
+        Slot {
+            token: 0,
+            generation: 0,
+            state: SlotState::Free,
+            ran: false,
+            body: None,
+            stack_size: None,
+            stack: None,
+            core: None,
+            throw: None,
+            waiting: "",
+            start_timer: None,
+        }
+    }
+}
+
+enum TimerAction {
+    Wake(Waker),
+    Throw {
+        slot: u32,
+        generation: u32,
+        throw: Throw,
+    },
+    Call(Box<dyn FnOnce()>),
+}
+
+enum Ready {
+    Switch(Waker),
+    Notify(Rc<dyn Core>),
+    Call(Box<dyn FnOnce()>),
+}
+
+/// Per-hub settings.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    stack_size: usize,
+    pool_limit: usize,
+}
+
+/// The per-thread event loop. Reached only through [`with_hub`].
+pub(crate) struct Hub {
+    initialized: bool,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    /// Started, not yet dead greenlets.
+    live: usize,
+    /// Slot running now: `MAIN`, a greenlet, or `LOOP` for hub callbacks.
+    current: u32,
+    in_loop: bool,
+    ready: VecDeque<Ready>,
+    /// Entries left in the current iteration's batch.
+    batch: usize,
+    /// `Notify`/`Call` entries in `ready`.
+    callbacks: usize,
+    timers: Timers<TimerAction>,
+    next_timeout_id: u64,
+    idlers: Vec<Waker>,
+    reactor: Reactor,
+    shared: Option<std::sync::Arc<handle::Shared>>,
+    stacks: stacks::Stacks,
+    config: Config,
+    error_handler: Option<Rc<api::ErrorHandler>>,
+}
+
+impl Hub {
+    pub(crate) const fn new() -> Hub {
+        Hub {
+            initialized: false,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            live: 0,
+            current: MAIN,
+            in_loop: false,
+            ready: VecDeque::new(),
+            batch: 0,
+            callbacks: 0,
+            timers: Timers::new(),
+            next_timeout_id: 1,
+            idlers: Vec::new(),
+            reactor: Reactor::new(),
+            shared: None,
+            stacks: stacks::Stacks::new(),
+            config: Config {
+                stack_size: DEFAULT_STACK_SIZE,
+                pool_limit: DEFAULT_POOL_LIMIT,
+            },
+            error_handler: None,
+        }
+    }
+
+    fn initialize(&mut self) {
+        self.initialized = true;
+        let mut main = Slot::free();
+        main.state = SlotState::Running;
+        main.ran = true;
+        self.slots.push(main);
+    }
+
+    // ----------------------------------------------------------- waking
+
+    /// Queues the slot behind `w` if it is still blocked in that wait.
+    #[inline]
+    fn wake(&mut self, w: Waker) {
+        let slot = &mut self.slots[w.slot as usize];
+        if slot.state == SlotState::Suspended && slot.token == w.token {
+            slot.token = slot.token.wrapping_add(1);
+            slot.state = SlotState::Scheduled;
+            self.ready.push_back(Ready::Switch(Waker {
+                slot: w.slot,
+                token: slot.token,
+            }));
+        }
+    }
+
+    /// Queues `slot` if it is blocked, whatever it waits on (kills, timeouts).
+    fn wake_any(&mut self, slot: u32) {
+        let token = self.slots[slot as usize].token;
+        self.wake(Waker { slot, token });
+    }
+
+    /// Sets a pending throw (keeping one already pending); returns the throw
+    /// if it was not used.
+    fn set_throw(&mut self, slot: u32, throw: Throw) -> Option<Throw> {
+        let s = &mut self.slots[slot as usize];
+        if s.throw.is_none() {
+            s.throw = Some(throw);
+            None
+        } else {
+            Some(throw)
+        }
+    }
+
+    fn push_call(&mut self, f: Box<dyn FnOnce()>) {
+        self.callbacks += 1;
+        self.ready.push_back(Ready::Call(f));
+    }
+
+    /// Fires every timer due now. Wakes and throws take effect at once
+    /// (queued entries run next iteration); callbacks are queued.
+    fn fire_timers(&mut self, now: Instant, unused: &mut Vec<Throw>) {
+        while let Some(action) = self.timers.pop_expired(now) {
+            match action {
+                TimerAction::Wake(w) => self.wake(w),
+                TimerAction::Throw {
+                    slot,
+                    generation,
+                    throw,
+                } => {
+                    let s = &self.slots[slot as usize];
+                    if s.generation == generation && s.state != SlotState::Free {
+                        unused.extend(self.set_throw(slot, throw));
+                        self.wake_any(slot);
+                    } else {
+                        unused.push(throw);
+                    }
+                }
+                TimerAction::Call(f) => self.push_call(f),
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- slots
+
+    fn alloc_slot(&mut self) -> u32 {
+        match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::free());
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 greenlets")
+            }
+        }
+    }
+
+    /// Frees a slot whose greenlet is over. Returns what must be dropped
+    /// outside the borrow (its core, an unused throw, an unrun body).
+    fn free_slot(&mut self, slot: u32) -> SlotLeftovers {
+        let s = &mut self.slots[slot as usize];
+        s.state = SlotState::Free;
+        s.generation = s.generation.wrapping_add(1);
+        s.token = s.token.wrapping_add(1);
+        s.ran = false;
+        s.waiting = "";
+        s.stack_size = None;
+        let start_timer = s.start_timer.take();
+        let leftovers = SlotLeftovers {
+            core: s.core.take(),
+            throw: s.throw.take(),
+            body: s.body.take(),
+        };
+        debug_assert!(s.stack.is_none());
+        self.free_slots.push(slot);
+        self.live -= 1;
+        self.unit_released();
+        if let Some(t) = start_timer {
+            // A start_later timer only holds a waker: nothing user-owned.
+            drop(self.timers.remove(t));
+        }
+        leftovers
+    }
+
+    fn blocked_report(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, s)| s.state != SlotState::Free)
+            .map(|(i, s)| {
+                let who = match &s.core {
+                    Some(core) => core.describe_as(self.current),
+                    None => format!("<raw greenlet #{i}>"),
+                };
+                let what = match (s.state, s.ran) {
+                    (_, false) => "not started yet",
+                    (SlotState::Scheduled, _) => "ready to run",
+                    _ if s.waiting.is_empty() => "a switch",
+                    _ => s.waiting,
+                };
+                format!("{who} waits in {what}")
+            })
+            .collect()
+    }
+
+    fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
+        self.reactor.wait(timeout, fired);
+        for target in fired.drain(..) {
+            match target {
+                IoTarget::Wake(w) => self.wake(w),
+                IoTarget::Callback(cb) => self.push_call(Box::new(move || cb())),
+            }
+        }
+    }
+
+    /// The end of one iteration: timers, posts, I/O. Decides what the loop
+    /// does next.
+    fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Vec<Throw>) -> Step {
+        let now = Instant::now();
+        self.fire_timers(now, unused);
+        self.take_posts();
+        if !self.ready.is_empty() || !self.idlers.is_empty() {
+            if self.reactor.len() > 0 {
+                self.poll_io(Some(Duration::ZERO), fired);
+            }
+            if self.ready.is_empty() {
+                // The loop is idle: release `idle()` waiters.
+                for w in std::mem::take(&mut self.idlers) {
+                    self.wake(w);
+                }
+            }
+            self.batch = self.ready.len();
+            return Step::Run;
+        }
+        if mode == Mode::UntilQuiet {
+            return Step::Done;
+        }
+        let alive =
+            self.timers.referenced() > 0 || self.reactor.referenced() > 0 || self.handles_alive();
+        if !alive {
+            return Step::Stuck;
+        }
+        // About to wait: a good moment to unmap surplus stacks.
+        self.trim_stacks();
+        let timeout = self
+            .timers
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if self.reactor.has_poller() {
+            self.poll_io(timeout, fired);
+        } else if let Some(timeout) = timeout {
+            // No poller: nothing but timers can wake us (a HubHandle or an
+            // fd would have created one).
+            std::thread::sleep(timeout);
+        }
+        self.fire_timers(Instant::now(), unused);
+        self.take_posts();
+        self.batch = self.ready.len();
+        Step::Run
+    }
+
+    fn next_ready(&mut self) -> Option<Ready> {
+        if self.batch == 0 {
+            return None;
+        }
+        self.batch -= 1;
+        let item = self.ready.pop_front();
+        if matches!(item, Some(Ready::Notify(_) | Ready::Call(_))) {
+            self.callbacks -= 1;
+        }
+        item
+    }
+}
+
+/// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
+struct SlotLeftovers {
+    core: Option<Rc<dyn Core>>,
+    throw: Option<Throw>,
+    body: Option<Body>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Return when the native stack's `Switch` entry comes up.
+    UntilMain,
+    /// Return as soon as nothing is ready (hub teardown).
+    UntilQuiet,
+}
+
+enum Step {
+    Run,
+    Stuck,
+    Done,
+}
+
+// =============================================================== the loop
+
+/// Runs the loop on the native stack. `Ok` when the native stack was woken
+/// (or, in `UntilQuiet`, when nothing is ready), `Err` when nothing can wake
+/// anything any more.
+fn run_loop(mode: Mode) -> Result<(), ()> {
+    with_hub(|h| {
+        debug_assert!(!h.in_loop, "the loop is not re-entrant");
+        h.in_loop = true;
+        h.current = LOOP;
+    });
+    let mut fired = Vec::new();
+    let mut unused = Vec::new();
+    let result = loop {
+        match with_hub(Hub::next_ready) {
+            Some(Ready::Switch(w)) if w.slot == MAIN => {
+                let valid = with_hub(|h| {
+                    let s = &mut h.slots[MAIN as usize];
+                    let valid = s.state == SlotState::Scheduled && s.token == w.token;
+                    if valid {
+                        s.state = SlotState::Running;
+                    }
+                    valid
+                });
+                if valid && mode == Mode::UntilMain {
+                    break Ok(());
+                }
+            }
+            Some(Ready::Switch(w)) => run_greenlet(w),
+            Some(Ready::Notify(core)) => {
+                let owner = Rc::clone(&core);
+                run_callback("link callback", Some(&*owner), move || core.notify_links());
+            }
+            Some(Ready::Call(f)) => run_callback("hub callback", None, f),
+            None => {
+                let step = with_hub(|h| h.boundary(mode, &mut fired, &mut unused));
+                unused.clear(); // dropped outside the borrow
+                match step {
+                    Step::Run => {}
+                    Step::Stuck => break Err(()),
+                    Step::Done => break Ok(()),
+                }
+            }
+        }
+    };
+    with_hub(|h| {
+        h.in_loop = false;
+        h.current = MAIN;
+        h.slots[MAIN as usize].state = SlotState::Running;
+    });
+    result
+}
+
+/// What `run_greenlet` found in the slot.
+enum Entry {
+    Stale,
+    Resume(Stack),
+    /// First switch: load this body onto a stack of this size.
+    First(Body, Option<usize>),
+}
+
+/// Switches into one greenlet and handles how it came back.
+fn run_greenlet(w: Waker) {
+    let entry = with_hub(|h| {
+        let s = &mut h.slots[w.slot as usize];
+        if s.state != SlotState::Scheduled || s.token != w.token {
+            return Entry::Stale;
+        }
+        s.state = SlotState::Running;
+        s.ran = true;
+        h.current = w.slot;
+        match s.stack.take() {
+            Some(stack) => Entry::Resume(stack),
+            None => Entry::First(s.body.take().expect("a new greenlet has a body"), s.stack_size),
+        }
+    });
+    let mut stack = match entry {
+        Entry::Stale => return,
+        Entry::Resume(stack) => stack,
+        Entry::First(body, size) => match with_hub(|h| h.take_stack(size)) {
+            Ok(mut stack) => {
+                stack.install(body);
+                stack
+            }
+            Err(error) => {
+                drop(body);
+                finish(w.slot, None, Some(GreenletError::Spawn(error)));
+                return;
+            }
+        },
+    };
+    #[cfg(debug_assertions)]
+    debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
+    match switch::resume(&mut stack) {
+        Resumed::Suspended => with_hub(|h| {
+            h.current = LOOP;
+            h.slots[w.slot as usize].stack = Some(stack);
+        }),
+        Resumed::Finished => finish(w.slot, Some(stack), None),
+        Resumed::Overflowed => {
+            // Never pooled: its frames were abandoned, not unwound.
+            with_hub(|h| h.stack_unmapped());
+            drop(stack);
+            finish(w.slot, None, Some(GreenletError::StackOverflow));
+        }
+        Resumed::Failed(payload) => {
+            with_hub(|h| h.stack_unmapped());
+            drop(stack);
+            let error = GreenletError::Panicked(PanicError::new(payload));
+            finish(w.slot, None, Some(error));
+        }
+    }
+}
+
+/// A greenlet is over: free its slot, pool its stack, mark it dead.
+fn finish(slot: u32, stack: Option<Stack>, error: Option<GreenletError>) {
+    let leftovers = with_hub(|h| {
+        h.current = LOOP;
+        if let Some(stack) = stack {
+            h.release_stack(stack);
+        }
+        h.free_slot(slot)
+    });
+    let SlotLeftovers { core, throw, body } = leftovers;
+    drop((throw, body));
+    match core {
+        Some(core) => {
+            if let Some(error) = error {
+                core.set_error(error);
+            }
+            core.on_death();
+        }
+        None => {
+            if let Some(error) = error {
+                report(&ErrorReport {
+                    context: "greenlet",
+                    greenlet: format!("<raw greenlet #{slot}>"),
+                    error: &error,
+                });
+            }
+        }
+    }
+}
+
+/// Runs a hub callback with `current == LOOP`, catching and reporting panics.
+fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        let error = GreenletError::Panicked(PanicError::new(payload));
+        report(&ErrorReport {
+            context,
+            greenlet: owner.map(Core::describe).unwrap_or_default(),
+            error: &error,
+        });
+    }
+}
+
+// =============================================================== blocking
+
+/// The waker for a wait the current greenlet (or the native stack) is about
+/// to make.
+///
+/// # Panics
+///
+/// If called from a hub callback (links, timer callbacks, posts, signal
+/// dispatch): blocking there would stall every greenlet.
+#[track_caller]
+pub(crate) fn current_waker(operation: &'static str) -> Waker {
+    let w = with_hub(|h| {
+        (h.current != LOOP).then(|| Waker {
+            slot: h.current,
+            token: h.slots[h.current as usize].token,
+        })
+    });
+    match w {
+        Some(w) => w,
+        None => panic!(
+            "{operation}: cannot block inside a hub callback (link, timer or signal callback, \
+             or HubHandle::post); spawn a greenlet to do blocking work"
+        ),
+    }
+}
+
+/// Takes the current slot's pending throw, unless the thread is already
+/// unwinding (raising then would abort the process; the throw stays pending
+/// for the next switch after the unwinding ends).
+fn take_throw(slot: u32) -> Option<Throw> {
+    if std::thread::panicking() {
+        return None;
+    }
+    with_hub(|h| {
+        let s = &mut h.slots[slot as usize];
+        s.waiting = "";
+        s.throw.take()
+    })
+}
+
+/// Blocks the caller until `w` is woken. `what` names the wait in
+/// [`LoopExit`] messages.
+///
+/// A pending throw (kill, timeout) is raised by unwinding when the caller
+/// resumes. On the native stack, returns `Err(LoopExit)` if nothing can ever
+/// wake it (the caller's guards then unlink whatever it registered).
+pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
+    let panicking = std::thread::panicking();
+    with_hub(|h| {
+        let s = &mut h.slots[w.slot as usize];
+        debug_assert_eq!(s.token, w.token, "park with a stale waker");
+        s.state = SlotState::Suspended;
+        s.waiting = what;
+        if s.throw.is_some() && !panicking {
+            // Killed while running (kill_nowait on itself): come back after
+            // one trip through the loop and unwind.
+            h.wake(w);
+        }
+    });
+    if w.slot == MAIN {
+        if run_loop(Mode::UntilMain).is_err() {
+            let blocked = with_hub(|h| {
+                let s = &mut h.slots[MAIN as usize];
+                s.waiting = "";
+                // Invalidate wakers registered for this wait.
+                s.token = s.token.wrapping_add(1);
+                h.blocked_report()
+            });
+            return Err(LoopExit {
+                operation: what,
+                blocked,
+            });
+        }
+    } else {
+        switch::suspend();
+    }
+    if let Some(throw) = take_throw(w.slot) {
+        resume_unwind(Box::new(Unwind(throw)));
+    }
+    Ok(())
+}
+
+/// Like [`park`], but turns `LoopExit` into a panic naming the operation.
+#[track_caller]
+pub(crate) fn park_or_panic(w: Waker, what: &'static str) {
+    if let Err(e) = park(w, what) {
+        panic!("{e}");
+    }
+}
+
+/// Queues the current greenlet at the back of the ready queue and switches:
+/// `sleep(Duration::ZERO)`.
+#[track_caller]
+pub(crate) fn yield_now(what: &'static str) {
+    let w = current_waker(what);
+    with_hub(|h| {
+        h.slots[w.slot as usize].state = SlotState::Suspended;
+        h.wake(w);
+    });
+    if w.slot == MAIN {
+        // Cannot be stuck: our own entry is queued.
+        let _ = run_loop(Mode::UntilMain);
+    } else {
+        switch::suspend();
+    }
+    if let Some(throw) = take_throw(w.slot) {
+        resume_unwind(Box::new(Unwind(throw)));
+    }
+}
+
+/// Cancels a timer when dropped (also on unwinding).
+pub(crate) struct TimerGuard(Option<TimerId>);
+
+impl TimerGuard {
+    /// Arms a timer for `w` at `deadline` (`None` = never).
+    pub(crate) fn wake_at(deadline: Option<Instant>, referenced: bool, w: Waker) -> TimerGuard {
+        TimerGuard(deadline.map(|d| with_hub(|h| h.timers.insert(d, referenced, TimerAction::Wake(w)))))
+    }
+
+    /// `true` if the timer fired (it was armed and is no longer pending).
+    pub(crate) fn fired(&self) -> bool {
+        self.0.is_some_and(|id| !with_hub(|h| h.timers.contains(id)))
+    }
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            let action = with_hub(|h| h.timers.remove(id));
+            drop(action);
+        }
+    }
+}
+
+/// `now + d`, or `None` (no deadline) when it overflows.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+// =============================================================== greenlets
+
+/// Reserves a stack unit and a slot for a greenlet and schedules it: at
+/// once, or when `later` passes (`start_later`). `core` is `None` for raw
+/// greenlets.
+pub(crate) fn start(
+    core: Option<Rc<dyn Core>>,
+    body: Body,
+    stack_size: Option<usize>,
+    later: Option<Duration>,
+) -> Result<u32, (crate::SpawnError, Body)> {
+    with_hub(|h| {
+        if let Err(e) = h.reserve_unit(stack_size) {
+            return Err((e, body));
+        }
+        let slot = h.alloc_slot();
+        h.live += 1;
+        let s = &mut h.slots[slot as usize];
+        s.body = Some(body);
+        s.stack_size = stack_size;
+        s.core = core;
+        s.ran = false;
+        let w = Waker {
+            slot,
+            token: s.token,
+        };
+        match later.filter(|d| !d.is_zero()) {
+            None => {
+                s.state = SlotState::Scheduled;
+                h.ready.push_back(Ready::Switch(w));
+            }
+            Some(d) => {
+                s.state = SlotState::Suspended;
+                s.waiting = "start_later";
+                // No deadline (overflow) means "never": it can still be
+                // killed, which frees it.
+                if let Some(deadline) = deadline_after(d) {
+                    let id = h.timers.insert(deadline, true, TimerAction::Wake(w));
+                    h.slots[slot as usize].start_timer = Some(id);
+                }
+            }
+        }
+        Ok(slot)
+    })
+}
+
+/// Outcome of [`kill_slot`].
+pub(crate) enum KillStart {
+    /// Never switched to: its start was cancelled; it is dead now.
+    Cancelled,
+    /// The throw is pending; it dies when it next runs.
+    Thrown,
+    /// It is the caller itself; the throw is pending.
+    IsCurrent,
+}
+
+/// Kills a started greenlet: cancels it if it never ran, else sets the throw
+/// and wakes it.
+pub(crate) fn kill_slot(slot: u32, error: KillError) -> KillStart {
+    let (result, leftovers, unused) = with_hub(|h| {
+        if !h.slots[slot as usize].ran {
+            (KillStart::Cancelled, Some(h.free_slot(slot)), None)
+        } else if h.current == slot {
+            let unused = h.set_throw(slot, Throw::Kill(error));
+            (KillStart::IsCurrent, None, unused)
+        } else {
+            let unused = h.set_throw(slot, Throw::Kill(error));
+            h.wake_any(slot);
+            (KillStart::Thrown, None, unused)
+        }
+    });
+    // The unrun body (and the user closure it holds) is dropped here,
+    // outside the hub borrow, without running.
+    drop((leftovers, unused));
+    result
+}
+
+/// Raises a pending throw in the current greenlet now, if there is one.
+pub(crate) fn raise_pending_throw() {
+    let cur = with_hub(|h| h.current);
+    if cur == LOOP {
+        return;
+    }
+    if let Some(throw) = take_throw(cur) {
+        resume_unwind(Box::new(Unwind(throw)));
+    }
+}
+
+/// The slot running now (`MAIN`, a greenlet, or `LOOP`).
+pub(crate) fn current_slot() -> u32 {
+    with_hub(|h| h.current)
+}
+
+/// The core of the greenlet running now, if it has one.
+pub(crate) fn current_core() -> Option<Rc<dyn Core>> {
+    with_hub(|h| {
+        let cur = h.current;
+        if cur == LOOP {
+            None
+        } else {
+            h.slots[cur as usize].core.clone()
+        }
+    })
+}
+
+/// Queues `core.notify_links()` for the next loop turn.
+pub(crate) fn schedule_notify(core: Rc<dyn Core>) {
+    with_hub(|h| {
+        h.callbacks += 1;
+        h.ready.push_back(Ready::Notify(core));
+    });
+}
+
+/// Queues a callback to run on the hub (gevent's `loop.run_callback`).
+pub(crate) fn schedule_call(f: Box<dyn FnOnce()>) {
+    with_hub(|h| h.push_call(f));
+}
+
+/// Wakes a waiter (no-op when stale).
+pub(crate) fn wake(w: Waker) {
+    with_hub(|h| h.wake(w));
+}
+
+/// Arms a timeout throw at `deadline` aimed at `slot`.
+pub(crate) fn arm_throw(deadline: Instant, referenced: bool, slot: u32, throw: Throw) -> TimerId {
+    with_hub(|h| {
+        let generation = h.slots[slot as usize].generation;
+        h.timers.insert(
+            deadline,
+            referenced,
+            TimerAction::Throw {
+                slot,
+                generation,
+                throw,
+            },
+        )
+    })
+}
+
+/// Arms a hub callback at `deadline`.
+pub(crate) fn arm_call(deadline: Instant, referenced: bool, f: Box<dyn FnOnce()>) -> TimerId {
+    with_hub(|h| h.timers.insert(deadline, referenced, TimerAction::Call(f)))
+}
+
+/// Cancels a timer; `true` if it was still pending.
+pub(crate) fn cancel_timer(id: TimerId) -> bool {
+    let action = with_hub(|h| h.timers.remove(id));
+    action.is_some()
+}
+
+/// `true` while the timer is pending.
+pub(crate) fn timer_pending(id: TimerId) -> bool {
+    with_hub(|h| h.timers.contains(id))
+}
+
+/// Removes a fired-but-undelivered expiry of timeout `id` from `slot`.
+pub(crate) fn withdraw_timeout_throw(slot: u32, id: u64) {
+    let withdrawn = with_hub(|h| {
+        let s = h.slots.get_mut(slot as usize)?;
+        match &s.throw {
+            Some(Throw::Timeout { id: pending, .. }) if *pending == id => s.throw.take(),
+            _ => None,
+        }
+    });
+    drop(withdrawn);
+}
+
+/// A fresh id for a [`Timeout`](crate::Timeout).
+pub(crate) fn next_timeout_id() -> u64 {
+    with_hub(|h| {
+        let id = h.next_timeout_id;
+        h.next_timeout_id += 1;
+        id
+    })
+}

@@ -1,0 +1,125 @@
+//! Hub teardown: kill what is left, let it unwind, free the memory.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use super::{Hub, KillStart, MAIN, Mode, Slot, SlotState, kill_slot, run_loop, with_hub};
+use crate::greenlet::error::KillError;
+use crate::greenlet::state::Core;
+
+
+/// Kills every greenlet still alive on this thread's hub, runs them until
+/// their destructors finished, and frees the hub's memory. The hub can be
+/// used again afterwards (it starts fresh).
+///
+/// Greenlets get up to three kills; one that still refuses to die (it
+/// swallows the unwind in its own `catch_unwind`) is leaked: its stack stays
+/// mapped and is counted in [`Stats::leaked_stacks`]. Called automatically
+/// when the thread exits.
+///
+/// # Switches
+///
+/// Runs the hub on the calling stack while greenlets unwind.
+///
+/// # Panics
+///
+/// When called from a greenlet or a hub callback.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet_core::{hub, spawn, sleep};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep(Duration::from_secs(60)));
+/// sleep(Duration::ZERO);
+/// hub::destroy();
+/// assert!(g.is_ready());
+/// assert_eq!(hub::stats().greenlets, 0);
+/// ```
+#[track_caller]
+pub fn destroy() {
+    let (cur, in_loop) = with_hub(|h| (h.current, h.in_loop));
+    assert!(
+        cur == MAIN && !in_loop,
+        "hub::destroy: only the native stack, outside hub callbacks, can destroy the hub"
+    );
+    destroy_inner();
+}
+
+pub(crate) fn destroy_at_thread_exit() {
+    let usable = with_hub(|h| h.current == MAIN && !h.in_loop);
+    if usable {
+        destroy_inner();
+    }
+}
+
+fn destroy_inner() {
+    for _round in 0..3 {
+        let live: Vec<(u32, Option<Rc<dyn Core>>)> = with_hub(|h| {
+            h.slots
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, s)| s.state != SlotState::Free)
+                .map(|(i, s)| (i as u32, s.core.clone()))
+                .collect()
+        });
+        if live.is_empty() {
+            break;
+        }
+        for (slot, core) in live {
+            match core {
+                Some(core) => core.kill_nowait(KillError::GreenletExit),
+                None => {
+                    // A raw greenlet: cancelled if it never ran, else thrown into.
+                    let _: KillStart = kill_slot(slot, KillError::GreenletExit);
+                }
+            }
+        }
+        // Let them unwind (and run any links), without waiting on timers.
+        let _ = run_loop(Mode::UntilQuiet);
+    }
+    // Whatever is still alive refused to die: leak its stack deliberately.
+    let leftovers = with_hub(|h| {
+        let mut leftovers = Vec::new();
+        for i in 1..h.slots.len() {
+            if h.slots[i].state == SlotState::Free {
+                continue;
+            }
+            if let Some(stack) = h.slots[i].stack.take() {
+                stack.leak();
+                h.stacks.leaked += 1;
+                h.stacks.allocated -= 1;
+            }
+            leftovers.push(h.free_slot(i as u32));
+        }
+        leftovers
+    });
+    drop(leftovers);
+    // Run what is left (links of the dead), then tear the state down.
+    let _ = run_loop(Mode::UntilQuiet);
+    let old = with_hub(|h| {
+        let leaked = h.stacks.leaked;
+        let config = h.config;
+        if let Some(shared) = &h.shared {
+            shared.closed.store(true, Ordering::Release);
+        }
+        let poller = h.reactor.clear();
+        h.return_all_units();
+        let old = std::mem::replace(h, Hub::new());
+        h.config = config;
+        h.stacks.leaked = leaked;
+        // Keeps `initialized` set, so late TLS destructors at thread exit do
+        // not register a second teardown.
+        h.initialized = true;
+        let mut main = Slot::free();
+        main.state = SlotState::Running;
+        main.ran = true;
+        h.slots.push(main);
+        (old, poller)
+    });
+    // Timers, queued callbacks, the error handler and pooled stacks of the
+    // old state are dropped here, outside the borrow.
+    drop(old);
+}

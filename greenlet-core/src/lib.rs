@@ -1,0 +1,68 @@
+//! The runtime behind the [`greenlet`](https://docs.rs/greenlet) crate:
+//! gevent's green threads for Rust.
+//!
+//! Most users depend on `greenlet` (this crate plus the attribute macros) and
+//! never name `greenlet_core` directly.
+//!
+//! # Tour
+//!
+//! * [`hub`]: the per-thread event loop (timers, I/O, callbacks), its
+//!   counters ([`hub::stats`]), error handler and [`hub::HubHandle`].
+//! * [`Greenlet`]: a green thread with a typed result; [`spawn`],
+//!   [`spawn_later`], [`spawn_raw`], [`Builder`], [`Run`] for structs.
+//! * [`sleep`], [`idle`], [`getcurrent`], [`kill`].
+//! * Waiting: the [`Waitable`] protocol; [`wait`], [`iwait`], [`joinall`],
+//!   [`killall`].
+//! * Timeouts: [`Timeout`], [`with_timeout`], [`with_timeout_value`].
+//! * Errors: [`GreenletError`], [`KillError`], [`Elapsed`], [`LoopExit`],
+//!   [`SpawnError`].
+//!
+//! # Model
+//!
+//! Each OS thread has its own hub, created on first use. Greenlets never
+//! leave the thread that spawned them (their handles are `!Send`). They are
+//! cooperative: one runs at a time, until it blocks in something of this
+//! crate (`sleep`, `join`, `get`, `wait`, a timeout, a socket). A call that
+//! blocks the OS thread (`std::thread::sleep`, blocking std I/O) stalls every
+//! greenlet of that thread.
+//!
+//! The crate requires `panic = "unwind"`: kills and timeouts are delivered by
+//! unwinding.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![deny(unsafe_code)]
+
+#[cfg(panic = "abort")]
+compile_error!(
+    "greenlet needs `panic = \"unwind\"`: kills and timeouts are delivered by unwinding the greenlet's stack"
+);
+
+#[allow(unsafe_code)]
+mod greenlet;
+#[allow(unsafe_code)]
+pub mod hub;
+mod timeout;
+mod wait;
+mod waiter;
+
+pub use greenlet::error::{
+    Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
+    duration_from_secs_f64,
+};
+pub use greenlet::{
+    AnyGreenlet, Builder, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
+    spawn_raw,
+};
+pub use hub::{idle, sleep, sleep_secs, sleep_unref};
+
+/// Waiting on file descriptors from greenlets.
+pub mod io {
+    pub use crate::hub::io::{wait_read, wait_readwrite, wait_write};
+}
+pub use timeout::{Timeout, with_timeout, with_timeout_value};
+pub use wait::{IWait, iwait, joinall, killall, wait};
+pub use waiter::Waitable;
