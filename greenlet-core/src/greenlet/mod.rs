@@ -31,7 +31,7 @@ pub use state::LinkId;
 
 use crate::hub::{self, TimerGuard};
 use error::{Elapsed, GreenletError, KillError, LoopExit, SpawnError};
-use state::{Core, Header, Inner, Life, Link, Outcome};
+use state::{Core, Life, Link, Options, Outcome, Shared, new_cell};
 
 /// A green thread producing a `T`: gevent's `Greenlet`.
 ///
@@ -58,7 +58,7 @@ use state::{Core, Header, Inner, Life, Link, Outcome};
 /// assert!(g.is_ready() && g.is_successful());
 /// ```
 pub struct Greenlet<T: 'static, D: 'static = ()> {
-    pub(crate) inner: Rc<Inner<T, D>>,
+    pub(crate) inner: Rc<Shared<T, D>>,
 }
 
 impl<T, D> Clone for Greenlet<T, D> {
@@ -108,8 +108,12 @@ impl Builder {
         self
     }
 
-    fn header(&self, class: &'static str) -> Header {
-        Header::new(self.name.clone(), class, self.stack_size)
+    fn options(&self, class: &'static str) -> Options {
+        Options {
+            name: self.name.clone(),
+            class,
+            stack_size: self.stack_size,
+        }
     }
 
     /// Creates a greenlet without starting it (gevent's `Greenlet(f)`).
@@ -128,9 +132,8 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let body: Box<dyn FnOnce(&()) -> T> = Box::new(move |_: &()| f());
         Greenlet {
-            inner: Rc::new(Inner::new(self.header("Greenlet"), Some(body), ())),
+            inner: new_cell(self.options("Greenlet"), (), move |_: &()| f()),
         }
     }
 
@@ -234,14 +237,14 @@ impl Builder {
     /// assert_eq!(g.get().unwrap(), 1);
     /// ```
     pub fn build_run<R: Run>(self, run: R) -> Greenlet<R::Output, R> {
-        let body: Box<dyn FnOnce(&R) -> R::Output> = Box::new(R::run);
         Greenlet {
-            inner: Rc::new(Inner::new(self.header(R::class_name()), Some(body), run)),
+            inner: new_cell(self.options(R::class_name()), run, R::run),
         }
     }
 
-    /// The spawn path: the cell, the body (boxed until its first switch,
-    /// when it is loaded onto a stack), then a hub slot and a stack unit.
+    /// The spawn path: one allocation for the cell (body included; it is
+    /// loaded onto a stack at the first switch), then a hub slot and a stack
+    /// unit.
     fn spawn_inner<T, D, F>(
         self,
         body: F,
@@ -254,24 +257,12 @@ impl Builder {
         D: 'static,
         F: FnOnce(&D) -> T + 'static,
     {
-        let inner = Rc::new(Inner::new(self.header(class), None, data));
-        let root: hub::Body = Box::new(Rc::clone(&inner).root(body));
-        match hub::start(
-            Some(Rc::clone(&inner) as Rc<dyn Core>),
-            root,
-            self.stack_size,
-            later,
-        ) {
-            Ok(slot) => {
-                inner.header.life.set(Life::Started { slot });
-                inner.header.was_started.set(true);
-                Ok(Greenlet { inner })
-            }
-            Err((error, root)) => {
-                drop(root);
-                Err(error)
-            }
-        }
+        let inner = new_cell(self.options(class), data, body);
+        let slot = hub::start(Some(inner.header.core()), None, self.stack_size, later)
+            .map_err(|(error, _)| error)?;
+        inner.header.life.set(Life::Started { slot });
+        inner.header.was_started.set(true);
+        Ok(Greenlet { inner })
     }
 }
 
@@ -369,7 +360,7 @@ where
             });
         }
     });
-    if let Err((e, body)) = hub::start(None, body, None, None) {
+    if let Err((e, body)) = hub::start(None, Some(body), None, None) {
         drop(body);
         panic!("greenlet::spawn_raw: {e}");
     }
@@ -513,21 +504,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         if self.inner.header.life.get() != Life::New {
             return;
         }
-        let Some(body) = self.inner.pending.take() else {
-            return;
-        };
-        let root: hub::Body = Box::new(Rc::clone(&self.inner).root(body));
         let slot = match hub::start(
-            Some(Rc::clone(&self.inner) as Rc<dyn Core>),
-            root,
+            Some(self.inner.header.core()),
+            None,
             self.inner.header.stack_size,
             later,
         ) {
             Ok(slot) => slot,
-            Err((e, root)) => {
-                drop(root);
-                panic!("{api}: {e}");
-            }
+            Err((e, _)) => panic!("{api}: {e}"),
         };
         self.inner.header.life.set(Life::Started { slot });
         self.inner.header.was_started.set(true);
@@ -913,7 +897,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// assert!(g.is_ready()); // it never ran, so it is dead at once
     /// ```
     pub fn kill_nowait(&self) {
-        Rc::clone(&self.inner).kill_nowait(KillError::GreenletExit);
+        self.inner.kill_nowait(KillError::GreenletExit);
     }
 
     /// Like [`kill_nowait`](Greenlet::kill_nowait) with any [`KillError`].
@@ -926,7 +910,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// g.kill_nowait_with(KillError::GreenletExit);
     /// ```
     pub fn kill_nowait_with(&self, error: KillError) {
-        Rc::clone(&self.inner).kill_nowait(error);
+        self.inner.kill_nowait(error);
     }
 
     /// Kills with `GreenletExit` and waits at most `timeout` for it to die
@@ -962,7 +946,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     #[track_caller]
     fn kill_inner(&self, error: KillError, block: bool, timeout: Option<Duration>) -> Result<(), Elapsed> {
         let was_current = self.is_current();
-        Rc::clone(&self.inner).kill_nowait(error);
+        self.inner.kill_nowait(error);
         if self.is_ready() || !block {
             return Ok(());
         }
@@ -1074,12 +1058,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// assert_eq!(seen, g.to_ref());
     /// ```
     pub fn to_ref(&self) -> GreenletRef {
-        GreenletRef(RefKind::Greenlet(Rc::clone(&self.inner) as Rc<dyn Core>))
+        GreenletRef(RefKind::Greenlet(self.inner.header.core()))
     }
 }
 
 struct UnlinkOnDrop<'a, T: 'static, D: 'static> {
-    inner: &'a Rc<Inner<T, D>>,
+    inner: &'a Shared<T, D>,
     id: LinkId,
 }
 
@@ -1177,7 +1161,7 @@ impl GreenletRef {
     #[track_caller]
     pub fn kill_nowait(&self) {
         match &self.0 {
-            RefKind::Greenlet(core) => Rc::clone(core).kill_nowait(KillError::GreenletExit),
+            RefKind::Greenlet(core) => core.kill_nowait(KillError::GreenletExit),
             _ => panic!("greenlet::kill: {self} cannot be killed"),
         }
     }

@@ -1,8 +1,11 @@
 //! The shared greenlet cell: life state, outcome, links.
 //!
-//! One `Rc<Inner<T, D>>` per greenlet, shared by every [`Greenlet`] handle,
-//! by the body closure while it runs, and by the hub slot (as `Rc<dyn Core>`,
-//! the type-erased view the hub uses to finish, kill and notify it).
+//! One `Rc` allocation per greenlet holds everything: header, outcome, links,
+//! the `Run` data, and the body closure itself until the first switch (an
+//! unsized tail field, so spawning allocates once). Handles see it as
+//! [`Shared<T, D>`] (`Inner<T, D, dyn Body<T, D>>`), the hub as
+//! `Rc<dyn Core>`; the header keeps a `Weak<dyn Core>` to itself so a handle
+//! can hand the hub that view.
 //!
 //! Life: `New` (created, holds no stack) → `Started { slot }` (has a hub slot
 //! and a stack; scheduled, running or suspended) → `Dead`. The outcome is
@@ -12,13 +15,13 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use smallvec::SmallVec;
 
 use super::Greenlet;
 use super::error::{GreenletError, KillError, PanicError};
-use super::switch;
+use super::switch::{self, Stack};
 use crate::hub::{self, ErrorReport, Throw, Unwind, Waker};
 
 /// Where a greenlet is in its life.
@@ -75,64 +78,192 @@ pub(crate) struct Header {
     /// A `Notify` is queued and has not started running yet.
     pub(crate) notify_queued: Cell<bool>,
     next_link: Cell<u32>,
+    /// The hub's view of this very cell.
+    core: Weak<dyn Core>,
 }
 
 impl Header {
-    pub(crate) fn new(name: Option<Box<str>>, class: &'static str, stack_size: Option<usize>) -> Header {
-        Header {
-            name,
-            class,
-            stack_size,
-            life: Cell::new(Life::New),
-            was_started: Cell::new(false),
-            notify_queued: Cell::new(false),
-            next_link: Cell::new(0),
-        }
+    /// The hub's view of this greenlet (alive as long as any handle is).
+    pub(crate) fn core(&self) -> Rc<dyn Core> {
+        self.core
+            .upgrade()
+            .expect("the greenlet cell is alive while it is borrowed")
     }
+}
+
+/// Options fixed when a greenlet is created.
+pub(crate) struct Options {
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) class: &'static str,
+    pub(crate) stack_size: Option<usize>,
 }
 
 /// The hub's type-erased view of a greenlet.
 pub(crate) trait Core {
     fn header(&self) -> &Header;
-    /// `<Greenlet "name" at 0x…: state>`.
-    fn describe(&self) -> String {
-        self.describe_as(hub::current_slot())
-    }
-    /// [`describe`](Core::describe) with the running slot given (usable
-    /// while the hub is borrowed).
+    /// `<Greenlet "name" at 0x…: state>`, as seen from slot `current`
+    /// (usable while the hub is borrowed).
     fn describe_as(&self, current: u32) -> String;
-    /// Records an outcome decided outside the body (overflow, kill before start).
+    /// Records an outcome decided outside the body (overflow, no stack).
     fn set_error(&self, error: GreenletError);
     /// Marks the greenlet dead: queues its links, reports its error.
-    fn on_death(self: Rc<Self>);
+    fn on_death(&self);
     /// Fires the links (runs on the hub, `current == LOOP`).
     fn notify_links(self: Rc<Self>);
     /// `kill(block=False)`.
-    fn kill_nowait(self: Rc<Self>, error: KillError);
+    fn kill_nowait(&self, error: KillError);
+    /// Loads the body onto `stack` for the first switch.
+    fn install(self: Rc<Self>, stack: &mut Stack) -> bool;
 }
 
-/// The shared cell behind a [`Greenlet`] handle.
-pub(crate) struct Inner<T: 'static, D: 'static> {
-    pub(crate) header: Header,
-    pub(crate) outcome: RefCell<Outcome<T>>,
-    pub(crate) links: RefCell<SmallVec<[(u32, Link<T, D>); 2]>>,
-    /// The body of a greenlet created with `new`/`from_run`, until started.
-    pub(crate) pending: Cell<Option<Box<dyn FnOnce(&D) -> T>>>,
-    /// The `Run` struct (or `()`), readable from outside through `Deref`.
-    pub(crate) data: D,
+impl dyn Core {
+    /// [`Core::describe_as`] from the running slot.
+    pub(crate) fn describe(&self) -> String {
+        self.describe_as(hub::current_slot())
+    }
 }
 
-impl<T: 'static, D: 'static> Inner<T, D> {
-    pub(crate) fn new(header: Header, pending: Option<Box<dyn FnOnce(&D) -> T>>, data: D) -> Self {
-        Inner {
-            header,
-            outcome: RefCell::new(Outcome::Pending),
-            links: RefCell::new(SmallVec::new()),
-            pending: Cell::new(pending),
-            data,
+impl<T, D, F> Core for Inner<T, D, Cell<Option<F>>>
+where
+    T: 'static,
+    D: 'static,
+    F: FnOnce(&D) -> T + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn describe_as(&self, current: u32) -> String {
+        (self as &Shared<T, D>).describe_as(current)
+    }
+
+    fn set_error(&self, error: GreenletError) {
+        *self.outcome.borrow_mut() = Outcome::Error(error);
+    }
+
+    fn on_death(&self) {
+        (self as &Shared<T, D>).on_death();
+    }
+
+    fn notify_links(self: Rc<Self>) {
+        (self as Rc<Shared<T, D>>).notify_links();
+    }
+
+    fn kill_nowait(&self, error: KillError) {
+        (self as &Shared<T, D>).kill_nowait(error);
+    }
+
+    fn install(self: Rc<Self>, stack: &mut Stack) -> bool {
+        let shared: Rc<Shared<T, D>> = Rc::clone(&self) as Rc<Shared<T, D>>;
+        self.body.install(shared, stack)
+    }
+}
+
+/// The body of a greenlet that has not run yet, type-erased: the tail of
+/// its cell.
+pub(crate) trait Body<T: 'static, D: 'static> {
+    /// Loads the body onto `stack` under the greenlet root; `false` if it
+    /// was already taken.
+    fn install(&self, shared: Rc<Shared<T, D>>, stack: &mut Stack) -> bool;
+    /// Drops the body without running it (kill before start).
+    fn discard(&self);
+}
+
+impl<T: 'static, D: 'static, F: FnOnce(&D) -> T + 'static> Body<T, D> for Cell<Option<F>> {
+    fn install(&self, shared: Rc<Shared<T, D>>, stack: &mut Stack) -> bool {
+        match self.take() {
+            Some(f) => {
+                stack.install(root(shared, f));
+                true
+            }
+            None => false,
         }
     }
 
+    fn discard(&self) {
+        drop(self.take());
+    }
+}
+
+/// The shared cell behind a [`Greenlet`] handle; `B` is the body slot.
+pub(crate) struct Inner<T: 'static, D: 'static, B: ?Sized + 'static> {
+    pub(crate) header: Header,
+    pub(crate) outcome: RefCell<Outcome<T>>,
+    pub(crate) links: RefCell<SmallVec<[(u32, Link<T, D>); 1]>>,
+    /// The `Run` struct (or `()`), readable from outside through `Deref`.
+    pub(crate) data: D,
+    /// The body until its first switch (unsized tail).
+    pub(crate) body: B,
+}
+
+/// What handles hold: the cell with its body type erased.
+pub(crate) type Shared<T, D> = Inner<T, D, dyn Body<T, D>>;
+
+/// Allocates a greenlet cell (one allocation, body included).
+pub(crate) fn new_cell<T, D, F>(options: Options, data: D, body: F) -> Rc<Shared<T, D>>
+where
+    T: 'static,
+    D: 'static,
+    F: FnOnce(&D) -> T + 'static,
+{
+    let cell: Rc<Inner<T, D, Cell<Option<F>>>> = Rc::new_cyclic(|weak: &Weak<Inner<T, D, Cell<Option<F>>>>| {
+        let core: Weak<dyn Core> = weak.clone();
+        Inner {
+            header: Header {
+                name: options.name,
+                class: options.class,
+                stack_size: options.stack_size,
+                life: Cell::new(Life::New),
+                was_started: Cell::new(false),
+                notify_queued: Cell::new(false),
+                next_link: Cell::new(0),
+                core,
+            },
+            outcome: RefCell::new(Outcome::Pending),
+            links: RefCell::new(SmallVec::new()),
+            data,
+            body: Cell::new(Some(body)),
+        }
+    });
+    cell
+}
+
+/// The closure installed on the stack: runs `body`, catches whatever
+/// unwinds out of it, stores the outcome.
+fn root<T: 'static, D: 'static>(
+    this: Rc<Shared<T, D>>,
+    body: impl FnOnce(&D) -> T + 'static,
+) -> impl FnOnce() + 'static {
+    move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&this.data)));
+        match result {
+            Ok(value) => this.set_value(value),
+            Err(payload) => {
+                if switch::is_generator_payload(payload.as_ref()) {
+                    // The stack is being dropped: let `generator` finish
+                    // its own unwinding.
+                    drop(this);
+                    switch::reraise(payload);
+                }
+                let error = classify(payload);
+                *this.outcome.borrow_mut() = Outcome::Error(error);
+            }
+        }
+    }
+}
+
+/// Converts a caught unwind into the outcome.
+fn classify(payload: Box<dyn Any + Send>) -> GreenletError {
+    match payload.downcast::<Unwind>() {
+        Ok(unwind) => match unwind.0 {
+            Throw::Kill(k) => GreenletError::Killed(k),
+            Throw::Timeout { elapsed, .. } => GreenletError::Timeout(elapsed),
+        },
+        Err(payload) => GreenletError::Panicked(PanicError::new(payload)),
+    }
+}
+
+impl<T: 'static, D: 'static> Shared<T, D> {
     pub(crate) fn is_dead(&self) -> bool {
         self.header.life.get() == Life::Dead
     }
@@ -142,13 +273,13 @@ impl<T: 'static, D: 'static> Inner<T, D> {
     }
 
     /// Adds a link; if already dead, makes sure a notification is queued.
-    pub(crate) fn add_link(self: &Rc<Self>, link: Link<T, D>) -> LinkId {
+    pub(crate) fn add_link(&self, link: Link<T, D>) -> LinkId {
         let id = self.header.next_link.get();
         self.header.next_link.set(id.wrapping_add(1));
         self.links.borrow_mut().push((id, link));
         if self.is_dead() && !self.header.notify_queued.get() {
             self.header.notify_queued.set(true);
-            hub::schedule_notify(Rc::clone(self) as Rc<dyn Core>);
+            hub::schedule_notify(self.header.core());
         }
         LinkId(id)
     }
@@ -164,39 +295,6 @@ impl<T: 'static, D: 'static> Inner<T, D> {
         };
         // The removed callback (user code) is dropped outside the borrow.
         removed.is_some()
-    }
-
-    /// Converts a caught unwind into the outcome.
-    fn classify(payload: Box<dyn Any + Send>) -> GreenletError {
-        match payload.downcast::<Unwind>() {
-            Ok(unwind) => match unwind.0 {
-                Throw::Kill(k) => GreenletError::Killed(k),
-                Throw::Timeout { elapsed, .. } => GreenletError::Timeout(elapsed),
-            },
-            Err(payload) => GreenletError::Panicked(PanicError::new(payload)),
-        }
-    }
-
-    /// The closure installed on the stack: runs `body`, catches whatever
-    /// unwinds out of it, stores the outcome.
-    pub(crate) fn root(self: Rc<Self>, body: impl FnOnce(&D) -> T + 'static) -> impl FnOnce() + 'static {
-        move || {
-            let this = self;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&this.data)));
-            match result {
-                Ok(value) => this.set_value(value),
-                Err(payload) => {
-                    if switch::is_generator_payload(payload.as_ref()) {
-                        // The stack is being dropped: let `generator` finish
-                        // its own unwinding.
-                        drop(this);
-                        switch::reraise(payload);
-                    }
-                    let error = Self::classify(payload);
-                    *this.outcome.borrow_mut() = Outcome::Error(error);
-                }
-            }
-        }
     }
 
     fn state_label(&self, current: u32) -> String {
@@ -238,37 +336,18 @@ impl<T: 'static, D: 'static> Inner<T, D> {
     }
 
     /// Dies without ever running: kill before start.
-    pub(crate) fn die_unstarted(self: &Rc<Self>, error: KillError) {
-        drop(self.pending.take());
-        self.set_error(GreenletError::Killed(error));
-        Rc::clone(self).on_death();
-    }
-}
-
-impl<T: 'static, D: 'static> Core for Inner<T, D> {
-    fn header(&self) -> &Header {
-        &self.header
+    pub(crate) fn die_unstarted(&self, error: KillError) {
+        self.body.discard();
+        *self.outcome.borrow_mut() = Outcome::Error(GreenletError::Killed(error));
+        self.on_death();
     }
 
-    fn describe_as(&self, current: u32) -> String {
-        struct Show<'a, T: 'static, D: 'static>(&'a Inner<T, D>, u32);
-        impl<T, D> fmt::Display for Show<'_, T, D> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt_display(f, self.1)
-            }
-        }
-        Show(self, current).to_string()
-    }
-
-    fn set_error(&self, error: GreenletError) {
-        *self.outcome.borrow_mut() = Outcome::Error(error);
-    }
-
-    fn on_death(self: Rc<Self>) {
+    /// Marks the greenlet dead: queues its links, reports its error.
+    pub(crate) fn on_death(&self) {
         self.header.life.set(Life::Dead);
         if !self.links.borrow().is_empty() && !self.header.notify_queued.get() {
             self.header.notify_queued.set(true);
-            hub::schedule_notify(Rc::clone(&self) as Rc<dyn Core>);
+            hub::schedule_notify(self.header.core());
         }
         if let Some(error) = self.reportable_error() {
             hub::report(&ErrorReport {
@@ -279,6 +358,22 @@ impl<T: 'static, D: 'static> Core for Inner<T, D> {
         }
     }
 
+    /// `<Greenlet "name" at 0x…: state>` as seen from the running slot.
+    pub(crate) fn describe(&self) -> String {
+        self.describe_as(hub::current_slot())
+    }
+
+    fn describe_as(&self, current: u32) -> String {
+        struct Show<'a, T: 'static, D: 'static>(&'a Shared<T, D>, u32);
+        impl<T, D> fmt::Display for Show<'_, T, D> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_display(f, self.1)
+            }
+        }
+        Show(self, current).to_string()
+    }
+
+    /// Fires the links (on the hub).
     fn notify_links(self: Rc<Self>) {
         self.header.notify_queued.set(false);
         let handle = Greenlet {
@@ -326,13 +421,11 @@ impl<T: 'static, D: 'static> Core for Inner<T, D> {
         }
     }
 
-    fn kill_nowait(self: Rc<Self>, error: KillError) {
+    /// `kill(block=False)`.
+    pub(crate) fn kill_nowait(&self, error: KillError) {
         match self.header.life.get() {
             Life::Dead => {}
-            Life::New => {
-                self.header.life.set(Life::Dead);
-                self.die_unstarted(error);
-            }
+            Life::New => self.die_unstarted(error),
             Life::Started { slot } => match hub::kill_slot(slot, error.clone()) {
                 hub::KillStart::Cancelled => self.die_unstarted(error),
                 hub::KillStart::Thrown | hub::KillStart::IsCurrent => {}

@@ -11,12 +11,15 @@
 //! be held across a switch or across user code (callbacks, user `Drop`s): the
 //! closures passed to it only move plain data in and out.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 
 use super::Hub;
 
 thread_local! {
+    /// Pending throws (kills, timeouts) on this thread's hub, kept outside
+    /// the `RefCell` so the switch path can skip a borrow when it is zero.
+    static THROWS_PENDING: Cell<usize> = const { Cell::new(0) };
     /// This thread's hub. Never dropped by TLS teardown (see module docs).
     static HUB: ManuallyDrop<RefCell<Hub>> = const { ManuallyDrop::new(RefCell::new(Hub::new())) };
     /// Its destructor destroys the hub at thread exit.
@@ -58,4 +61,20 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
 #[cfg(debug_assertions)]
 pub(crate) fn is_borrowed() -> bool {
     HUB.with(|cell| cell.try_borrow_mut().is_err())
+}
+
+/// Pending throws on this thread's hub.
+#[inline]
+pub(crate) fn throws_pending() -> usize {
+    THROWS_PENDING.get()
+}
+
+/// Adjusts the pending-throw count.
+pub(crate) fn add_throws_pending(delta: isize) {
+    THROWS_PENDING.set(THROWS_PENDING.get().wrapping_add_signed(delta));
+}
+
+/// Resets the count (hub teardown starts a fresh hub).
+pub(crate) fn reset_throws_pending() {
+    THROWS_PENDING.set(0);
 }

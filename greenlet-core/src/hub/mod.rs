@@ -269,10 +269,20 @@ impl Hub {
         let s = &mut self.slots[slot as usize];
         if s.throw.is_none() {
             s.throw = Some(throw);
+            local::add_throws_pending(1);
             None
         } else {
             Some(throw)
         }
+    }
+
+    /// Takes a slot's pending throw (keeping the pending count right).
+    fn take_slot_throw(&mut self, slot: u32) -> Option<Throw> {
+        let throw = self.slots.get_mut(slot as usize)?.throw.take();
+        if throw.is_some() {
+            local::add_throws_pending(-1);
+        }
+        throw
     }
 
     fn push_call(&mut self, f: Box<dyn FnOnce()>) {
@@ -327,9 +337,13 @@ impl Hub {
         s.waiting = "";
         s.stack_size = None;
         let start_timer = s.start_timer.take();
+        let throw = s.throw.take();
+        if throw.is_some() {
+            local::add_throws_pending(-1);
+        }
         let leftovers = SlotLeftovers {
             core: s.core.take(),
-            throw: s.throw.take(),
+            throw,
             body: s.body.take(),
         };
         debug_assert!(s.stack.is_none());
@@ -378,8 +392,11 @@ impl Hub {
     /// The end of one iteration: timers, posts, I/O. Decides what the loop
     /// does next.
     fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Vec<Throw>) -> Step {
-        let now = Instant::now();
-        self.fire_timers(now, unused);
+        // Reading the clock costs ~20 ns here (as much as a switch): only
+        // when a timer could be due.
+        if self.timers.len() > 0 {
+            self.fire_timers(Instant::now(), unused);
+        }
         self.take_posts();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
             if self.reactor.len() > 0 {
@@ -415,23 +432,93 @@ impl Hub {
             // fd would have created one).
             std::thread::sleep(timeout);
         }
-        self.fire_timers(Instant::now(), unused);
+        if self.timers.len() > 0 {
+            self.fire_timers(Instant::now(), unused);
+        }
         self.take_posts();
         self.batch = self.ready.len();
         Step::Run
     }
 
-    fn next_ready(&mut self) -> Option<Ready> {
-        if self.batch == 0 {
-            return None;
+    /// Pops the next piece of work of this iteration's batch, skipping
+    /// stale switches. A greenlet's first switch gets its stack here.
+    fn next(&mut self, mode: Mode) -> Next {
+        loop {
+            if self.batch == 0 {
+                return Next::Boundary;
+            }
+            self.batch -= 1;
+            let Some(item) = self.ready.pop_front() else {
+                return Next::Boundary;
+            };
+            let w = match item {
+                Ready::Switch(w) => w,
+                Ready::Notify(core) => {
+                    self.callbacks -= 1;
+                    return Next::Notify(core);
+                }
+                Ready::Call(f) => {
+                    self.callbacks -= 1;
+                    return Next::Call(f);
+                }
+            };
+            let s = &mut self.slots[w.slot as usize];
+            if s.state != SlotState::Scheduled || s.token != w.token {
+                continue; // stale: killed, or woken twice
+            }
+            s.state = SlotState::Running;
+            if w.slot == MAIN {
+                if mode == Mode::UntilMain {
+                    return Next::Main;
+                }
+                continue;
+            }
+            s.ran = true;
+            self.current = w.slot;
+            if let Some(stack) = s.stack.take() {
+                return Next::Resume(w.slot, stack);
+            }
+            // First switch: a stack, and the body loaded onto it. Loading
+            // only moves the closure onto the stack; no user code runs.
+            let body = s.body.take();
+            let core = if body.is_none() { s.core.clone() } else { None };
+            let size = s.stack_size;
+            return match self.take_stack(size) {
+                Ok(mut stack) => {
+                    let loaded = match (body, core) {
+                        (Some(body), _) => {
+                            stack.install(body);
+                            true
+                        }
+                        (None, Some(core)) => core.install(&mut stack),
+                        (None, None) => false,
+                    };
+                    if loaded {
+                        Next::Resume(w.slot, stack)
+                    } else {
+                        Next::NoBody(w.slot, stack)
+                    }
+                }
+                Err(error) => Next::NoStack(w.slot, error, body),
+            };
         }
-        self.batch -= 1;
-        let item = self.ready.pop_front();
-        if matches!(item, Some(Ready::Notify(_) | Ready::Call(_))) {
-            self.callbacks -= 1;
-        }
-        item
     }
+}
+
+/// What the loop does next (decided under one borrow).
+enum Next {
+    /// The native stack's turn: return from the loop.
+    Main,
+    /// Switch into this greenlet.
+    Resume(u32, Stack),
+    /// A greenlet's first switch found no stack.
+    NoStack(u32, crate::SpawnError, Option<Body>),
+    /// A greenlet's first switch found no body (internal error; it ends).
+    NoBody(u32, Stack),
+    Notify(Rc<dyn Core>),
+    Call(Box<dyn FnOnce()>),
+    /// The batch is done: timers, posts, I/O.
+    Boundary,
 }
 
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
@@ -460,6 +547,10 @@ enum Step {
 /// Runs the loop on the native stack. `Ok` when the native stack was woken
 /// (or, in `UntilQuiet`, when nothing is ready), `Err` when nothing can wake
 /// anything any more.
+///
+/// Hot path: one hub borrow per switch on this side. It puts the stack of
+/// the greenlet that just suspended back into its slot and pops the next
+/// entry, in the same borrow.
 fn run_loop(mode: Mode) -> Result<(), ()> {
     with_hub(|h| {
         debug_assert!(!h.in_loop, "the loop is not re-entrant");
@@ -468,28 +559,48 @@ fn run_loop(mode: Mode) -> Result<(), ()> {
     });
     let mut fired = Vec::new();
     let mut unused = Vec::new();
+    let mut suspended: Option<(u32, Stack)> = None;
     let result = loop {
-        match with_hub(Hub::next_ready) {
-            Some(Ready::Switch(w)) if w.slot == MAIN => {
-                let valid = with_hub(|h| {
-                    let s = &mut h.slots[MAIN as usize];
-                    let valid = s.state == SlotState::Scheduled && s.token == w.token;
-                    if valid {
-                        s.state = SlotState::Running;
+        let next = with_hub(|h| {
+            if let Some((slot, stack)) = suspended.take() {
+                h.slots[slot as usize].stack = Some(stack);
+            }
+            h.current = LOOP;
+            h.next(mode)
+        });
+        match next {
+            Next::Main => break Ok(()),
+            Next::Resume(slot, mut stack) => {
+                #[cfg(debug_assertions)]
+                debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
+                match switch::resume(&mut stack) {
+                    Resumed::Suspended => suspended = Some((slot, stack)),
+                    Resumed::Finished => finish(slot, Some(stack), None),
+                    Resumed::Overflowed => {
+                        // Never pooled: its frames were abandoned, not unwound.
+                        with_hub(|h| h.stack_unmapped());
+                        drop(stack);
+                        finish(slot, None, Some(GreenletError::StackOverflow));
                     }
-                    valid
-                });
-                if valid && mode == Mode::UntilMain {
-                    break Ok(());
+                    Resumed::Failed(payload) => {
+                        with_hub(|h| h.stack_unmapped());
+                        drop(stack);
+                        let error = GreenletError::Panicked(PanicError::new(payload));
+                        finish(slot, None, Some(error));
+                    }
                 }
             }
-            Some(Ready::Switch(w)) => run_greenlet(w),
-            Some(Ready::Notify(core)) => {
+            Next::NoStack(slot, error, body) => {
+                drop(body);
+                finish(slot, None, Some(GreenletError::Spawn(error)));
+            }
+            Next::NoBody(slot, stack) => finish(slot, Some(stack), None),
+            Next::Notify(core) => {
                 let owner = Rc::clone(&core);
                 run_callback("link callback", Some(&*owner), move || core.notify_links());
             }
-            Some(Ready::Call(f)) => run_callback("hub callback", None, f),
-            None => {
+            Next::Call(f) => run_callback("hub callback", None, f),
+            Next::Boundary => {
                 let step = with_hub(|h| h.boundary(mode, &mut fired, &mut unused));
                 unused.clear(); // dropped outside the borrow
                 match step {
@@ -506,67 +617,6 @@ fn run_loop(mode: Mode) -> Result<(), ()> {
         h.slots[MAIN as usize].state = SlotState::Running;
     });
     result
-}
-
-/// What `run_greenlet` found in the slot.
-enum Entry {
-    Stale,
-    Resume(Stack),
-    /// First switch: load this body onto a stack of this size.
-    First(Body, Option<usize>),
-}
-
-/// Switches into one greenlet and handles how it came back.
-fn run_greenlet(w: Waker) {
-    let entry = with_hub(|h| {
-        let s = &mut h.slots[w.slot as usize];
-        if s.state != SlotState::Scheduled || s.token != w.token {
-            return Entry::Stale;
-        }
-        s.state = SlotState::Running;
-        s.ran = true;
-        h.current = w.slot;
-        match s.stack.take() {
-            Some(stack) => Entry::Resume(stack),
-            None => Entry::First(s.body.take().expect("a new greenlet has a body"), s.stack_size),
-        }
-    });
-    let mut stack = match entry {
-        Entry::Stale => return,
-        Entry::Resume(stack) => stack,
-        Entry::First(body, size) => match with_hub(|h| h.take_stack(size)) {
-            Ok(mut stack) => {
-                stack.install(body);
-                stack
-            }
-            Err(error) => {
-                drop(body);
-                finish(w.slot, None, Some(GreenletError::Spawn(error)));
-                return;
-            }
-        },
-    };
-    #[cfg(debug_assertions)]
-    debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
-    match switch::resume(&mut stack) {
-        Resumed::Suspended => with_hub(|h| {
-            h.current = LOOP;
-            h.slots[w.slot as usize].stack = Some(stack);
-        }),
-        Resumed::Finished => finish(w.slot, Some(stack), None),
-        Resumed::Overflowed => {
-            // Never pooled: its frames were abandoned, not unwound.
-            with_hub(|h| h.stack_unmapped());
-            drop(stack);
-            finish(w.slot, None, Some(GreenletError::StackOverflow));
-        }
-        Resumed::Failed(payload) => {
-            with_hub(|h| h.stack_unmapped());
-            drop(stack);
-            let error = GreenletError::Panicked(PanicError::new(payload));
-            finish(w.slot, None, Some(error));
-        }
-    }
 }
 
 /// A greenlet is over: free its slot, pool its stack, mark it dead.
@@ -605,7 +655,7 @@ fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce(
         let error = GreenletError::Panicked(PanicError::new(payload));
         report(&ErrorReport {
             context,
-            greenlet: owner.map(Core::describe).unwrap_or_default(),
+            greenlet: owner.map(|c| c.describe_as(LOOP)).unwrap_or_default(),
             error: &error,
         });
     }
@@ -630,25 +680,28 @@ pub(crate) fn current_waker(operation: &'static str) -> Waker {
     });
     match w {
         Some(w) => w,
-        None => panic!(
-            "{operation}: cannot block inside a hub callback (link, timer or signal callback, \
-             or HubHandle::post); spawn a greenlet to do blocking work"
-        ),
+        None => blocking_in_hub(operation),
     }
+}
+
+#[cold]
+#[track_caller]
+fn blocking_in_hub(operation: &'static str) -> ! {
+    panic!(
+        "{operation}: cannot block inside a hub callback (link, timer or signal callback, \
+         or HubHandle::post); spawn a greenlet to do blocking work"
+    )
 }
 
 /// Takes the current slot's pending throw, unless the thread is already
 /// unwinding (raising then would abort the process; the throw stays pending
 /// for the next switch after the unwinding ends).
+#[inline]
 fn take_throw(slot: u32) -> Option<Throw> {
-    if std::thread::panicking() {
+    if local::throws_pending() == 0 || std::thread::panicking() {
         return None;
     }
-    with_hub(|h| {
-        let s = &mut h.slots[slot as usize];
-        s.waiting = "";
-        s.throw.take()
-    })
+    with_hub(|h| h.take_slot_throw(slot))
 }
 
 /// Blocks the caller until `w` is woken. `what` names the wait in
@@ -705,18 +758,27 @@ pub(crate) fn park_or_panic(w: Waker, what: &'static str) {
 /// `sleep(Duration::ZERO)`.
 #[track_caller]
 pub(crate) fn yield_now(what: &'static str) {
-    let w = current_waker(what);
-    with_hub(|h| {
-        h.slots[w.slot as usize].state = SlotState::Suspended;
-        h.wake(w);
+    let slot = with_hub(|h| {
+        let cur = h.current;
+        if cur == LOOP {
+            return None;
+        }
+        let s = &mut h.slots[cur as usize];
+        s.state = SlotState::Suspended;
+        let token = s.token;
+        h.wake(Waker { slot: cur, token });
+        Some(cur)
     });
-    if w.slot == MAIN {
+    let Some(slot) = slot else {
+        blocking_in_hub(what);
+    };
+    if slot == MAIN {
         // Cannot be stuck: our own entry is queued.
         let _ = run_loop(Mode::UntilMain);
     } else {
         switch::suspend();
     }
-    if let Some(throw) = take_throw(w.slot) {
+    if let Some(throw) = take_throw(slot) {
         resume_unwind(Box::new(Unwind(throw)));
     }
 }
@@ -755,12 +817,13 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
 /// Reserves a stack unit and a slot for a greenlet and schedules it: at
 /// once, or when `later` passes (`start_later`). `core` is `None` for raw
 /// greenlets.
+/// The body comes from `core` at the first switch, or from `body` (raw).
 pub(crate) fn start(
     core: Option<Rc<dyn Core>>,
-    body: Body,
+    body: Option<Body>,
     stack_size: Option<usize>,
     later: Option<Duration>,
-) -> Result<u32, (crate::SpawnError, Body)> {
+) -> Result<u32, (crate::SpawnError, Option<Body>)> {
     with_hub(|h| {
         if let Err(e) = h.reserve_unit(stack_size) {
             return Err((e, body));
@@ -768,7 +831,7 @@ pub(crate) fn start(
         let slot = h.alloc_slot();
         h.live += 1;
         let s = &mut h.slots[slot as usize];
-        s.body = Some(body);
+        s.body = body;
         s.stack_size = stack_size;
         s.core = core;
         s.ran = false;
@@ -910,7 +973,7 @@ pub(crate) fn withdraw_timeout_throw(slot: u32, id: u64) {
     let withdrawn = with_hub(|h| {
         let s = h.slots.get_mut(slot as usize)?;
         match &s.throw {
-            Some(Throw::Timeout { id: pending, .. }) if *pending == id => s.throw.take(),
+            Some(Throw::Timeout { id: pending, .. }) if *pending == id => h.take_slot_throw(slot),
             _ => None,
         }
     });

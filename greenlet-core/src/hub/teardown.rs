@@ -108,6 +108,7 @@ fn destroy_inner() {
         let poller = h.reactor.clear();
         h.return_all_units();
         let old = std::mem::replace(h, Hub::new());
+        super::local::reset_throws_pending();
         h.config = config;
         h.stacks.leaked = leaked;
         // Keeps `initialized` set, so late TLS destructors at thread exit do
