@@ -75,7 +75,10 @@ impl fmt::Display for GreenletError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GreenletError::Killed(k) => write!(f, "killed: {k}"),
-            GreenletError::Panicked(p) => write!(f, "panicked: {}", p.message()),
+            GreenletError::Panicked(p) => match p.location() {
+                Some(at) => write!(f, "panicked at {at}: {}", p.message()),
+                None => write!(f, "panicked: {}", p.message()),
+            },
             GreenletError::StackOverflow => f.write_str("overflowed its stack"),
             GreenletError::Timeout(e) => write!(f, "{e}"),
             GreenletError::LoopExit(e) => write!(f, "{e}"),
@@ -144,6 +147,7 @@ impl Error for KillError {}
 #[derive(Clone)]
 pub struct PanicError {
     message: Arc<str>,
+    location: Option<&'static str>,
     payload: Arc<Mutex<Option<Box<dyn Any + Send>>>>,
 }
 
@@ -152,6 +156,7 @@ impl PanicError {
         let message = super::switch::panic_message(payload.as_ref());
         PanicError {
             message: message.into(),
+            location: super::switch::take_panic_location(),
             payload: Arc::new(Mutex::new(Some(payload))),
         }
     }
@@ -159,6 +164,11 @@ impl PanicError {
     /// The panic message (`"Box<dyn Any>"` for non-string payloads).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Where it panicked (`file:line:column`), when the panic hook saw it.
+    pub fn location(&self) -> Option<&str> {
+        self.location
     }
 
     /// The original panic payload, e.g. to continue unwinding with

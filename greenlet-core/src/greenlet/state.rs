@@ -310,7 +310,7 @@ impl<T: 'static, D: 'static> Shared<T, D> {
             Life::Dead => match &*self.outcome.borrow() {
                 Outcome::Value(_) | Outcome::Taken => "dead".to_owned(),
                 Outcome::Error(e) if e.is_greenlet_exit() => "dead (killed)".to_owned(),
-                Outcome::Error(e) => format!("dead ({e})"),
+                Outcome::Error(_) => "dead (failed)".to_owned(),
                 Outcome::Pending => "dead".to_owned(),
             },
         }
@@ -323,7 +323,12 @@ impl<T: 'static, D: 'static> Shared<T, D> {
         if let Some(name) = &self.header.name {
             write!(f, " \"{name}\"")?;
         }
-        write!(f, " at {:p}: {}>", self as *const Self, self.state_label(current))
+        write!(
+            f,
+            " at {:p}: {}>",
+            (self as *const Self).cast::<()>(),
+            self.state_label(current)
+        )
     }
 
     /// The error to report when this greenlet died, if any (everything but

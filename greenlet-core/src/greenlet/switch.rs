@@ -132,12 +132,6 @@ impl Stack {
         });
     }
 
-    /// Drops a loaded body that never started, without running it (its
-    /// captures are dropped on this stack's memory, from the caller's stack).
-    pub(crate) fn discard_unstarted(&mut self) {
-        self.generator.cancel();
-    }
-
     /// `true` when no body is loaded or suspended on this stack.
     pub(crate) fn is_idle(&self) -> bool {
         self.generator.is_done()
@@ -229,21 +223,69 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs `f` with the panic hook silenced. Used only around stack creation,
-/// whose failure `generator` reports by panicking.
-fn with_silent_panics<R>(f: impl FnOnce() -> R) -> R {
-    thread_local! {
-        static SILENT: Cell<bool> = const { Cell::new(false) };
-    }
+thread_local! {
+    /// Set while a stack is being created: `generator` reports a failed
+    /// `mmap` by panicking, which we catch; keep it off stderr.
+    static SILENT: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic on this thread happened (`file:line:col`).
+    static LAST_PANIC_LOCATION: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Installs (once per process) a panic hook in front of the current one.
+///
+/// A panic inside a greenlet is caught at its root and reported once by the
+/// hub's error handler, with the location recorded here; so the previous
+/// hook is not called for it, unless the `GREENLET_PANIC_HOOK` environment
+/// variable is set (then both run, e.g. to get `RUST_BACKTRACE` output).
+/// Panics on the native stack go to the previous hook as usual.
+fn install_panic_hook() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
+        let forward_all = std::env::var_os("GREENLET_PANIC_HOOK").is_some();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !SILENT.with(Cell::get) {
+            if SILENT.get() {
+                return;
+            }
+            if let Some(loc) = info.location() {
+                // Leaked once per distinct location would grow unbounded;
+                // intern through a small per-thread cache instead.
+                LAST_PANIC_LOCATION.set(Some(intern(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()))));
+            }
+            if forward_all || !on_greenlet_stack() {
                 previous(info);
             }
         }));
     });
+}
+
+/// Interns a location string (few distinct panic sites per program).
+fn intern(text: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static TABLE: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut table = TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let set = table.get_or_insert_with(HashSet::new);
+    if let Some(existing) = set.get(text.as_str()) {
+        return existing;
+    }
+    if set.len() >= 4096 {
+        return "<location not recorded>";
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+/// Takes the location of the last panic on this thread.
+pub(crate) fn take_panic_location() -> Option<&'static str> {
+    LAST_PANIC_LOCATION.take()
+}
+
+/// Runs `f` with the panic hook silenced. Used only around stack creation,
+/// whose failure `generator` reports by panicking.
+fn with_silent_panics<R>(f: impl FnOnce() -> R) -> R {
+    install_panic_hook();
     SILENT.set(true);
     let out = f();
     SILENT.set(false);

@@ -988,3 +988,52 @@ pub(crate) fn next_timeout_id() -> u64 {
         id
     })
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// The switch path touches these per switch: keep them compact.
+    #[test]
+    fn hot_structures_stay_small() {
+        assert!(std::mem::size_of::<super::Ready>() <= 24);
+        assert!(std::mem::size_of::<super::Slot>() <= 160);
+        assert!(std::mem::size_of::<super::Stack>() <= 16);
+        assert!(std::mem::size_of::<crate::GreenletError>() <= 48);
+    }
+}
+
+// =============================================================== fd callbacks
+
+/// Identifies a persistent fd registration made with [`register_callback_fd`].
+pub(crate) use reactor::SourceId;
+
+/// Registers `fd` (oneshot) so that readiness queues `callback` on the hub.
+/// The registration stays until [`deregister_fd`]; after each event it is
+/// disarmed until [`rearm_fd`]. The caller must deregister before closing
+/// `fd` (it typically owns the descriptor for the registration's life).
+pub(crate) fn register_callback_fd(
+    fd: std::os::fd::BorrowedFd<'_>,
+    readable: bool,
+    writable: bool,
+    referenced: bool,
+    callback: Rc<dyn Fn()>,
+) -> std::io::Result<SourceId> {
+    with_hub(|h| {
+        h.reactor
+            .register(fd, readable, writable, referenced, IoTarget::Callback(callback))
+    })
+}
+
+/// Re-arms a oneshot registration after its event fired.
+pub(crate) fn rearm_fd(id: SourceId) -> std::io::Result<()> {
+    with_hub(|h| h.reactor.rearm(id, None))
+}
+
+/// Changes whether a registration keeps the loop alive (gevent's `ref`).
+pub(crate) fn set_fd_referenced(id: SourceId, referenced: bool) {
+    with_hub(|h| h.reactor.set_referenced(id, referenced));
+}
+
+/// Removes a registration.
+pub(crate) fn deregister_fd(id: SourceId) {
+    with_hub(|h| h.reactor.deregister(id));
+}

@@ -171,6 +171,20 @@ impl Reactor {
         poller.modify(fd, Event::new(id.0, source.readable, source.writable))
     }
 
+    /// Changes whether a source keeps the loop alive.
+    pub(crate) fn set_referenced(&mut self, id: SourceId, referenced: bool) {
+        if let Some(source) = self.sources.get_mut(id.0).and_then(Option::as_mut) {
+            if source.referenced != referenced {
+                source.referenced = referenced;
+                if referenced {
+                    self.referenced += 1;
+                } else {
+                    self.referenced -= 1;
+                }
+            }
+        }
+    }
+
     /// Removes a source from the poller.
     pub(crate) fn deregister(&mut self, id: SourceId) {
         let Some(source) = self.sources.get_mut(id.0).and_then(Option::take) else {

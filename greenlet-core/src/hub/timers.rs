@@ -142,19 +142,6 @@ impl<A> Timers<A> {
         self.referenced
     }
 
-    /// Removes every timer, returning their actions (hub teardown).
-    pub(crate) fn drain(&mut self) -> Vec<A> {
-        self.heap.clear();
-        self.free.clear();
-        self.live = 0;
-        self.referenced = 0;
-        std::mem::take(&mut self.entries)
-            .into_iter()
-            .flatten()
-            .map(|e| e.action)
-            .collect()
-    }
-
     fn maybe_compact(&mut self) {
         if self.heap.len() > 64 && self.heap.len() > 4 * self.live {
             let entries = &self.entries;
