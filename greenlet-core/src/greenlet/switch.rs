@@ -20,7 +20,9 @@
 //!
 //! * `SCOPE` is non-null exactly while code runs on a greenlet stack, and then
 //!   points at the running greenlet's `Scope`, a local of its body closure
-//!   (the closure frame outlives every `suspend` made from it).
+//!   (the closure frame outlives every `suspend` made from it). `suspend`
+//!   clears it before yielding and restores it after; the body clears it
+//!   when it returns.
 //! * [`resume`] is only called on the native stack (the hub loop); a
 //!   generator is never resumed from inside another generator.
 //! * A stack is never pooled after an overflow ([`Resumed::Overflowed`]).
@@ -188,6 +190,8 @@ pub(crate) fn suspend() {
         !scope.is_null(),
         "greenlet: suspend() called outside a greenlet"
     );
+    // Back on the native stack after the yield: nothing is published there.
+    SCOPE.set(ptr::null_mut());
     // SAFETY: `scope` was published by the running body (see `install`) and
     // points at that body's `Scope` local, which lives in the body closure's
     // frame on this very stack: the frame is alive because we are executing
@@ -195,7 +199,7 @@ pub(crate) fn suspend() {
     // to it exists while `yield_with` runs (the body does not touch `scope`
     // except through this pointer).
     unsafe { (*scope).yield_with(()) };
-    // Other greenlets published their own scopes while we were away.
+    // Resumed: publish our scope again (the slot is null on the loop side).
     SCOPE.set(scope);
 }
 
