@@ -522,10 +522,10 @@ enum Next {
 }
 
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
-struct SlotLeftovers {
-    core: Option<Rc<dyn Core>>,
-    throw: Option<Throw>,
-    body: Option<Body>,
+pub(super) struct SlotLeftovers {
+    pub(super) core: Option<Rc<dyn Core>>,
+    pub(super) throw: Option<Throw>,
+    pub(super) body: Option<Body>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

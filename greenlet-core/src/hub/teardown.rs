@@ -4,7 +4,8 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use super::{Hub, KillStart, MAIN, Mode, Slot, SlotState, kill_slot, run_loop, with_hub};
-use crate::greenlet::error::KillError;
+use super::{ErrorReport, report};
+use crate::greenlet::error::{GreenletError, KillError};
 use crate::greenlet::state::Core;
 
 
@@ -96,7 +97,25 @@ fn destroy_inner() {
         }
         leftovers
     });
-    drop(leftovers);
+    for leftover in leftovers {
+        let super::SlotLeftovers { core, throw, body } = leftover;
+        drop((throw, body));
+        if let Some(core) = core {
+            // Its handles must not point at a slot of the old hub: it is
+            // over, as far as anyone can observe.
+            core.set_error(GreenletError::Killed(KillError::GreenletExit));
+            core.on_death();
+            report(&ErrorReport {
+                context: "hub::destroy",
+                greenlet: core.describe_as(super::LOOP),
+                error: &GreenletError::Killed(KillError::Error(std::sync::Arc::new(
+                    std::io::Error::other(
+                        "refused to die after 3 kills (it swallows the unwind); its stack is leaked",
+                    ),
+                ))),
+            });
+        }
+    }
     // Run what is left (links of the dead), then tear the state down.
     let _ = run_loop(Mode::UntilQuiet);
     let old = with_hub(|h| {
