@@ -42,8 +42,8 @@ fn main() {
     sleeper.kill();
     // Greenlets of different result types mix as `&dyn AnyGreenlet`.
     let both: [&dyn AnyGreenlet; 2] = [&sleeper, &quick];
-    let done = joinall(both, Duration::from_secs(1), false, None)
-        .expect("nothing blocks forever here");
+    let done =
+        joinall(both, Duration::from_secs(1), false, None).expect("nothing blocks forever here");
     println!(
         "{} finished; sleeper killed: {}; quick = {}",
         done.len(),

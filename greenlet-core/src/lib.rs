@@ -45,6 +45,8 @@ compile_error!(
 mod greenlet;
 #[allow(unsafe_code)]
 pub mod hub;
+mod process;
+mod signal;
 mod timeout;
 mod wait;
 mod waiter;
@@ -63,6 +65,11 @@ pub use hub::{idle, sleep, sleep_secs, sleep_unref};
 pub mod io {
     pub use crate::hub::io::{wait_read, wait_readwrite, wait_write};
 }
+pub use process::{
+    Fork, fork, reinit, send_signal, set_watch_children, try_waitpid, waitpid, waitpid_timeout,
+    watch_children,
+};
+pub use signal::{SignalHandle, signal};
 pub use timeout::{Timeout, with_timeout, with_timeout_value};
 pub use wait::{IWait, iwait, joinall, killall, wait};
 pub use waiter::Waitable;

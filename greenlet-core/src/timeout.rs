@@ -179,7 +179,9 @@ impl Timeout {
             !self.pending(),
             "Timeout::start: {self} is already started; cancel it first"
         );
-        let Some(duration) = self.duration else { return };
+        let Some(duration) = self.duration else {
+            return;
+        };
         let slot = hub::current_slot();
         assert!(
             slot != hub::LOOP,

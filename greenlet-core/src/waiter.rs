@@ -3,8 +3,8 @@
 //! [`iwait`](crate::iwait), [`joinall`](crate::joinall) and
 //! [`killall`](crate::killall) are written once on top of it.
 
-use crate::greenlet::state::LinkId;
 use crate::Greenlet;
+use crate::greenlet::state::LinkId;
 
 /// Something that becomes ready once and can notify callbacks when it does.
 ///

@@ -1,22 +1,194 @@
-//! Attribute macros for the `greenlet` crate.
+//! Attribute macros for the [`greenlet`](https://docs.rs/greenlet) crate:
+//! `#[greenlet]` on functions and `Run` impls, `#[greenlet::main]`,
+//! `#[greenlet::test]`. Use them through `greenlet`, which re-exports them.
+//!
+//! The crate follows thiserror's split: this file is only the entry points;
+//! `parse` reads options, `validate` reports mistakes as spanned errors with a
+//! `help:` line, `expand` generates code (and a fallback when the input is
+//! wrong, so one mistake gives one error). Generated code reaches the runtime
+//! only through the facade's hidden `greenlet::__private` module.
 #![forbid(unsafe_code)]
+
+mod expand;
+mod parse;
+mod validate;
 
 use proc_macro::TokenStream;
 
-/// Placeholder: `#[greenlet]` (filled in by the macro issue).
+/// Makes a function spawn itself as a greenlet, or a struct run as one.
+///
+/// # On a function
+///
+/// Calling the function spawns its body as a new greenlet and returns the
+/// started [`Greenlet<T>`] handle, where `T` is the declared return type:
+/// `download(url, 3)` is gevent's `spawn(download, url, 3)`. The arguments
+/// are moved into the greenlet, so they must be owned or `'static`; generic
+/// type parameters get a `'static` bound. The body runs when the caller next
+/// switches (sleeps, joins, waits), exactly like `spawn`.
+///
+/// ```
+/// use greenlet::{greenlet, sleep};
+/// use std::time::Duration;
+///
+/// #[greenlet]
+/// fn download(url: String, tries: u32) -> Vec<u8> {
+///     sleep(Duration::from_millis(1)); // switches: other greenlets run
+///     format!("{url} after {tries} tries").into_bytes()
+/// }
+///
+/// let g = download("https://example.org".to_string(), 3); // spawned
+/// assert_eq!(g.name(), Some("download"));
+/// assert_eq!(g.get().unwrap(), b"https://example.org after 3 tries");
+/// ```
+///
+/// Options (`#[greenlet(option = value, …)]`):
+///
+/// * `name = "…"`: the greenlet's name (shown by `Display` and in error
+///   reports); the function's name by default.
+/// * `stack_size = N`: stack size in bytes (at least 16 KiB), any `usize`
+///   expression.
+/// * `start = "later"`: return the greenlet unstarted (gevent's
+///   `Greenlet(f, …)`); call `.start()` or `.start_later(d)`.
+/// * `crate = "path"`: where the `greenlet` crate is, for re-exports.
+///
+/// ```
+/// use greenlet::greenlet;
+///
+/// #[greenlet(name = "parser", stack_size = 64 * 1024, start = "later")]
+/// fn parse<T: std::str::FromStr>(text: String) -> Option<T> {
+///     text.parse().ok()
+/// }
+///
+/// let g = parse::<u32>("42".into());
+/// assert!(!g.is_started());
+/// g.start();
+/// assert_eq!(g.get().unwrap(), Some(42));
+/// ```
+///
+/// Methods taking `self` by value work too (`conn.serve()` spawns); `&self`
+/// does not, since the greenlet can outlive the borrow. Inside the body the
+/// function's name still means the spawning function, so a recursive call
+/// spawns a child greenlet. The arguments live until the body ends and drop
+/// in the order of a plain call. Compile errors, each with a hint:
+/// `async`/`const`/`unsafe`/`extern` functions, `&self`, borrowed
+/// (non-`'static`) arguments or lifetime parameters, `impl Trait` arguments,
+/// unknown options. Names starting with `__greenlet` are reserved for the
+/// generated code.
+///
+/// # Panics
+///
+/// The generated function panics, like `greenlet::spawn`, when no greenlet
+/// stack can be mapped (not with `start = "later"`).
+///
+/// # On `impl Run for Type`
+///
+/// [`Run`] is gevent's `Greenlet` subclass: the struct's fields are its
+/// attributes, readable through the handle (which dereferences to the struct)
+/// while and after it runs. On the impl, `#[greenlet]` checks it (`run` exists
+/// and takes `&self`), infers `type Output` from `run`'s return type, makes
+/// `Display` show the struct's name (`<Worker "name" at 0x…: ready>`) and adds
+/// inherent helpers on the struct: `spawn(self)`, `spawn_later(self, delay)`
+/// and `into_greenlet(self)` (unstarted).
+///
+/// ```
+/// use greenlet::{Run, greenlet, sleep};
+/// use std::cell::Cell;
+/// use std::time::Duration;
+///
+/// struct Worker {
+///     jobs: u32,
+///     done: Cell<u32>,
+/// }
+///
+/// #[greenlet]
+/// impl Run for Worker {
+///     fn run(&self) -> u32 {
+///         for _ in 0..self.jobs {
+///             sleep(Duration::ZERO);
+///             self.done.set(self.done.get() + 1);
+///         }
+///         self.done.get()
+///     }
+/// }
+///
+/// let w = Worker { jobs: 3, done: Cell::new(0) }.spawn();
+/// assert_eq!(w.jobs, 3); // a field, read from outside
+/// assert_eq!(w.get().unwrap(), 3);
+/// assert!(w.to_string().starts_with("<Worker at "));
+/// ```
+///
+/// Options: `class = "…"` (the name `Display` shows), `name = "…"` and
+/// `stack_size = N` (for the helpers), `helpers = false` (no helpers, e.g.
+/// when the struct has its own `spawn`), `crate = "path"`.
+///
+/// [`Greenlet<T>`]: https://docs.rs/greenlet/latest/greenlet/struct.Greenlet.html
+/// [`Run`]: https://docs.rs/greenlet/latest/greenlet/trait.Run.html
 #[proc_macro_attribute]
-pub fn greenlet(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn greenlet(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::greenlet(attr.into(), item.into()).into()
 }
 
-/// Placeholder: `#[greenlet::main]`.
+/// Sets up the hub for `fn main`.
+///
+/// The body runs on the thread's own stack, which is the main greenlet: it
+/// blocks with `sleep`, `join`, `get`, running the hub meanwhile. When the
+/// body returns, the hub is destroyed: as in gevent (and Go), returning from
+/// `main` does not wait for the other greenlets; those still alive are
+/// killed with `GreenletExit`, so their destructors run, before `main`
+/// returns. End `main` with `greenlet::hub::join()` to wait for them.
+///
+/// Options: `stack_size = N` (the default stack size in bytes,
+/// `hub::set_default_stack_size`), `pool_limit = N` (finished stacks kept for
+/// reuse, `hub::set_pool_limit`), `crate = "path"`. `main` may return a
+/// `Result`; it cannot be `async` or take arguments.
+///
+/// ```
+/// use greenlet::{sleep, spawn};
+/// use std::time::Duration;
+///
+/// #[greenlet::main(stack_size = 128 * 1024)]
+/// fn main() {
+///     assert_eq!(greenlet::hub::default_stack_size(), 128 * 1024);
+///     let g = spawn(|| { sleep(Duration::from_millis(1)); "done" });
+///     println!("{}", g.get().unwrap());
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn main(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::main(attr.into(), item.into()).into()
 }
 
-/// Placeholder: `#[greenlet::test]`.
+/// A `#[test]` on a fresh hub that checks nothing leaks.
+///
+/// The test starts on a fresh hub (also when libtest reuses a thread). After
+/// the body returns, the hub runs for up to one second so that what the test
+/// started can finish, then the test asserts the hub counters are back to a
+/// fresh hub's (`hub::stats().is_quiet()`: no live greenlet, timer, fd or
+/// callback, every stack pooled); the message lists the counters. The check
+/// is skipped when the body returns an `Err`. Finally the hub is destroyed,
+/// killing whatever is left.
+///
+/// Options: `leak_check = false` (skip the check), `stack_size = N`,
+/// `crate = "path"`. Other attributes (`#[should_panic]`, `#[ignore]`) are
+/// kept; do not add `#[test]` as well.
+///
+/// ```
+/// use greenlet::{sleep, spawn};
+/// use std::time::Duration;
+///
+/// #[greenlet::test]
+/// fn greenlets_finish() {
+///     let g = spawn(|| sleep(Duration::from_millis(1)));
+///     g.join();
+///     assert!(g.is_successful());
+/// }
+///
+/// #[greenlet::test(leak_check = false)]
+/// fn leaves_a_sleeper() {
+///     spawn(|| sleep(Duration::from_secs(60))); // killed when the test ends
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn test(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::test(attr.into(), item.into()).into()
 }

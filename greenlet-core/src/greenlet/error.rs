@@ -145,55 +145,59 @@ impl Error for KillError {}
 /// Cloning shares the payload; [`PanicError::into_panic`] hands it out once
 /// (later calls get the message as a `String` payload).
 #[derive(Clone)]
-pub struct PanicError {
-    message: Arc<str>,
+pub struct PanicError(Arc<PanicData>);
+
+struct PanicData {
+    message: String,
     location: Option<&'static str>,
-    payload: Arc<Mutex<Option<Box<dyn Any + Send>>>>,
+    payload: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl PanicError {
     pub(crate) fn new(payload: Box<dyn Any + Send>) -> Self {
         let message = super::switch::panic_message(payload.as_ref());
-        PanicError {
-            message: message.into(),
+        PanicError(Arc::new(PanicData {
+            message,
             location: super::switch::take_panic_location(),
-            payload: Arc::new(Mutex::new(Some(payload))),
-        }
+            payload: Mutex::new(Some(payload)),
+        }))
     }
 
     /// The panic message (`"Box<dyn Any>"` for non-string payloads).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Where it panicked (`file:line:column`), when the panic hook saw it.
     pub fn location(&self) -> Option<&str> {
-        self.location
+        self.0.location
     }
 
     /// The original panic payload, e.g. to continue unwinding with
     /// `std::panic::resume_unwind(err.into_panic())`.
     pub fn into_panic(self) -> Box<dyn Any + Send> {
         let taken = self
+            .0
             .payload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        taken.unwrap_or_else(|| Box::new(self.message.to_string()))
+        taken.unwrap_or_else(|| Box::new(self.0.message.clone()))
     }
 }
 
 impl fmt::Debug for PanicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PanicError")
-            .field("message", &self.message)
+            .field("message", &self.0.message)
+            .field("location", &self.0.location)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for PanicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
@@ -219,7 +223,10 @@ pub struct Elapsed {
 }
 
 impl Elapsed {
-    pub(crate) fn new(duration: Option<Duration>, error: Option<Arc<dyn Error + Send + Sync>>) -> Self {
+    pub(crate) fn new(
+        duration: Option<Duration>,
+        error: Option<Arc<dyn Error + Send + Sync>>,
+    ) -> Self {
         Elapsed { duration, error }
     }
 
@@ -284,20 +291,27 @@ impl Error for Elapsed {
 /// g.kill();
 /// ```
 #[derive(Debug, Clone)]
-pub struct LoopExit {
-    pub(crate) operation: &'static str,
-    pub(crate) blocked: Vec<String>,
+pub struct LoopExit(Box<LoopExitData>);
+
+#[derive(Debug, Clone)]
+struct LoopExitData {
+    operation: &'static str,
+    blocked: Vec<String>,
 }
 
 impl LoopExit {
+    pub(crate) fn new(operation: &'static str, blocked: Vec<String>) -> LoopExit {
+        LoopExit(Box::new(LoopExitData { operation, blocked }))
+    }
+
     /// The blocking call that gave up, e.g. `"Greenlet::get"`.
     pub fn operation(&self) -> &str {
-        self.operation
+        self.0.operation
     }
 
     /// One line per live greenlet: its name and what it is blocked in.
     pub fn blocked(&self) -> &[String] {
-        &self.blocked
+        &self.0.blocked
     }
 }
 
@@ -306,12 +320,12 @@ impl fmt::Display for LoopExit {
         write!(
             f,
             "{}: this operation would block forever (LoopExit): the hub has nothing that could wake it",
-            self.operation
+            self.0.operation
         )?;
-        if self.blocked.is_empty() {
+        if self.0.blocked.is_empty() {
             f.write_str("; no other greenlet is alive")
         } else {
-            write!(f, "; blocked greenlets: {}", self.blocked.join(", "))
+            write!(f, "; blocked greenlets: {}", self.0.blocked.join(", "))
         }
     }
 }
@@ -321,8 +335,11 @@ impl Error for LoopExit {}
 /// Spawning failed: no stack could be allocated.
 ///
 /// Each greenlet stack costs two kernel memory mappings (the stack and its
-/// guard page), so with Linux's default `vm.max_map_count` of 65530 about
-/// 32,700 greenlets can be alive at once. Existing greenlets are unaffected.
+/// guard page), and the process budget keeps 4096 mappings for everything
+/// else: with Linux's default `vm.max_map_count` of 65530 about 30,700
+/// greenlets can be started and unfinished at once
+/// ([`hub::max_live_stacks`](crate::hub::max_live_stacks)). Existing
+/// greenlets are unaffected.
 ///
 /// # Examples
 ///
@@ -335,22 +352,39 @@ impl Error for LoopExit {}
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct SpawnError {
-    pub(crate) live_stacks: usize,
-    pub(crate) stack_size: usize,
-    pub(crate) limit: usize,
-    pub(crate) cause: String,
+pub struct SpawnError(Box<SpawnErrorData>);
+
+#[derive(Debug, Clone)]
+struct SpawnErrorData {
+    live_stacks: usize,
+    stack_size: usize,
+    limit: usize,
+    cause: String,
 }
 
 impl SpawnError {
+    pub(crate) fn new(
+        live_stacks: usize,
+        stack_size: usize,
+        limit: usize,
+        cause: String,
+    ) -> SpawnError {
+        SpawnError(Box::new(SpawnErrorData {
+            live_stacks,
+            stack_size,
+            limit,
+            cause,
+        }))
+    }
+
     /// Greenlets alive on this thread's hub when spawning failed.
     pub fn live_stacks(&self) -> usize {
-        self.live_stacks
+        self.0.live_stacks
     }
 
     /// The process-wide stack budget ([`hub::max_live_stacks`](crate::hub::max_live_stacks)).
     pub fn limit(&self) -> usize {
-        self.limit
+        self.0.limit
     }
 }
 
@@ -362,10 +396,10 @@ impl fmt::Display for SpawnError {
              each stack needs 2 memory mappings and the process may hold at most {} stacks \
              (vm.max_map_count minus 4096 mappings of headroom, halved): raise it with \
              `sysctl vm.max_map_count=N` or keep fewer greenlets alive",
-            self.stack_size / 1024,
-            self.live_stacks,
-            self.cause,
-            self.limit
+            self.0.stack_size / 1024,
+            self.0.live_stacks,
+            self.0.cause,
+            self.0.limit
         )
     }
 }

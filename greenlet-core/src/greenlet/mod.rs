@@ -220,7 +220,11 @@ impl Builder {
     /// g.join();
     /// # Ok::<(), greenlet_core::SpawnError>(())
     /// ```
-    pub fn spawn_run_later<R: Run>(self, delay: Duration, run: R) -> Result<Greenlet<R::Output, R>, SpawnError> {
+    pub fn spawn_run_later<R: Run>(
+        self,
+        delay: Duration,
+        run: R,
+    ) -> Result<Greenlet<R::Output, R>, SpawnError> {
         self.spawn_inner(R::run, run, R::class_name(), Some(delay))
     }
 
@@ -600,36 +604,49 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         match &*self.inner.outcome.borrow() {
             Outcome::Value(v) => Ok(v.clone()),
             Outcome::Error(e) => Err(e.clone()),
-            Outcome::Taken => panic!("Greenlet::get: the value was moved out by Greenlet::into_result"),
+            Outcome::Taken => {
+                panic!("Greenlet::get: the value was moved out by Greenlet::into_result")
+            }
             Outcome::Pending => unreachable!("result read before the greenlet finished"),
         }
     }
 
     fn self_wait_error(&self, operation: &'static str) -> LoopExit {
-        LoopExit {
+        LoopExit::new(
             operation,
-            blocked: vec![format!("{} would wait for itself", self.inner.describe())],
-        }
+            vec![format!("{} would wait for itself", self.inner.describe())],
+        )
     }
 
     // ------------------------------------------------------------ waiting
 
-    /// Registers a wake-up link for the current waiter and parks until woken.
-    fn wait_dead(&self, operation: &'static str, timeout: Option<Duration>) -> Result<(), LoopExit> {
+    /// Parks the caller until the greenlet is dead or `timeout` passes
+    /// (a link wakes it; spurious wake-ups just loop).
+    fn wait_dead(
+        &self,
+        operation: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<(), LoopExit> {
         if self.is_ready() {
             return Ok(());
         }
         if self.is_current() {
             return Err(self.self_wait_error(operation));
         }
-        let w = hub::current_waker(operation);
-        let id = self.inner.add_link(Link::Wake(w));
-        let _unlink = UnlinkOnDrop {
-            inner: &self.inner,
-            id,
-        };
-        let _timer = timeout.map(|d| TimerGuard::wake_at(hub::deadline_after(d), true, w));
-        hub::park(w, operation)
+        let deadline = timeout.and_then(hub::deadline_after);
+        loop {
+            let w = hub::current_waker(operation);
+            let id = self.inner.add_link(Link::Wake(w));
+            let _unlink = UnlinkOnDrop {
+                inner: &self.inner,
+                id,
+            };
+            let timer = timeout.map(|_| TimerGuard::wake_at(deadline, true, w));
+            hub::park(w, operation)?;
+            if self.is_ready() || timer.as_ref().is_some_and(TimerGuard::fired) {
+                return Ok(());
+            }
+        }
     }
 
     /// Waits until the greenlet finishes (gevent's `join()`).
@@ -944,7 +961,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     }
 
     #[track_caller]
-    fn kill_inner(&self, error: KillError, block: bool, timeout: Option<Duration>) -> Result<(), Elapsed> {
+    fn kill_inner(
+        &self,
+        error: KillError,
+        block: bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), Elapsed> {
         let was_current = self.is_current();
         self.inner.kill_nowait(error);
         if self.is_ready() || !block {

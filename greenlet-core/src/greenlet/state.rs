@@ -53,8 +53,30 @@ pub(crate) enum Outcome<T> {
 /// assert!(g.unlink(id));
 /// g.join();
 /// ```
+///
+/// Types outside this crate that implement [`Waitable`](crate::Waitable)
+/// mint their own ids with [`LinkId::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LinkId(pub(crate) u32);
+pub struct LinkId(u64);
+
+impl LinkId {
+    /// An id with the given value (unique per object is enough).
+    pub const fn new(raw: u64) -> LinkId {
+        LinkId(raw)
+    }
+
+    /// The id's value.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A `link` callback: gets the dead greenlet.
+pub(crate) type AnyLink<T, D> = Box<dyn FnOnce(&Greenlet<T, D>)>;
+
+/// A greenlet's links, with the ids `unlink` needs; `None` marks a link
+/// that fired or was removed while the links were being fired.
+pub(crate) type Links<T, D> = RefCell<SmallVec<[(u32, Option<Link<T, D>>); 1]>>;
 
 /// A callback registered on a greenlet, fired once when it dies.
 pub(crate) enum Link<T: 'static, D: 'static> {
@@ -62,7 +84,7 @@ pub(crate) enum Link<T: 'static, D: 'static> {
     Wake(Waker),
     /// `rawlink` / the waiter protocol.
     Raw(Box<dyn FnOnce()>),
-    Any(Box<dyn FnOnce(&Greenlet<T, D>)>),
+    Any(AnyLink<T, D>),
     Value(Box<dyn FnOnce(&T)>),
     Exception(Box<dyn FnOnce(&GreenletError)>),
 }
@@ -77,6 +99,8 @@ pub(crate) struct Header {
     pub(crate) was_started: Cell<bool>,
     /// A `Notify` is queued and has not started running yet.
     pub(crate) notify_queued: Cell<bool>,
+    /// Links are being fired: removals leave a tombstone.
+    notifying: Cell<bool>,
     next_link: Cell<u32>,
     /// The hub's view of this very cell.
     core: Weak<dyn Core>,
@@ -189,7 +213,7 @@ impl<T: 'static, D: 'static, F: FnOnce(&D) -> T + 'static> Body<T, D> for Cell<O
 pub(crate) struct Inner<T: 'static, D: 'static, B: ?Sized + 'static> {
     pub(crate) header: Header,
     pub(crate) outcome: RefCell<Outcome<T>>,
-    pub(crate) links: RefCell<SmallVec<[(u32, Link<T, D>); 1]>>,
+    pub(crate) links: Links<T, D>,
     /// The `Run` struct (or `()`), readable from outside through `Deref`.
     pub(crate) data: D,
     /// The body until its first switch (unsized tail).
@@ -206,25 +230,27 @@ where
     D: 'static,
     F: FnOnce(&D) -> T + 'static,
 {
-    let cell: Rc<Inner<T, D, Cell<Option<F>>>> = Rc::new_cyclic(|weak: &Weak<Inner<T, D, Cell<Option<F>>>>| {
-        let core: Weak<dyn Core> = weak.clone();
-        Inner {
-            header: Header {
-                name: options.name,
-                class: options.class,
-                stack_size: options.stack_size,
-                life: Cell::new(Life::New),
-                was_started: Cell::new(false),
-                notify_queued: Cell::new(false),
-                next_link: Cell::new(0),
-                core,
-            },
-            outcome: RefCell::new(Outcome::Pending),
-            links: RefCell::new(SmallVec::new()),
-            data,
-            body: Cell::new(Some(body)),
-        }
-    });
+    let cell: Rc<Inner<T, D, Cell<Option<F>>>> =
+        Rc::new_cyclic(|weak: &Weak<Inner<T, D, Cell<Option<F>>>>| {
+            let core: Weak<dyn Core> = weak.clone();
+            Inner {
+                header: Header {
+                    name: options.name,
+                    class: options.class,
+                    stack_size: options.stack_size,
+                    life: Cell::new(Life::New),
+                    was_started: Cell::new(false),
+                    notify_queued: Cell::new(false),
+                    notifying: Cell::new(false),
+                    next_link: Cell::new(0),
+                    core,
+                },
+                outcome: RefCell::new(Outcome::Pending),
+                links: RefCell::new(SmallVec::new()),
+                data,
+                body: Cell::new(Some(body)),
+            }
+        });
     cell
 }
 
@@ -276,22 +302,27 @@ impl<T: 'static, D: 'static> Shared<T, D> {
     pub(crate) fn add_link(&self, link: Link<T, D>) -> LinkId {
         let id = self.header.next_link.get();
         self.header.next_link.set(id.wrapping_add(1));
-        self.links.borrow_mut().push((id, link));
+        self.links.borrow_mut().push((id, Some(link)));
         if self.is_dead() && !self.header.notify_queued.get() {
             self.header.notify_queued.set(true);
             hub::schedule_notify(self.header.core());
         }
-        LinkId(id)
+        LinkId(u64::from(id))
     }
 
     /// Removes a link that has not fired; `true` if it was found.
     pub(crate) fn remove_link(&self, id: LinkId) -> bool {
         let removed = {
             let mut links = self.links.borrow_mut();
-            links
+            let pos = links
                 .iter()
-                .position(|(i, _)| *i == id.0)
-                .map(|pos| links.remove(pos))
+                .position(|(i, link)| u64::from(*i) == id.0 && link.is_some());
+            match pos {
+                // While firing, indices must not shift: leave a tombstone.
+                Some(pos) if self.header.notifying.get() => links[pos].1.take(),
+                Some(pos) => links.remove(pos).1,
+                None => None,
+            }
         };
         // The removed callback (user code) is dropped outside the borrow.
         removed.is_some()
@@ -381,17 +412,27 @@ impl<T: 'static, D: 'static> Shared<T, D> {
     /// Fires the links (on the hub).
     fn notify_links(self: Rc<Self>) {
         self.header.notify_queued.set(false);
+        self.header.notifying.set(true);
         let handle = Greenlet {
             inner: Rc::clone(&self),
         };
+        // Fire in order by index, leaving tombstones (linear in the number
+        // of links); early links may add links (fired in this pass) or
+        // remove later ones (tombstoned, skipped).
+        let mut next_index = 0;
         loop {
-            // Pop the first link; early links may add or remove later ones.
             let next = {
                 let mut links = self.links.borrow_mut();
-                if links.is_empty() {
-                    None
-                } else {
-                    Some(links.remove(0).1)
+                loop {
+                    if next_index >= links.len() {
+                        links.clear();
+                        break None;
+                    }
+                    let link = links[next_index].1.take();
+                    next_index += 1;
+                    if link.is_some() {
+                        break link;
+                    }
                 }
             };
             let Some(link) = next else { break };
@@ -424,6 +465,7 @@ impl<T: 'static, D: 'static> Shared<T, D> {
                 });
             }
         }
+        self.header.notifying.set(false);
     }
 
     /// `kill(block=False)`.

@@ -165,10 +165,15 @@ pub(crate) fn resume(stack: &mut Stack) -> Resumed {
                 Resumed::Suspended
             }
         }
-        Err(payload) => match payload.downcast_ref::<generator::Error>() {
-            Some(generator::Error::StackErr) => Resumed::Overflowed,
-            _ => Resumed::Failed(payload),
-        },
+        Err(payload) => {
+            // The body left without returning (overflow): it never cleared
+            // its published scope.
+            SCOPE.set(ptr::null_mut());
+            match payload.downcast_ref::<generator::Error>() {
+                Some(generator::Error::StackErr) => Resumed::Overflowed,
+                _ => Resumed::Failed(payload),
+            }
+        }
     }
 }
 
@@ -254,7 +259,12 @@ fn install_panic_hook() {
             if let Some(loc) = info.location() {
                 // Leaked once per distinct location would grow unbounded;
                 // intern through a small per-thread cache instead.
-                LAST_PANIC_LOCATION.set(Some(intern(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()))));
+                LAST_PANIC_LOCATION.set(Some(intern(format!(
+                    "{}:{}:{}",
+                    loc.file(),
+                    loc.line(),
+                    loc.column()
+                ))));
             }
             if forward_all || !on_greenlet_stack() {
                 previous(info);
@@ -268,7 +278,9 @@ fn intern(text: String) -> &'static str {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static TABLE: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let mut table = TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut table = TABLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let set = table.get_or_insert_with(HashSet::new);
     if let Some(existing) = set.get(text.as_str()) {
         return existing;

@@ -7,12 +7,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{
-    MAIN, TimerGuard, Waker, current_waker, deadline_after, park, park_or_panic,
-    with_hub, yield_now,
+    MAIN, TimerGuard, Waker, current_waker, deadline_after, park, park_or_panic, with_hub,
+    yield_now,
 };
 use crate::greenlet::error::GreenletError;
 use crate::greenlet::switch;
-
 
 /// Suspends the current greenlet for at least `duration`.
 ///
@@ -228,7 +227,6 @@ pub fn join_timeout(timeout: Duration) -> bool {
     park(w, "hub::join_timeout").is_err()
 }
 
-
 /// One error the hub reports: a greenlet that failed, or a callback that
 /// panicked.
 #[derive(Debug)]
@@ -315,7 +313,6 @@ fn default_report(report: &ErrorReport<'_>) {
         eprintln!("{report}");
     }
 }
-
 
 /// Sets the stack size (bytes) for greenlets spawned on this thread without
 /// an explicit [`Builder::stack_size`](crate::Builder::stack_size). Rounded
@@ -430,8 +427,7 @@ pub fn stats() -> Stats {
         stacks_pooled: h.stacks.idle(),
         timers: h.timers.len(),
         fds: h.reactor.len(),
-        callbacks: h.callbacks + usize::from(h.posts_pending()),
+        callbacks: h.callbacks.len() + usize::from(h.posts_pending()),
         leaked_stacks: h.stacks.leaked,
     })
 }
-

@@ -43,7 +43,18 @@ impl Hub {
     }
 
     /// Moves queued posts into the ready queue.
+    #[inline(always)]
     pub(super) fn take_posts(&mut self) {
+        if let Some(shared) = &self.shared {
+            if shared.pending.load(Ordering::Relaxed) {
+                self.take_posts_slow();
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_posts_slow(&mut self) {
         let Some(shared) = &self.shared else { return };
         if !shared.pending.swap(false, Ordering::AcqRel) {
             return;
@@ -59,7 +70,6 @@ impl Hub {
         }
     }
 }
-
 
 /// A `Send + Sync` handle to a hub, for other threads (gevent's
 /// `loop.run_callback_threadsafe`).
@@ -171,7 +181,6 @@ pub fn handle() -> HubHandle {
     })
 }
 
-
 /// Re-creates the poller after `fork()` in the child (see [`crate::reinit`]).
 pub(crate) fn reinit_poller() -> std::io::Result<()> {
     with_hub(|h| {
@@ -192,4 +201,3 @@ pub(crate) fn reinit_poller() -> std::io::Result<()> {
         Ok(())
     })
 }
-

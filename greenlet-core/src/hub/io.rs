@@ -29,13 +29,19 @@ fn wait_fd(
     what: &'static str,
 ) -> io::Result<()> {
     let w = current_waker(what);
-    let id = with_hub(|h| h.reactor.register(fd, readable, writable, true, IoTarget::Wake(w)))?;
+    let id = with_hub(|h| {
+        h.reactor
+            .register(fd, readable, writable, true, IoTarget::Wake(w))
+    })?;
     let _registration = Registration(id);
     let timer = TimerGuard::wake_at(timeout.and_then(deadline_after), true, w);
     // The registration is referenced, so the loop cannot run dry while we wait.
     park(w, what).map_err(io::Error::other)?;
     if timer.fired() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what}: timed out")));
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what}: timed out"),
+        ));
     }
     Ok(())
 }

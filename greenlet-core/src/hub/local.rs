@@ -48,10 +48,12 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
             .expect("greenlet: hub borrowed re-entrantly (internal error)");
         if !hub.initialized {
             hub.initialize();
-            // Registering the teardown destructor fails only while this
-            // thread's TLS is already being destroyed; the hub is then freed
-            // by the destroy that is running.
-            let _ = TEARDOWN.try_with(|_| ());
+            if !hub.torn_down {
+                // Registering the teardown destructor fails only while this
+                // thread's TLS is already being destroyed; the hub is then
+                // freed by the destroy that is running.
+                let _ = TEARDOWN.try_with(|_| ());
+            }
         }
         f(&mut hub)
     })

@@ -5,24 +5,24 @@
 //!
 //! * **Who runs the loop.** The loop is a plain function on the thread's
 //!   native stack (the "main greenlet"). When code on the native stack blocks
-//!   (`sleep`, `join`, `get`, `wait`), it calls [`park`], which runs the loop
+//!   (`sleep`, `join`, `get`, `wait`), it calls `park`, which runs the loop
 //!   inline until the native stack's own wake-up entry comes up in the ready
-//!   queue. When a greenlet blocks, [`park`] yields to that loop. Every switch
+//!   queue. When a greenlet blocks, `park` yields to that loop. Every switch
 //!   is greenlet → loop → greenlet.
 //! * **Slots.** Started greenlets live in `slots` (a slab indexed by `u32`;
 //!   slot 0 is the native stack). A slot holds the greenlet's body until its
 //!   first switch, then its stack while it is suspended, its type-erased core
-//!   (`Rc<dyn Core>`), a pending unwind ([`Throw`]) and a wake `token`.
+//!   (`Rc<dyn Core>`), a pending unwind (`Throw`) and a wake `token`.
 //! * **Lazy stacks.** A started greenlet gets its stack at its first switch
 //!   (from the pool when possible), so spawning many greenlets that run to
 //!   completion one after the other maps a single stack. Spawning reserves a
 //!   *stack unit* instead (see `stacks.rs`), so running out of memory
 //!   mappings is reported at spawn time, before the kernel limit is reached.
-//! * **Waking.** A blocked greenlet is woken through a [`Waker`]: slot plus
+//! * **Waking.** A blocked greenlet is woken through a `Waker`: slot plus
 //!   token. Waking a `Suspended` slot whose token matches bumps the token and
 //!   queues a `Switch`; any other waker for the same wait is then stale and
 //!   does nothing. Kills and timeouts set `throw` and wake the slot whatever
-//!   its token; [`park`] raises the throw when the slot resumes.
+//!   its token; `park` raises the throw when the slot resumes.
 //! * **One iteration.** Run the entries that were ready at the start of the
 //!   iteration (FIFO; entries queued meanwhile wait for the next one, so
 //!   `sleep(0)` is fair), then fire expired timers, take cross-thread posts,
@@ -40,7 +40,7 @@
 //!
 //! # Borrow discipline
 //!
-//! The hub is a `RefCell` reached through [`with_hub`]. A borrow is never held
+//! The hub is a `RefCell` reached through `with_hub`. A borrow is never held
 //! across a switch, a callback, the error handler, or a drop that can run user
 //! code (greenlet cores, bodies, closures, thrown errors): such values are
 //! moved out of the borrow and dropped after it ends.
@@ -59,14 +59,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+pub(crate) use api::report;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, reset_error_handler,
     set_default_stack_size, set_error_handler, set_pool_limit, sleep, sleep_secs, sleep_unref,
     stats,
 };
-pub(crate) use api::report;
-pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use handle::reinit_poller;
+pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
 use reactor::{IoTarget, Reactor};
 pub use stacks::max_live_stacks;
@@ -122,19 +122,31 @@ pub(crate) struct Unwind(pub(crate) Throw);
 /// The body of a greenlet that has not switched in yet.
 pub(crate) type Body = Box<dyn FnOnce()>;
 
+/// Who lives in a slot.
+enum Occupant {
+    Vacant,
+    /// A [`Greenlet`](crate::Greenlet): its cell loads the body.
+    Greenlet(Rc<dyn Core>),
+    /// A `spawn_raw` greenlet: its body until the first switch.
+    Raw(Option<Body>),
+}
+
+/// One started greenlet (or the native stack, slot 0). Kept compact: the
+/// switch path touches it on every switch.
 struct Slot {
     token: u32,
     generation: u32,
     state: SlotState,
     /// Has been switched to at least once (kill before that never runs it).
     ran: bool,
-    /// Body to load onto a stack at the first switch.
-    body: Option<Body>,
-    /// Requested stack size (`None`: the hub default).
-    stack_size: Option<usize>,
+    /// Queued by a throw rather than by its own waker (so withdrawing the
+    /// throw can put it back to sleep).
+    woken_by_throw: bool,
+    /// Requested stack size in bytes; 0 for the hub default.
+    stack_size: u32,
     stack: Option<Stack>,
-    core: Option<Rc<dyn Core>>,
-    throw: Option<Throw>,
+    occupant: Occupant,
+    throw: Option<Box<Throw>>,
     /// What the greenlet is blocked in, for `LoopExit` messages.
     waiting: &'static str,
     /// The `start_later` timer, cancelled by a kill before start.
@@ -148,13 +160,20 @@ impl Slot {
             generation: 0,
             state: SlotState::Free,
             ran: false,
-            body: None,
-            stack_size: None,
+            woken_by_throw: false,
+            stack_size: 0,
             stack: None,
-            core: None,
+            occupant: Occupant::Vacant,
             throw: None,
             waiting: "",
             start_timer: None,
+        }
+    }
+
+    fn core(&self) -> Option<&Rc<dyn Core>> {
+        match &self.occupant {
+            Occupant::Greenlet(core) => Some(core),
+            _ => None,
         }
     }
 }
@@ -164,13 +183,22 @@ enum TimerAction {
     Throw {
         slot: u32,
         generation: u32,
-        throw: Throw,
+        throw: Box<Throw>,
     },
-    Call(Box<dyn FnOnce()>),
 }
 
+/// An entry of the ready queue: 12 bytes, so the switch path pushes and
+/// pops small values. Callbacks wait in their own FIFO, `callbacks`, and
+/// a `Callback` marker keeps their place in the common order.
+#[derive(Debug, Clone, Copy)]
 enum Ready {
     Switch(Waker),
+    Callback,
+}
+
+/// A queued hub callback.
+enum Callback {
+    /// Fire a dead greenlet's links.
     Notify(Rc<dyn Core>),
     Call(Box<dyn FnOnce()>),
 }
@@ -185,6 +213,8 @@ struct Config {
 /// The per-thread event loop. Reached only through [`with_hub`].
 pub(crate) struct Hub {
     initialized: bool,
+    /// Torn down at thread exit: do not register another teardown.
+    torn_down: bool,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
@@ -195,11 +225,13 @@ pub(crate) struct Hub {
     ready: VecDeque<Ready>,
     /// Entries left in the current iteration's batch.
     batch: usize,
-    /// `Notify`/`Call` entries in `ready`.
-    callbacks: usize,
+    /// Queued callbacks, in the order of their `Ready::Callback` markers.
+    callbacks: VecDeque<Callback>,
     timers: Timers<TimerAction>,
     next_timeout_id: u64,
     idlers: Vec<Waker>,
+    /// Slots (with generation) whose throw waits for the unwinding to end.
+    deferred: Vec<(u32, u32)>,
     reactor: Reactor,
     shared: Option<std::sync::Arc<handle::Shared>>,
     stacks: stacks::Stacks,
@@ -211,6 +243,7 @@ impl Hub {
     pub(crate) const fn new() -> Hub {
         Hub {
             initialized: false,
+            torn_down: false,
             slots: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
@@ -218,10 +251,11 @@ impl Hub {
             in_loop: false,
             ready: VecDeque::new(),
             batch: 0,
-            callbacks: 0,
+            callbacks: VecDeque::new(),
             timers: Timers::new(),
             next_timeout_id: 1,
             idlers: Vec::new(),
+            deferred: Vec::new(),
             reactor: Reactor::new(),
             shared: None,
             stacks: stacks::Stacks::new(),
@@ -250,22 +284,48 @@ impl Hub {
         if slot.state == SlotState::Suspended && slot.token == w.token {
             slot.token = slot.token.wrapping_add(1);
             slot.state = SlotState::Scheduled;
+            slot.woken_by_throw = false;
             self.ready.push_back(Ready::Switch(Waker {
                 slot: w.slot,
                 token: slot.token,
             }));
+        } else if slot.woken_by_throw
+            && slot.state == SlotState::Scheduled
+            && slot.token == w.token.wrapping_add(1)
+        {
+            // Its own wait completed after a throw had already queued it:
+            // the wake-up is real even if the throw is withdrawn or deferred.
+            slot.woken_by_throw = false;
         }
     }
 
-    /// Queues `slot` if it is blocked, whatever it waits on (kills, timeouts).
-    fn wake_any(&mut self, slot: u32) {
-        let token = self.slots[slot as usize].token;
-        self.wake(Waker { slot, token });
+    /// Queues `slot` for a throw if it is blocked, whatever it waits on.
+    fn wake_for_throw(&mut self, slot: u32) {
+        let s = &self.slots[slot as usize];
+        if s.state == SlotState::Suspended {
+            let token = s.token;
+            self.wake(Waker { slot, token });
+            self.slots[slot as usize].woken_by_throw = true;
+        }
+    }
+
+    /// Re-wakes greenlets whose throw was deferred because the thread was
+    /// unwinding, once it no longer is.
+    fn wake_deferred(&mut self) {
+        if self.deferred.is_empty() || std::thread::panicking() {
+            return;
+        }
+        for (slot, generation) in std::mem::take(&mut self.deferred) {
+            let s = &self.slots[slot as usize];
+            if s.generation == generation && s.throw.is_some() {
+                self.wake_for_throw(slot);
+            }
+        }
     }
 
     /// Sets a pending throw (keeping one already pending); returns the throw
     /// if it was not used.
-    fn set_throw(&mut self, slot: u32, throw: Throw) -> Option<Throw> {
+    fn set_throw(&mut self, slot: u32, throw: Box<Throw>) -> Option<Box<Throw>> {
         let s = &mut self.slots[slot as usize];
         if s.throw.is_none() {
             s.throw = Some(throw);
@@ -277,7 +337,7 @@ impl Hub {
     }
 
     /// Takes a slot's pending throw (keeping the pending count right).
-    fn take_slot_throw(&mut self, slot: u32) -> Option<Throw> {
+    fn take_slot_throw(&mut self, slot: u32) -> Option<Box<Throw>> {
         let throw = self.slots.get_mut(slot as usize)?.throw.take();
         if throw.is_some() {
             local::add_throws_pending(-1);
@@ -285,14 +345,19 @@ impl Hub {
         throw
     }
 
+    fn push_callback(&mut self, callback: Callback) {
+        self.callbacks.push_back(callback);
+        self.ready.push_back(Ready::Callback);
+    }
+
     fn push_call(&mut self, f: Box<dyn FnOnce()>) {
-        self.callbacks += 1;
-        self.ready.push_back(Ready::Call(f));
+        self.push_callback(Callback::Call(f));
     }
 
     /// Fires every timer due now. Wakes and throws take effect at once
     /// (queued entries run next iteration); callbacks are queued.
-    fn fire_timers(&mut self, now: Instant, unused: &mut Vec<Throw>) {
+    #[allow(clippy::vec_box)] // throws are boxed everywhere; this only parks them for dropping
+    fn fire_timers(&mut self, now: Instant, unused: &mut Vec<Box<Throw>>) {
         while let Some(action) = self.timers.pop_expired(now) {
             match action {
                 TimerAction::Wake(w) => self.wake(w),
@@ -304,12 +369,11 @@ impl Hub {
                     let s = &self.slots[slot as usize];
                     if s.generation == generation && s.state != SlotState::Free {
                         unused.extend(self.set_throw(slot, throw));
-                        self.wake_any(slot);
+                        self.wake_for_throw(slot);
                     } else {
                         unused.push(throw);
                     }
                 }
-                TimerAction::Call(f) => self.push_call(f),
             }
         }
     }
@@ -335,17 +399,18 @@ impl Hub {
         s.token = s.token.wrapping_add(1);
         s.ran = false;
         s.waiting = "";
-        s.stack_size = None;
+        s.stack_size = 0;
         let start_timer = s.start_timer.take();
         let throw = s.throw.take();
         if throw.is_some() {
             local::add_throws_pending(-1);
         }
-        let leftovers = SlotLeftovers {
-            core: s.core.take(),
-            throw,
-            body: s.body.take(),
+        let (core, body) = match std::mem::replace(&mut s.occupant, Occupant::Vacant) {
+            Occupant::Greenlet(core) => (Some(core), None),
+            Occupant::Raw(body) => (None, body),
+            Occupant::Vacant => (None, None),
         };
+        let leftovers = SlotLeftovers { core, throw, body };
         debug_assert!(s.stack.is_none());
         self.free_slots.push(slot);
         self.live -= 1;
@@ -357,6 +422,19 @@ impl Hub {
         leftovers
     }
 
+    /// Removes the timers, fd registrations and idle waits of a greenlet
+    /// whose frames were abandoned (stack overflow): their guards will never
+    /// run. Returns the removed timer actions, to drop outside the borrow.
+    fn purge_slot(&mut self, slot: u32) -> Vec<TimerAction> {
+        self.idlers.retain(|w| w.slot != slot);
+        self.reactor
+            .deregister_where(|target| matches!(target, IoTarget::Wake(w) if w.slot == slot));
+        self.timers.remove_where(|action| match action {
+            TimerAction::Wake(w) => w.slot == slot,
+            TimerAction::Throw { slot: s, .. } => *s == slot,
+        })
+    }
+
     fn blocked_report(&self) -> Vec<String> {
         self.slots
             .iter()
@@ -364,7 +442,7 @@ impl Hub {
             .skip(1)
             .filter(|(_, s)| s.state != SlotState::Free)
             .map(|(i, s)| {
-                let who = match &s.core {
+                let who = match s.core() {
                     Some(core) => core.describe_as(self.current),
                     None => format!("<raw greenlet #{i}>"),
                 };
@@ -391,13 +469,20 @@ impl Hub {
 
     /// The end of one iteration: timers, posts, I/O. Decides what the loop
     /// does next.
-    fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Vec<Throw>) -> Step {
+    #[allow(clippy::vec_box)] // see `fire_timers`
+    fn boundary(
+        &mut self,
+        mode: Mode,
+        fired: &mut Vec<IoTarget>,
+        unused: &mut Vec<Box<Throw>>,
+    ) -> Step {
         // Reading the clock costs ~20 ns here (as much as a switch): only
         // when a timer could be due.
         if self.timers.len() > 0 {
             self.fire_timers(Instant::now(), unused);
         }
         self.take_posts();
+        self.wake_deferred();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
             if self.reactor.len() > 0 {
                 self.poll_io(Some(Duration::ZERO), fired);
@@ -411,20 +496,33 @@ impl Hub {
             self.batch = self.ready.len();
             return Step::Run;
         }
-        if mode == Mode::UntilQuiet {
-            return Step::Done;
-        }
-        let alive =
-            self.timers.referenced() > 0 || self.reactor.referenced() > 0 || self.handles_alive();
-        if !alive {
-            return Step::Stuck;
-        }
-        // About to wait: a good moment to unmap surplus stacks.
-        self.trim_stacks();
-        let timeout = self
+        let mut timeout = self
             .timers
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
+        match mode {
+            Mode::UntilMain => {
+                let alive = self.timers.referenced() > 0
+                    || self.reactor.referenced() > 0
+                    || self.handles_alive();
+                if !alive {
+                    return Step::Stuck;
+                }
+            }
+            Mode::Teardown { deadline } => {
+                // Wait (for timers and fds, referenced or not) while greenlets
+                // are still unwinding, until the deadline.
+                let now = Instant::now();
+                let waitable = self.timers.len() > 0 || self.reactor.len() > 0;
+                if self.live == 0 || now >= deadline || !waitable {
+                    return Step::Done;
+                }
+                let left = deadline - now;
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+        }
+        // About to wait: a good moment to unmap surplus stacks.
+        self.trim_stacks();
         if self.reactor.has_poller() {
             self.poll_io(timeout, fired);
         } else if let Some(timeout) = timeout {
@@ -453,13 +551,12 @@ impl Hub {
             };
             let w = match item {
                 Ready::Switch(w) => w,
-                Ready::Notify(core) => {
-                    self.callbacks -= 1;
-                    return Next::Notify(core);
-                }
-                Ready::Call(f) => {
-                    self.callbacks -= 1;
-                    return Next::Call(f);
+                Ready::Callback => {
+                    return match self.callbacks.pop_front() {
+                        Some(Callback::Notify(core)) => Next::Notify(core),
+                        Some(Callback::Call(f)) => Next::Call(f),
+                        None => continue,
+                    };
                 }
             };
             let s = &mut self.slots[w.slot as usize];
@@ -480,9 +577,12 @@ impl Hub {
             }
             // First switch: a stack, and the body loaded onto it. Loading
             // only moves the closure onto the stack; no user code runs.
-            let body = s.body.take();
-            let core = if body.is_none() { s.core.clone() } else { None };
-            let size = s.stack_size;
+            let (body, core) = match &mut s.occupant {
+                Occupant::Greenlet(core) => (None, Some(Rc::clone(core))),
+                Occupant::Raw(body) => (body.take(), None),
+                Occupant::Vacant => (None, None),
+            };
+            let size = (s.stack_size != 0).then_some(s.stack_size as usize);
             return match self.take_stack(size) {
                 Ok(mut stack) => {
                     let loaded = match (body, core) {
@@ -499,7 +599,7 @@ impl Hub {
                         Next::NoBody(w.slot, stack)
                     }
                 }
-                Err(error) => Next::NoStack(w.slot, error, body),
+                Err(error) => Next::NoStack(w.slot, Box::new((error, body))),
             };
         }
     }
@@ -511,8 +611,9 @@ enum Next {
     Main,
     /// Switch into this greenlet.
     Resume(u32, Stack),
-    /// A greenlet's first switch found no stack.
-    NoStack(u32, crate::SpawnError, Option<Body>),
+    /// A greenlet's first switch found no stack (rare: boxed to keep
+    /// `Next` small).
+    NoStack(u32, Box<(crate::SpawnError, Option<Body>)>),
     /// A greenlet's first switch found no body (internal error; it ends).
     NoBody(u32, Stack),
     Notify(Rc<dyn Core>),
@@ -524,7 +625,7 @@ enum Next {
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
 pub(super) struct SlotLeftovers {
     pub(super) core: Option<Rc<dyn Core>>,
-    pub(super) throw: Option<Throw>,
+    pub(super) throw: Option<Box<Throw>>,
     pub(super) body: Option<Body>,
 }
 
@@ -532,8 +633,9 @@ pub(super) struct SlotLeftovers {
 enum Mode {
     /// Return when the native stack's `Switch` entry comes up.
     UntilMain,
-    /// Return as soon as nothing is ready (hub teardown).
-    UntilQuiet,
+    /// Hub teardown: return when nothing is ready and every greenlet is dead,
+    /// or nothing can make progress, or the deadline passed.
+    Teardown { deadline: Instant },
 }
 
 enum Step {
@@ -545,7 +647,7 @@ enum Step {
 // =============================================================== the loop
 
 /// Runs the loop on the native stack. `Ok` when the native stack was woken
-/// (or, in `UntilQuiet`, when nothing is ready), `Err` when nothing can wake
+/// (or, in `Teardown`, when it is done), `Err` when nothing can wake
 /// anything any more.
 ///
 /// Hot path: one hub borrow per switch on this side. It puts the stack of
@@ -577,8 +679,14 @@ fn run_loop(mode: Mode) -> Result<(), ()> {
                     Resumed::Suspended => suspended = Some((slot, stack)),
                     Resumed::Finished => finish(slot, Some(stack), None),
                     Resumed::Overflowed => {
-                        // Never pooled: its frames were abandoned, not unwound.
-                        with_hub(|h| h.stack_unmapped());
+                        // Never pooled: its frames were abandoned, not
+                        // unwound, so their guards never cancel what they
+                        // registered: purge it here.
+                        let purged = with_hub(|h| {
+                            h.stack_unmapped();
+                            h.purge_slot(slot)
+                        });
+                        drop(purged);
                         drop(stack);
                         finish(slot, None, Some(GreenletError::StackOverflow));
                     }
@@ -590,7 +698,8 @@ fn run_loop(mode: Mode) -> Result<(), ()> {
                     }
                 }
             }
-            Next::NoStack(slot, error, body) => {
+            Next::NoStack(slot, boxed) => {
+                let (error, body) = *boxed;
                 drop(body);
                 finish(slot, None, Some(GreenletError::Spawn(error)));
             }
@@ -693,15 +802,50 @@ fn blocking_in_hub(operation: &'static str) -> ! {
     )
 }
 
-/// Takes the current slot's pending throw, unless the thread is already
-/// unwinding (raising then would abort the process; the throw stays pending
-/// for the next switch after the unwinding ends).
-#[inline]
-fn take_throw(slot: u32) -> Option<Throw> {
-    if local::throws_pending() == 0 || std::thread::panicking() {
-        return None;
+/// What a resumed wait found pending.
+enum Pending {
+    Nothing,
+    /// Raise it now.
+    Throw(Box<Throw>),
+    /// Woken only by a throw that cannot be raised while the thread unwinds
+    /// (a destructor blocking during a kill): back to its own wait; the
+    /// throw stays pending and the greenlet is re-woken once the unwinding
+    /// ends.
+    Deferred,
+}
+
+/// Checks the current slot for a pending throw after a switch.
+#[inline(always)]
+fn check_throw(slot: u32) -> Pending {
+    if local::throws_pending() == 0 {
+        return Pending::Nothing;
     }
-    with_hub(|h| h.take_slot_throw(slot))
+    check_throw_slow(slot)
+}
+
+#[cold]
+#[inline(never)]
+fn check_throw_slow(slot: u32) -> Pending {
+    let panicking = std::thread::panicking();
+    with_hub(|h| {
+        if !panicking {
+            return h
+                .take_slot_throw(slot)
+                .map_or(Pending::Nothing, Pending::Throw);
+        }
+        let generation = h.slots[slot as usize].generation;
+        let s = &mut h.slots[slot as usize];
+        if s.woken_by_throw && s.throw.is_some() {
+            // Un-wake: restoring the token makes its own wakers valid again.
+            s.woken_by_throw = false;
+            s.state = SlotState::Suspended;
+            s.token = s.token.wrapping_sub(1);
+            h.deferred.push((slot, generation));
+            Pending::Deferred
+        } else {
+            Pending::Nothing
+        }
+    })
 }
 
 /// Blocks the caller until `w` is woken. `what` names the wait in
@@ -717,33 +861,34 @@ pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
         debug_assert_eq!(s.token, w.token, "park with a stale waker");
         s.state = SlotState::Suspended;
         s.waiting = what;
+        s.woken_by_throw = false;
         if s.throw.is_some() && !panicking {
             // Killed while running (kill_nowait on itself): come back after
             // one trip through the loop and unwind.
-            h.wake(w);
+            h.wake_for_throw(w.slot);
         }
     });
-    if w.slot == MAIN {
-        if run_loop(Mode::UntilMain).is_err() {
-            let blocked = with_hub(|h| {
-                let s = &mut h.slots[MAIN as usize];
-                s.waiting = "";
-                // Invalidate wakers registered for this wait.
-                s.token = s.token.wrapping_add(1);
-                h.blocked_report()
-            });
-            return Err(LoopExit {
-                operation: what,
-                blocked,
-            });
+    loop {
+        if w.slot == MAIN {
+            if run_loop(Mode::UntilMain).is_err() {
+                let blocked = with_hub(|h| {
+                    let s = &mut h.slots[MAIN as usize];
+                    s.waiting = "";
+                    // Invalidate wakers registered for this wait.
+                    s.token = s.token.wrapping_add(1);
+                    h.blocked_report()
+                });
+                return Err(LoopExit::new(what, blocked));
+            }
+        } else {
+            switch::suspend();
         }
-    } else {
-        switch::suspend();
+        match check_throw(w.slot) {
+            Pending::Nothing => return Ok(()),
+            Pending::Throw(throw) => resume_unwind(Box::new(Unwind(*throw))),
+            Pending::Deferred => continue,
+        }
     }
-    if let Some(throw) = take_throw(w.slot) {
-        resume_unwind(Box::new(Unwind(throw)));
-    }
-    Ok(())
 }
 
 /// Like [`park`], but turns `LoopExit` into a panic naming the operation.
@@ -778,8 +923,9 @@ pub(crate) fn yield_now(what: &'static str) {
     } else {
         switch::suspend();
     }
-    if let Some(throw) = take_throw(slot) {
-        resume_unwind(Box::new(Unwind(throw)));
+    // Woken by its own entry, never only by a throw: nothing to defer.
+    if let Pending::Throw(throw) = check_throw(slot) {
+        resume_unwind(Box::new(Unwind(*throw)));
     }
 }
 
@@ -789,12 +935,15 @@ pub(crate) struct TimerGuard(Option<TimerId>);
 impl TimerGuard {
     /// Arms a timer for `w` at `deadline` (`None` = never).
     pub(crate) fn wake_at(deadline: Option<Instant>, referenced: bool, w: Waker) -> TimerGuard {
-        TimerGuard(deadline.map(|d| with_hub(|h| h.timers.insert(d, referenced, TimerAction::Wake(w)))))
+        TimerGuard(
+            deadline.map(|d| with_hub(|h| h.timers.insert(d, referenced, TimerAction::Wake(w)))),
+        )
     }
 
     /// `true` if the timer fired (it was armed and is no longer pending).
     pub(crate) fn fired(&self) -> bool {
-        self.0.is_some_and(|id| !with_hub(|h| h.timers.contains(id)))
+        self.0
+            .is_some_and(|id| !with_hub(|h| h.timers.contains(id)))
     }
 }
 
@@ -831,9 +980,11 @@ pub(crate) fn start(
         let slot = h.alloc_slot();
         h.live += 1;
         let s = &mut h.slots[slot as usize];
-        s.body = body;
-        s.stack_size = stack_size;
-        s.core = core;
+        s.occupant = match core {
+            Some(core) => Occupant::Greenlet(core),
+            None => Occupant::Raw(body),
+        };
+        s.stack_size = stack_size.map_or(0, |b| u32::try_from(b).unwrap_or(u32::MAX));
         s.ran = false;
         let w = Waker {
             slot,
@@ -876,11 +1027,11 @@ pub(crate) fn kill_slot(slot: u32, error: KillError) -> KillStart {
         if !h.slots[slot as usize].ran {
             (KillStart::Cancelled, Some(h.free_slot(slot)), None)
         } else if h.current == slot {
-            let unused = h.set_throw(slot, Throw::Kill(error));
+            let unused = h.set_throw(slot, Box::new(Throw::Kill(error)));
             (KillStart::IsCurrent, None, unused)
         } else {
-            let unused = h.set_throw(slot, Throw::Kill(error));
-            h.wake_any(slot);
+            let unused = h.set_throw(slot, Box::new(Throw::Kill(error)));
+            h.wake_for_throw(slot);
             (KillStart::Thrown, None, unused)
         }
     });
@@ -890,14 +1041,22 @@ pub(crate) fn kill_slot(slot: u32, error: KillError) -> KillStart {
     result
 }
 
-/// Raises a pending throw in the current greenlet now, if there is one.
+/// Raises a pending throw in the current greenlet now, if there is one
+/// (self-kill). Not while unwinding: it stays pending for later.
 pub(crate) fn raise_pending_throw() {
-    let cur = with_hub(|h| h.current);
-    if cur == LOOP {
+    if local::throws_pending() == 0 || std::thread::panicking() {
         return;
     }
-    if let Some(throw) = take_throw(cur) {
-        resume_unwind(Box::new(Unwind(throw)));
+    let throw = with_hub(|h| {
+        let cur = h.current;
+        if cur == LOOP {
+            None
+        } else {
+            h.take_slot_throw(cur)
+        }
+    });
+    if let Some(throw) = throw {
+        resume_unwind(Box::new(Unwind(*throw)));
     }
 }
 
@@ -913,22 +1072,14 @@ pub(crate) fn current_core() -> Option<Rc<dyn Core>> {
         if cur == LOOP {
             None
         } else {
-            h.slots[cur as usize].core.clone()
+            h.slots[cur as usize].core().cloned()
         }
     })
 }
 
 /// Queues `core.notify_links()` for the next loop turn.
 pub(crate) fn schedule_notify(core: Rc<dyn Core>) {
-    with_hub(|h| {
-        h.callbacks += 1;
-        h.ready.push_back(Ready::Notify(core));
-    });
-}
-
-/// Queues a callback to run on the hub (gevent's `loop.run_callback`).
-pub(crate) fn schedule_call(f: Box<dyn FnOnce()>) {
-    with_hub(|h| h.push_call(f));
+    with_hub(|h| h.push_callback(Callback::Notify(core)));
 }
 
 /// Wakes a waiter (no-op when stale).
@@ -946,15 +1097,10 @@ pub(crate) fn arm_throw(deadline: Instant, referenced: bool, slot: u32, throw: T
             TimerAction::Throw {
                 slot,
                 generation,
-                throw,
+                throw: Box::new(throw),
             },
         )
     })
-}
-
-/// Arms a hub callback at `deadline`.
-pub(crate) fn arm_call(deadline: Instant, referenced: bool, f: Box<dyn FnOnce()>) -> TimerId {
-    with_hub(|h| h.timers.insert(deadline, referenced, TimerAction::Call(f)))
 }
 
 /// Cancels a timer; `true` if it was still pending.
@@ -972,10 +1118,18 @@ pub(crate) fn timer_pending(id: TimerId) -> bool {
 pub(crate) fn withdraw_timeout_throw(slot: u32, id: u64) {
     let withdrawn = with_hub(|h| {
         let s = h.slots.get_mut(slot as usize)?;
-        match &s.throw {
-            Some(Throw::Timeout { id: pending, .. }) if *pending == id => h.take_slot_throw(slot),
-            _ => None,
+        if !matches!(s.throw.as_deref(), Some(Throw::Timeout { id: pending, .. }) if *pending == id)
+        {
+            return None;
         }
+        if s.state == SlotState::Scheduled && s.woken_by_throw {
+            // Only the expiry woke it: un-wake. Restoring the token makes
+            // the queued switch stale and its own wakers valid again.
+            s.state = SlotState::Suspended;
+            s.woken_by_throw = false;
+            s.token = s.token.wrapping_sub(1);
+        }
+        h.take_slot_throw(slot)
     });
     drop(withdrawn);
 }
@@ -987,18 +1141,6 @@ pub(crate) fn next_timeout_id() -> u64 {
         h.next_timeout_id += 1;
         id
     })
-}
-
-#[cfg(test)]
-mod size_tests {
-    /// The switch path touches these per switch: keep them compact.
-    #[test]
-    fn hot_structures_stay_small() {
-        assert!(std::mem::size_of::<super::Ready>() <= 24);
-        assert!(std::mem::size_of::<super::Slot>() <= 160);
-        assert!(std::mem::size_of::<super::Stack>() <= 16);
-        assert!(std::mem::size_of::<crate::GreenletError>() <= 48);
-    }
 }
 
 // =============================================================== fd callbacks
@@ -1018,8 +1160,13 @@ pub(crate) fn register_callback_fd(
     callback: Rc<dyn Fn()>,
 ) -> std::io::Result<SourceId> {
     with_hub(|h| {
-        h.reactor
-            .register(fd, readable, writable, referenced, IoTarget::Callback(callback))
+        h.reactor.register(
+            fd,
+            readable,
+            writable,
+            referenced,
+            IoTarget::Callback(callback),
+        )
     })
 }
 
@@ -1036,4 +1183,23 @@ pub(crate) fn set_fd_referenced(id: SourceId, referenced: bool) {
 /// Removes a registration.
 pub(crate) fn deregister_fd(id: SourceId) {
     with_hub(|h| h.reactor.deregister(id));
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The switch path touches these per switch: keep them compact.
+    #[test]
+    fn hot_structures_stay_small() {
+        eprintln!(
+            "Ready {} Slot {} Stack {} GreenletError {}",
+            std::mem::size_of::<super::Ready>(),
+            std::mem::size_of::<super::Slot>(),
+            std::mem::size_of::<super::Stack>(),
+            std::mem::size_of::<crate::GreenletError>()
+        );
+        assert!(std::mem::size_of::<super::Ready>() <= 12);
+        assert!(std::mem::size_of::<super::Slot>() <= 96);
+        assert!(std::mem::size_of::<super::Stack>() <= 16);
+        assert!(std::mem::size_of::<crate::GreenletError>() <= 40);
+    }
 }

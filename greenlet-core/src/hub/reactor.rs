@@ -10,6 +10,11 @@
 //! key (its slab index) and a target that the hub turns into work: a waiter to
 //! wake, or a callback to queue.
 //!
+//! The few raw syscalls the runtime needs around the poller (`fork`, whose
+//! child must replace the poller; the signal self-pipe action; `waitpid` and
+//! `kill` for child watching) live in [`sys`] below, so that this file and
+//! `greenlet/switch.rs` remain the only homes of `unsafe`.
+//!
 //! # Safety contract
 //!
 //! `Poller::add` is `unsafe` because a registered descriptor must be deleted
@@ -185,6 +190,21 @@ impl Reactor {
         }
     }
 
+    /// Removes every source whose target matches (O(n); rare paths only).
+    pub(crate) fn deregister_where(&mut self, mut matches: impl FnMut(&IoTarget) -> bool) {
+        let ids: Vec<SourceId> = (0..self.sources.len())
+            .filter(|k| {
+                self.sources[*k]
+                    .as_ref()
+                    .is_some_and(|s| matches(&s.target))
+            })
+            .map(SourceId)
+            .collect();
+        for id in ids {
+            self.deregister(id);
+        }
+    }
+
     /// Removes a source from the poller.
     pub(crate) fn deregister(&mut self, id: SourceId) {
         let Some(source) = self.sources.get_mut(id.0).and_then(Option::take) else {
@@ -261,5 +281,107 @@ impl Reactor {
         }
         self.events = None;
         self.poller.take()
+    }
+}
+
+/// Raw process and signal syscalls behind safe wrappers.
+pub(crate) mod sys {
+    use std::io::{self, Write};
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+    use std::sync::Arc;
+
+    use signal_hook_registry::SigId;
+
+    /// `fork(2)`: `0` in the child, the child's pid in the parent.
+    pub(crate) fn fork() -> io::Result<libc::pid_t> {
+        // SAFETY: `fork` has no memory-safety preconditions of its own. The
+        // child gets a copy of this address space with only the calling
+        // thread; locks held by other threads at the time stay locked there,
+        // which is a deadlock hazard (documented on `crate::fork`), not
+        // undefined behaviour: no Rust object is shared between the two
+        // processes (each has its own copy of everything).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(pid)
+        }
+    }
+
+    /// `waitpid(pid, WNOHANG)` retrying `EINTR`: `Some(status)` once the
+    /// child exited.
+    pub(crate) fn waitpid_nohang(pid: libc::pid_t) -> io::Result<Option<ExitStatus>> {
+        let mut status: libc::c_int = 0;
+        loop {
+            // SAFETY: `status` is a valid, writable `c_int` for the whole
+            // call; `waitpid` writes nothing else.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == 0 {
+                return Ok(None);
+            }
+            if r > 0 {
+                return Ok(Some(ExitStatus::from_raw(status)));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// `kill(pid, signum)` retrying `EINTR`.
+    pub(crate) fn kill(pid: libc::pid_t, signum: libc::c_int) -> io::Result<()> {
+        loop {
+            // SAFETY: `kill` takes plain integers and touches no memory of ours.
+            if unsafe { libc::kill(pid, signum) } == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Installs the OS action for `signum`: in process `pid` only, write
+    /// `byte` to the non-blocking self-pipe `write`. Bursts coalesce when the
+    /// pipe is full.
+    ///
+    /// `signum` must have passed the caller's validity check (not
+    /// `SIGKILL`/`SIGSTOP`/a `signal_hook_registry::FORBIDDEN` signal), or
+    /// the registry panics.
+    pub(crate) fn register_signal_pipe(
+        signum: libc::c_int,
+        write: Arc<UnixStream>,
+        pid: u32,
+        byte: u8,
+    ) -> io::Result<SigId> {
+        let bytes = [byte];
+        let action = move || {
+            // A parent's action inherited by a forked child: not ours.
+            if std::process::id() != pid {
+                return;
+            }
+            loop {
+                match (&*write).write(&bytes) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // Written, or the pipe is full (a wake-up is pending
+                    // already: the burst coalesces), or the hub is gone.
+                    _ => break,
+                }
+            }
+        };
+        // SAFETY: `register` requires the action to be async-signal-safe and
+        // not to panic. The action above calls only `getpid()`
+        // (`std::process::id`) and `write(2)` on a non-blocking socket
+        // (`<&UnixStream as Write>::write` builds its `io::Error` from
+        // `errno` without allocating); it takes no lock, allocates nothing,
+        // and touches only data it owns (`bytes`, `pid`) and an `Arc` that is
+        // not dropped inside the handler (the registry drops the closure on
+        // `unregister`, outside any signal handler). The caller validated
+        // `signum` (documented precondition), so `register` does not panic.
+        unsafe { signal_hook_registry::register(signum, action) }
     }
 }

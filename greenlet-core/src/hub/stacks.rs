@@ -141,12 +141,12 @@ impl Hub {
         if self.used_units() < self.stacks.held {
             return Ok(());
         }
-        Err(SpawnError {
-            live_stacks: self.live,
-            stack_size: stack_size.unwrap_or(self.config.stack_size),
-            limit: max_live_stacks(),
-            cause: "the process-wide greenlet stack budget is used up".to_owned(),
-        })
+        Err(SpawnError::new(
+            self.live,
+            stack_size.unwrap_or(self.config.stack_size),
+            max_live_stacks(),
+            "the process-wide greenlet stack budget is used up".to_owned(),
+        ))
     }
 
     /// Gives surplus units back to the process-wide budget.
@@ -181,19 +181,20 @@ impl Hub {
                 self.stacks.allocated += 1;
                 Ok(stack)
             }
-            Err(e) => Err(SpawnError {
-                live_stacks: self.stacks.allocated,
-                stack_size: size,
-                limit: max_live_stacks(),
-                cause: e.message,
-            }),
+            Err(e) => Err(SpawnError::new(
+                self.stacks.allocated,
+                size,
+                max_live_stacks(),
+                e.message,
+            )),
         }
     }
 
     /// A finished greenlet's stack, back for reuse.
     pub(super) fn release_stack(&mut self, stack: Stack) {
         debug_assert!(stack.is_idle());
-        if stack.size() == self.config.stack_size && self.stacks.pool.len() < self.config.pool_limit {
+        if stack.size() == self.config.stack_size && self.stacks.pool.len() < self.config.pool_limit
+        {
             self.stacks.pool.push(stack);
         } else {
             self.stacks.spare.push(stack);

@@ -3,20 +3,22 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::{Hub, KillStart, MAIN, Mode, Slot, SlotState, kill_slot, run_loop, with_hub};
 use super::{ErrorReport, report};
+use super::{Hub, KillStart, MAIN, Mode, Slot, SlotState, kill_slot, run_loop, with_hub};
 use crate::greenlet::error::{GreenletError, KillError};
 use crate::greenlet::state::Core;
-
 
 /// Kills every greenlet still alive on this thread's hub, runs them until
 /// their destructors finished, and frees the hub's memory. The hub can be
 /// used again afterwards (it starts fresh).
 ///
-/// Greenlets get up to three kills; one that still refuses to die (it
-/// swallows the unwind in its own `catch_unwind`) is leaked: its stack stays
-/// mapped and is counted in [`Stats::leaked_stacks`]. Called automatically
-/// when the thread exits.
+/// Greenlets get up to three kills. While they unwind, the hub keeps
+/// serving timers and fds for destructors that block (a goodbye message, a
+/// short sleep), for at most one second in all. A greenlet still alive then
+/// (it swallows the unwind in its own `catch_unwind`, or its destructor
+/// blocks for longer) is leaked: its stack stays mapped and is counted in
+/// [`Stats::leaked_stacks`](super::Stats::leaked_stacks). Called
+/// automatically when the thread exits.
 ///
 /// # Switches
 ///
@@ -45,17 +47,21 @@ pub fn destroy() {
         cur == MAIN && !in_loop,
         "hub::destroy: only the native stack, outside hub callbacks, can destroy the hub"
     );
-    destroy_inner();
+    destroy_inner(false);
 }
 
 pub(crate) fn destroy_at_thread_exit() {
     let usable = with_hub(|h| h.current == MAIN && !h.in_loop);
     if usable {
-        destroy_inner();
+        destroy_inner(true);
     }
 }
 
-fn destroy_inner() {
+/// How long teardown waits, in all, for greenlets whose destructors block.
+const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn destroy_inner(thread_exit: bool) {
+    let deadline = std::time::Instant::now() + TEARDOWN_WAIT;
     for _round in 0..3 {
         let live: Vec<(u32, Option<Rc<dyn Core>>)> = with_hub(|h| {
             h.slots
@@ -63,7 +69,7 @@ fn destroy_inner() {
                 .enumerate()
                 .skip(1)
                 .filter(|(_, s)| s.state != SlotState::Free)
-                .map(|(i, s)| (i as u32, s.core.clone()))
+                .map(|(i, s)| (i as u32, s.core().cloned()))
                 .collect()
         });
         if live.is_empty() {
@@ -78,8 +84,9 @@ fn destroy_inner() {
                 }
             }
         }
-        // Let them unwind (and run any links), without waiting on timers.
-        let _ = run_loop(Mode::UntilQuiet);
+        // Let them unwind and run their links; destructors that block get
+        // their timers and fds served, up to the deadline.
+        let _ = run_loop(Mode::Teardown { deadline });
     }
     // Whatever is still alive refused to die: leak its stack deliberately.
     let leftovers = with_hub(|h| {
@@ -117,7 +124,9 @@ fn destroy_inner() {
         }
     }
     // Run what is left (links of the dead), then tear the state down.
-    let _ = run_loop(Mode::UntilQuiet);
+    let _ = run_loop(Mode::Teardown {
+        deadline: std::time::Instant::now(),
+    });
     let old = with_hub(|h| {
         let leaked = h.stacks.leaked;
         let config = h.config;
@@ -130,13 +139,18 @@ fn destroy_inner() {
         super::local::reset_throws_pending();
         h.config = config;
         h.stacks.leaked = leaked;
-        // Keeps `initialized` set, so late TLS destructors at thread exit do
-        // not register a second teardown.
-        h.initialized = true;
-        let mut main = Slot::free();
-        main.state = SlotState::Running;
-        main.ran = true;
-        h.slots.push(main);
+        if thread_exit {
+            // The thread-local is never dropped: leave it holding no memory.
+            // A late TLS destructor that still uses greenlets re-initialises
+            // it without registering another teardown.
+            h.torn_down = true;
+        } else {
+            h.initialized = true;
+            let mut main = Slot::free();
+            main.state = SlotState::Running;
+            main.ran = true;
+            h.slots.push(main);
+        }
         (old, poller)
     });
     // Timers, queued callbacks, the error handler and pooled stacks of the

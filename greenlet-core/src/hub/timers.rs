@@ -11,12 +11,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// Identifies one armed timer: a slab index plus the sequence number that
-/// armed it (so a stale id never cancels a later timer in the same slot).
+/// Identifies one armed timer: a slab index plus the low 32 bits of the
+/// sequence number that armed it (so a stale id never cancels a later timer
+/// in the same slot; a collision would need 2^32 timers armed in one slab
+/// entry while the stale id is kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerId {
     index: u32,
-    seq: u64,
+    seq: u32,
 }
 
 #[derive(Debug)]
@@ -73,13 +75,16 @@ impl<A> Timers<A> {
         self.heap.push(Reverse((deadline, seq, index)));
         self.live += 1;
         self.referenced += usize::from(referenced);
-        TimerId { index, seq }
+        TimerId {
+            index,
+            seq: seq as u32,
+        }
     }
 
     /// Cancels a timer; returns its action if it had not fired yet.
     pub(crate) fn remove(&mut self, id: TimerId) -> Option<A> {
         let slot = self.entries.get_mut(id.index as usize)?;
-        if slot.as_ref().is_some_and(|e| e.seq == id.seq) {
+        if slot.as_ref().is_some_and(|e| e.seq as u32 == id.seq) {
             let entry = slot.take().expect("checked just above");
             self.free.push(id.index);
             self.live -= 1;
@@ -96,7 +101,7 @@ impl<A> Timers<A> {
         self.entries
             .get(id.index as usize)
             .and_then(Option::as_ref)
-            .is_some_and(|e| e.seq == id.seq)
+            .is_some_and(|e| e.seq as u32 == id.seq)
     }
 
     /// Pops the earliest timer due at or before `now`.
@@ -140,6 +145,25 @@ impl<A> Timers<A> {
     /// Live timers that keep the loop alive.
     pub(crate) fn referenced(&self) -> usize {
         self.referenced
+    }
+
+    /// Removes every live timer whose action matches (O(n); rare paths only).
+    pub(crate) fn remove_where(&mut self, mut matches: impl FnMut(&A) -> bool) -> Vec<A> {
+        let mut removed = Vec::new();
+        for index in 0..self.entries.len() {
+            if self.entries[index]
+                .as_ref()
+                .is_some_and(|e| matches(&e.action))
+            {
+                let entry = self.entries[index].take().expect("checked just above");
+                self.free.push(index as u32);
+                self.live -= 1;
+                self.referenced -= usize::from(entry.referenced);
+                removed.push(entry.action);
+            }
+        }
+        self.maybe_compact();
+        removed
     }
 
     fn maybe_compact(&mut self) {
@@ -188,7 +212,11 @@ mod tests {
         assert_eq!(t.remove(a), Some(1));
         assert_eq!(t.remove(a), None);
         let b = t.insert(now, false, 2);
-        assert_eq!(t.remove(a), None, "stale id must not cancel the slot's new timer");
+        assert_eq!(
+            t.remove(a),
+            None,
+            "stale id must not cancel the slot's new timer"
+        );
         assert!(t.contains(b));
         assert_eq!(t.referenced(), 0);
         assert_eq!(t.pop_expired(now), Some(2));

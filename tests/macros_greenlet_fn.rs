@@ -1,0 +1,415 @@
+//! `#[greenlet] fn`: calling the function spawns its body as a greenlet.
+
+use greenlet::{GreenletError, greenlet, hub, sleep};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+fn push(log: &Log, entry: impl Into<String>) {
+    log.borrow_mut().push(entry.into());
+}
+
+/// Runs the hub dry and checks the counters are back to baseline.
+fn assert_quiet() {
+    hub::join();
+    let stats = hub::stats();
+    assert!(stats.is_quiet(), "hub not quiet: {stats:?}");
+}
+
+#[greenlet]
+fn record(log: Log, entry: &'static str) -> usize {
+    push(&log, entry);
+    log.borrow().len()
+}
+
+#[test]
+fn call_spawns_and_body_runs_at_the_next_switch() {
+    let log = log();
+    let g = record(log.clone(), "body");
+    push(&log, "after call");
+    assert!(g.is_started() && !g.is_ready());
+    assert_eq!(g.get().unwrap(), 2);
+    assert_eq!(*log.borrow(), ["after call", "body"]);
+    assert!(g.is_successful());
+    assert_quiet();
+}
+
+#[greenlet]
+fn download(url: String, tries: u32) -> Vec<u8> {
+    sleep(Duration::from_millis(20));
+    format!("{url}#{tries}").into_bytes()
+}
+
+#[test]
+fn greenlet_functions_run_concurrently() {
+    let started = Instant::now();
+    let gs: Vec<_> = (0..5).map(|i| download(format!("u{i}"), i)).collect();
+    let got: Vec<_> = gs.iter().map(|g| g.get().unwrap()).collect();
+    let elapsed = started.elapsed();
+    assert_eq!(got[3], b"u3#3");
+    assert!(elapsed >= Duration::from_millis(20), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(120),
+        "sleeps did not overlap: {elapsed:?}"
+    );
+    assert_quiet();
+}
+
+#[test]
+fn name_defaults_to_the_function_name() {
+    let g = download("x".into(), 1);
+    assert_eq!(g.name(), Some("download"));
+    assert!(
+        g.to_string().starts_with("<Greenlet \"download\" at "),
+        "{g}"
+    );
+    g.join();
+    assert_quiet();
+}
+
+#[greenlet(name = "fetcher")]
+fn named() -> u8 {
+    1
+}
+
+#[test]
+fn name_option_overrides_the_name() {
+    let g = named();
+    assert_eq!(g.name(), Some("fetcher"));
+    assert_eq!(g.get().unwrap(), 1);
+    assert_quiet();
+}
+
+#[greenlet(start = "later")]
+fn counted(hits: Rc<Cell<u32>>) {
+    hits.set(hits.get() + 1);
+}
+
+#[test]
+fn start_later_returns_an_unstarted_greenlet() {
+    let hits = Rc::new(Cell::new(0));
+    let g = counted(hits.clone());
+    assert!(!g.is_started());
+    sleep(Duration::ZERO);
+    sleep(Duration::ZERO);
+    assert_eq!(hits.get(), 0, "an unstarted greenlet must not run");
+    assert_eq!(hub::stats().stacks_allocated, 0, "unstarted holds no stack");
+    g.start();
+    g.join();
+    assert_eq!(hits.get(), 1);
+    assert_quiet();
+}
+
+#[test]
+fn start_later_then_start_later_with_delay() {
+    let hits = Rc::new(Cell::new(0));
+    let g = counted(hits.clone());
+    let started = Instant::now();
+    g.start_later(Duration::from_millis(30));
+    g.join();
+    let elapsed = started.elapsed();
+    assert_eq!(hits.get(), 1);
+    assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(130), "{elapsed:?}");
+    assert_quiet();
+}
+
+#[test]
+fn kill_before_the_first_switch_means_the_body_never_runs() {
+    let hits = Rc::new(Cell::new(0));
+    let g = {
+        #[greenlet]
+        fn bump(hits: Rc<Cell<u32>>) {
+            hits.set(hits.get() + 1);
+        }
+        bump(hits.clone())
+    };
+    g.kill();
+    assert!(g.is_dead() && g.is_successful());
+    hub::join();
+    assert_eq!(hits.get(), 0);
+    assert_quiet();
+}
+
+/// Recursion that needs about `depth` KiB of stack.
+fn deep(depth: u32) -> u32 {
+    let pad = std::hint::black_box([depth as u8; 1024]);
+    if depth == 0 {
+        u32::from(pad[0])
+    } else {
+        deep(depth - 1) + u32::from(pad[1])
+    }
+}
+
+#[greenlet(stack_size = 16 * 1024)]
+fn small_stack(depth: u32) -> u32 {
+    deep(depth)
+}
+
+#[greenlet(stack_size = 4 * 1024 * 1024)]
+fn big_stack(depth: u32) -> u32 {
+    deep(depth)
+}
+
+#[test]
+fn stack_size_option_sets_the_greenlet_stack() {
+    // 400 frames of at least 1 KiB: more than the 256 KiB default stack.
+    let big = big_stack(400);
+    assert_eq!(big.get().unwrap(), deep(400)); // same result as on the native stack
+    hub::set_error_handler(|_| {});
+    let small = small_stack(400);
+    assert!(matches!(small.get(), Err(GreenletError::StackOverflow)));
+    hub::reset_error_handler();
+    let stats = hub::stats();
+    assert!(stats.is_quiet(), "hub not quiet: {stats:?}");
+}
+
+/// Regression: after a greenlet overflowed its stack, the next resume on the
+/// same hub used to panic ("resume() must be called from the native stack"),
+/// because the overflowed body never cleared its published scope.
+#[test]
+fn a_greenlet_runs_after_another_overflowed_its_stack() {
+    hub::set_error_handler(|_| {});
+    let small = small_stack(400);
+    assert!(matches!(small.get(), Err(GreenletError::StackOverflow)));
+    hub::reset_error_handler();
+    let next = early(0);
+    assert_eq!(next.get().unwrap(), "zero");
+    assert_quiet();
+}
+
+#[greenlet]
+fn sum_all<T: Copy + Into<u64>>(items: Vec<T>) -> u64 {
+    items.iter().map(|&x| x.into()).sum()
+}
+
+#[greenlet]
+fn make_default<T: Default>() -> T {
+    T::default()
+}
+
+#[greenlet]
+fn pair<A: Clone, const N: usize>(a: A) -> [A; N] {
+    std::array::from_fn(|_| a.clone())
+}
+
+#[test]
+fn generic_functions() {
+    assert_eq!(sum_all(vec![1u8, 2, 3]).get().unwrap(), 6);
+    assert_eq!(sum_all(vec![10u32, 20]).get().unwrap(), 30);
+    assert_eq!(make_default::<String>().get().unwrap(), "");
+    let v: Vec<u8> = make_default().get().unwrap();
+    assert!(v.is_empty());
+    assert_eq!(pair::<_, 3>('x').get().unwrap(), ['x', 'x', 'x']);
+    assert_quiet();
+}
+
+#[greenlet]
+fn parse_number(text: String) -> Result<u32, std::num::ParseIntError> {
+    let n: u32 = text.trim().parse()?;
+    Ok(n * 2)
+}
+
+#[greenlet]
+fn nothing(log: Log) {
+    push(&log, "ran");
+}
+
+#[greenlet]
+fn early(n: u32) -> &'static str {
+    if n == 0 {
+        return "zero";
+    }
+    sleep(Duration::ZERO);
+    "nonzero"
+}
+
+#[test]
+fn result_unit_and_early_return() {
+    assert_eq!(parse_number(" 21 ".into()).get().unwrap(), Ok(42));
+    assert!(parse_number("x".into()).get().unwrap().is_err());
+    let log = log();
+    let g: greenlet::Greenlet<()> = nothing(log.clone());
+    g.join();
+    assert_eq!(*log.borrow(), ["ran"]);
+    assert_eq!(early(0).get().unwrap(), "zero");
+    assert_eq!(early(1).get().unwrap(), "nonzero");
+    assert_quiet();
+}
+
+#[greenlet]
+fn shown(n: u32) -> impl std::fmt::Display {
+    n + 1
+}
+
+#[test]
+fn impl_trait_return_type() {
+    assert_eq!(shown(1).into_result().unwrap().to_string(), "2");
+    assert_quiet();
+}
+
+mod workers {
+    use greenlet::greenlet;
+
+    #[greenlet]
+    pub(crate) fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    pub(crate) mod nested {
+        #[greenlet::greenlet(name = "triple")]
+        pub(crate) fn triple(x: u64) -> u64 {
+            super::double(x).get().expect("double does not fail") + x
+        }
+    }
+}
+
+#[test]
+fn functions_in_modules_keep_their_visibility() {
+    assert_eq!(workers::double(4).get().unwrap(), 8);
+    let t = workers::nested::triple(5);
+    assert_eq!(t.name(), Some("triple"));
+    assert_eq!(t.get().unwrap(), 15);
+    assert_quiet();
+}
+
+#[greenlet]
+fn patterns((a, b): (u32, u32), mut n: u32, [x, y]: [u8; 2]) -> u32 {
+    n += a * b;
+    n + u32::from(x) + u32::from(y)
+}
+
+#[test]
+fn argument_patterns() {
+    assert_eq!(patterns((2, 3), 1, [4, 5]).get().unwrap(), 16);
+    assert_quiet();
+}
+
+/// Logs when dropped.
+struct Noisy(Log, &'static str);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        push(&self.0, format!("drop {}", self.1));
+    }
+}
+
+fn plain_call(a: Noisy, _: Noisy, c: Noisy) {
+    push(&a.0, "body");
+    let _ = &c;
+}
+
+#[greenlet]
+fn green_call(a: Noisy, _: Noisy, c: Noisy) {
+    sleep(Duration::ZERO);
+    push(&a.0, "body");
+    let _ = &c;
+}
+
+#[test]
+fn arguments_live_until_the_body_ends_and_drop_like_a_plain_call() {
+    let plain = log();
+    plain_call(
+        Noisy(plain.clone(), "a"),
+        Noisy(plain.clone(), "b"),
+        Noisy(plain.clone(), "c"),
+    );
+
+    let green = log();
+    let g = green_call(
+        Noisy(green.clone(), "a"),
+        Noisy(green.clone(), "b"),
+        Noisy(green.clone(), "c"),
+    );
+    push(&green, "spawned");
+    g.join();
+    assert_eq!(green.borrow().first().map(String::as_str), Some("spawned"));
+    assert_eq!(
+        green.borrow()[1..],
+        plain.borrow()[..],
+        "plain call: {plain:?}"
+    );
+    assert_quiet();
+}
+
+#[test]
+fn killed_body_drops_its_arguments_once() {
+    let log = log();
+    #[greenlet]
+    fn sleeper(guard: Noisy) {
+        sleep(Duration::from_secs(60));
+        push(&guard.0, "woke");
+    }
+    let g = sleeper(Noisy(log.clone(), "guard"));
+    sleep(Duration::ZERO);
+    assert!(
+        log.borrow().is_empty(),
+        "arguments live while the body sleeps"
+    );
+    g.kill();
+    assert_eq!(*log.borrow(), ["drop guard"]);
+    assert_quiet();
+}
+
+#[test]
+fn panic_in_the_body_is_a_typed_error() {
+    #[greenlet]
+    fn explode(why: String) -> u8 {
+        panic!("{why}")
+    }
+    let reports = Rc::new(Cell::new(0));
+    let r = reports.clone();
+    hub::set_error_handler(move |_| r.set(r.get() + 1));
+    let g = explode("boom".into());
+    match g.get() {
+        Err(GreenletError::Panicked(p)) => assert_eq!(p.message(), "boom"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    hub::reset_error_handler();
+    assert_eq!(reports.get(), 1);
+    assert_quiet();
+}
+
+struct Connection {
+    peer: String,
+    log: Log,
+}
+
+impl Connection {
+    /// Spawned method: `conn.serve(n)` spawns, `self` moves into the greenlet.
+    #[greenlet]
+    fn serve(self, requests: u32) -> String {
+        for i in 0..requests {
+            push(&self.log, format!("{} #{i}", self.peer));
+            sleep(Duration::ZERO);
+        }
+        self.peer
+    }
+
+    #[greenlet]
+    fn open(peer: &'static str, log: Log) -> Self {
+        Self {
+            peer: peer.to_string(),
+            log,
+        }
+    }
+}
+
+#[test]
+fn methods_taking_self_by_value_and_associated_functions() {
+    let log = log();
+    let a = Connection::open("a", log.clone()).into_result().unwrap();
+    let b = Connection::open("b", log.clone()).into_result().unwrap();
+    let ga = a.serve(2);
+    let gb = b.serve(2);
+    assert_eq!(ga.get().unwrap(), "a");
+    assert_eq!(gb.get().unwrap(), "b");
+    assert_eq!(*log.borrow(), ["a #0", "b #0", "a #1", "b #1"]);
+    assert_quiet();
+}

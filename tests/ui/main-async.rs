@@ -1,0 +1,4 @@
+#[greenlet::main]
+async fn main() {
+    println!("hello");
+}

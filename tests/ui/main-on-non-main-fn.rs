@@ -1,0 +1,8 @@
+#[greenlet::main]
+fn start() {
+    println!("hello");
+}
+
+fn main() {
+    start();
+}

@@ -1,0 +1,7 @@
+#[greenlet::test]
+#[test]
+fn twice() {
+    assert!(true);
+}
+
+fn main() {}
