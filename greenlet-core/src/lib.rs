@@ -14,6 +14,9 @@
 //! * Waiting: the [`Waitable`] protocol; [`wait`], [`iwait`], [`joinall`],
 //!   [`killall`].
 //! * Timeouts: [`Timeout`], [`with_timeout`], [`with_timeout_value`].
+//! * File descriptors: [`io::wait_read`], [`io::wait_write`].
+//! * Processes and signals: [`fork`], [`reinit`], [`waitpid`],
+//!   [`signal`] (handlers run in new greenlets), [`send_signal`].
 //! * Errors: [`GreenletError`], [`KillError`], [`Elapsed`], [`LoopExit`],
 //!   [`SpawnError`].
 //!
@@ -28,12 +31,23 @@
 //!
 //! The crate requires `panic = "unwind"`: kills and timeouts are delivered by
 //! unwinding.
+//!
+//! # Environment
+//!
+//! * `GREENLET_PANIC_HOOK`: when set, panics inside greenlets also go to the
+//!   process's panic hook (e.g. for `RUST_BACKTRACE` output); by default they
+//!   are reported once, with their location, by the hub's error handler.
+//! * `GREENLET_NOWAITPID`: when `1`/`true`, children forked with [`fork`] are
+//!   not watched through `SIGCHLD` (gevent's `GEVENT_NOWAITPID`); [`waitpid`]
+//!   polls instead.
 #![warn(
     missing_docs,
     missing_debug_implementations,
     unreachable_pub,
     rust_2018_idioms
 )]
+// `unsafe` is allowed in exactly two modules: greenlet/switch.rs (the
+// `generator` glue) and hub/reactor.rs (poller registration, raw syscalls).
 #![deny(unsafe_code)]
 
 #[cfg(panic = "abort")]
@@ -41,9 +55,7 @@ compile_error!(
     "greenlet needs `panic = \"unwind\"`: kills and timeouts are delivered by unwinding the greenlet's stack"
 );
 
-#[allow(unsafe_code)]
 mod greenlet;
-#[allow(unsafe_code)]
 pub mod hub;
 mod process;
 mod signal;

@@ -89,12 +89,11 @@ pub(crate) enum Link<T: 'static, D: 'static> {
     Exception(Box<dyn FnOnce(&GreenletError)>),
 }
 
-/// The non-generic part of a greenlet.
+/// The non-generic part of a greenlet. Compact: one is allocated per spawn.
 pub(crate) struct Header {
-    pub(crate) name: Option<Box<str>>,
-    /// Class name shown by `Display` (`Greenlet`, or a `Run` type's name).
-    pub(crate) class: &'static str,
-    pub(crate) stack_size: Option<usize>,
+    /// Name, class and stack size when they differ from the defaults
+    /// (unnamed, `"Greenlet"`, the hub's size): rare, so behind one pointer.
+    options: Option<Box<Options>>,
     pub(crate) life: Cell<Life>,
     pub(crate) was_started: Cell<bool>,
     /// A `Notify` is queued and has not started running yet.
@@ -107,6 +106,21 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// The name given with `Builder::name`.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.options.as_deref().and_then(|o| o.name.as_deref())
+    }
+
+    /// The class name `Display` shows.
+    pub(crate) fn class(&self) -> &'static str {
+        self.options.as_deref().map_or(DEFAULT_CLASS, |o| o.class)
+    }
+
+    /// The stack size asked for with `Builder::stack_size`.
+    pub(crate) fn stack_size(&self) -> Option<usize> {
+        self.options.as_deref().and_then(|o| o.stack_size)
+    }
+
     /// The hub's view of this greenlet (alive as long as any handle is).
     pub(crate) fn core(&self) -> Rc<dyn Core> {
         self.core
@@ -114,6 +128,9 @@ impl Header {
             .expect("the greenlet cell is alive while it is borrowed")
     }
 }
+
+/// The class name of greenlets made from closures.
+pub(crate) const DEFAULT_CLASS: &str = "Greenlet";
 
 /// Options fixed when a greenlet is created.
 pub(crate) struct Options {
@@ -235,9 +252,10 @@ where
             let core: Weak<dyn Core> = weak.clone();
             Inner {
                 header: Header {
-                    name: options.name,
-                    class: options.class,
-                    stack_size: options.stack_size,
+                    options: (options.name.is_some()
+                        || options.stack_size.is_some()
+                        || options.class != DEFAULT_CLASS)
+                        .then(|| Box::new(options)),
                     life: Cell::new(Life::New),
                     was_started: Cell::new(false),
                     notify_queued: Cell::new(false),
@@ -350,8 +368,8 @@ impl<T: 'static, D: 'static> Shared<T, D> {
     /// `<Class "name" at 0x…: state>`; `current` is the running slot
     /// (passed in, so the hub can format while it is borrowed).
     pub(crate) fn fmt_display(&self, f: &mut fmt::Formatter<'_>, current: u32) -> fmt::Result {
-        write!(f, "<{}", self.header.class)?;
-        if let Some(name) = &self.header.name {
+        write!(f, "<{}", self.header.class())?;
+        if let Some(name) = self.header.name() {
             write!(f, " \"{name}\"")?;
         }
         write!(

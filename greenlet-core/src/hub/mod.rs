@@ -49,13 +49,15 @@ mod api;
 mod handle;
 pub(crate) mod io;
 mod local;
+#[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
+mod run;
 mod stacks;
 mod teardown;
 mod timers;
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::resume_unwind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -69,15 +71,17 @@ pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
 use reactor::{IoTarget, Reactor};
+use run::run_loop;
+pub(crate) use run::{TimerGuard, current_waker, deadline_after, park, park_or_panic, yield_now};
 pub use stacks::max_live_stacks;
 pub use teardown::destroy;
 pub(crate) use teardown::destroy_at_thread_exit;
 pub(crate) use timers::TimerId;
 use timers::Timers;
 
-use crate::greenlet::error::{Elapsed, GreenletError, KillError, LoopExit, PanicError};
+use crate::greenlet::error::{Elapsed, KillError};
 use crate::greenlet::state::Core;
-use crate::greenlet::switch::{self, Resumed, Stack};
+use crate::greenlet::switch::Stack;
 
 /// Slot of the native stack ("main greenlet").
 pub(crate) const MAIN: u32 = 0;
@@ -642,323 +646,6 @@ enum Step {
     Run,
     Stuck,
     Done,
-}
-
-// =============================================================== the loop
-
-/// Runs the loop on the native stack. `Ok` when the native stack was woken
-/// (or, in `Teardown`, when it is done), `Err` when nothing can wake
-/// anything any more.
-///
-/// Hot path: one hub borrow per switch on this side. It puts the stack of
-/// the greenlet that just suspended back into its slot and pops the next
-/// entry, in the same borrow.
-fn run_loop(mode: Mode) -> Result<(), ()> {
-    with_hub(|h| {
-        debug_assert!(!h.in_loop, "the loop is not re-entrant");
-        h.in_loop = true;
-        h.current = LOOP;
-    });
-    let mut fired = Vec::new();
-    let mut unused = Vec::new();
-    let mut suspended: Option<(u32, Stack)> = None;
-    let result = loop {
-        let next = with_hub(|h| {
-            if let Some((slot, stack)) = suspended.take() {
-                h.slots[slot as usize].stack = Some(stack);
-            }
-            h.current = LOOP;
-            h.next(mode)
-        });
-        match next {
-            Next::Main => break Ok(()),
-            Next::Resume(slot, mut stack) => {
-                #[cfg(debug_assertions)]
-                debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
-                match switch::resume(&mut stack) {
-                    Resumed::Suspended => suspended = Some((slot, stack)),
-                    Resumed::Finished => finish(slot, Some(stack), None),
-                    Resumed::Overflowed => {
-                        // Never pooled: its frames were abandoned, not
-                        // unwound, so their guards never cancel what they
-                        // registered: purge it here.
-                        let purged = with_hub(|h| {
-                            h.stack_unmapped();
-                            h.purge_slot(slot)
-                        });
-                        drop(purged);
-                        drop(stack);
-                        finish(slot, None, Some(GreenletError::StackOverflow));
-                    }
-                    Resumed::Failed(payload) => {
-                        with_hub(|h| h.stack_unmapped());
-                        drop(stack);
-                        let error = GreenletError::Panicked(PanicError::new(payload));
-                        finish(slot, None, Some(error));
-                    }
-                }
-            }
-            Next::NoStack(slot, boxed) => {
-                let (error, body) = *boxed;
-                drop(body);
-                finish(slot, None, Some(GreenletError::Spawn(error)));
-            }
-            Next::NoBody(slot, stack) => finish(slot, Some(stack), None),
-            Next::Notify(core) => {
-                let owner = Rc::clone(&core);
-                run_callback("link callback", Some(&*owner), move || core.notify_links());
-            }
-            Next::Call(f) => run_callback("hub callback", None, f),
-            Next::Boundary => {
-                let step = with_hub(|h| h.boundary(mode, &mut fired, &mut unused));
-                unused.clear(); // dropped outside the borrow
-                match step {
-                    Step::Run => {}
-                    Step::Stuck => break Err(()),
-                    Step::Done => break Ok(()),
-                }
-            }
-        }
-    };
-    with_hub(|h| {
-        h.in_loop = false;
-        h.current = MAIN;
-        h.slots[MAIN as usize].state = SlotState::Running;
-    });
-    result
-}
-
-/// A greenlet is over: free its slot, pool its stack, mark it dead.
-fn finish(slot: u32, stack: Option<Stack>, error: Option<GreenletError>) {
-    let leftovers = with_hub(|h| {
-        h.current = LOOP;
-        if let Some(stack) = stack {
-            h.release_stack(stack);
-        }
-        h.free_slot(slot)
-    });
-    let SlotLeftovers { core, throw, body } = leftovers;
-    drop((throw, body));
-    match core {
-        Some(core) => {
-            if let Some(error) = error {
-                core.set_error(error);
-            }
-            core.on_death();
-        }
-        None => {
-            if let Some(error) = error {
-                report(&ErrorReport {
-                    context: "greenlet",
-                    greenlet: format!("<raw greenlet #{slot}>"),
-                    error: &error,
-                });
-            }
-        }
-    }
-}
-
-/// Runs a hub callback with `current == LOOP`, catching and reporting panics.
-fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-        let error = GreenletError::Panicked(PanicError::new(payload));
-        report(&ErrorReport {
-            context,
-            greenlet: owner.map(|c| c.describe_as(LOOP)).unwrap_or_default(),
-            error: &error,
-        });
-    }
-}
-
-// =============================================================== blocking
-
-/// The waker for a wait the current greenlet (or the native stack) is about
-/// to make.
-///
-/// # Panics
-///
-/// If called from a hub callback (links, timer callbacks, posts, signal
-/// dispatch): blocking there would stall every greenlet.
-#[track_caller]
-pub(crate) fn current_waker(operation: &'static str) -> Waker {
-    let w = with_hub(|h| {
-        (h.current != LOOP).then(|| Waker {
-            slot: h.current,
-            token: h.slots[h.current as usize].token,
-        })
-    });
-    match w {
-        Some(w) => w,
-        None => blocking_in_hub(operation),
-    }
-}
-
-#[cold]
-#[track_caller]
-fn blocking_in_hub(operation: &'static str) -> ! {
-    panic!(
-        "{operation}: cannot block inside a hub callback (link, timer or signal callback, \
-         or HubHandle::post); spawn a greenlet to do blocking work"
-    )
-}
-
-/// What a resumed wait found pending.
-enum Pending {
-    Nothing,
-    /// Raise it now.
-    Throw(Box<Throw>),
-    /// Woken only by a throw that cannot be raised while the thread unwinds
-    /// (a destructor blocking during a kill): back to its own wait; the
-    /// throw stays pending and the greenlet is re-woken once the unwinding
-    /// ends.
-    Deferred,
-}
-
-/// Checks the current slot for a pending throw after a switch.
-#[inline(always)]
-fn check_throw(slot: u32) -> Pending {
-    if local::throws_pending() == 0 {
-        return Pending::Nothing;
-    }
-    check_throw_slow(slot)
-}
-
-#[cold]
-#[inline(never)]
-fn check_throw_slow(slot: u32) -> Pending {
-    let panicking = std::thread::panicking();
-    with_hub(|h| {
-        if !panicking {
-            return h
-                .take_slot_throw(slot)
-                .map_or(Pending::Nothing, Pending::Throw);
-        }
-        let generation = h.slots[slot as usize].generation;
-        let s = &mut h.slots[slot as usize];
-        if s.woken_by_throw && s.throw.is_some() {
-            // Un-wake: restoring the token makes its own wakers valid again.
-            s.woken_by_throw = false;
-            s.state = SlotState::Suspended;
-            s.token = s.token.wrapping_sub(1);
-            h.deferred.push((slot, generation));
-            Pending::Deferred
-        } else {
-            Pending::Nothing
-        }
-    })
-}
-
-/// Blocks the caller until `w` is woken. `what` names the wait in
-/// [`LoopExit`] messages.
-///
-/// A pending throw (kill, timeout) is raised by unwinding when the caller
-/// resumes. On the native stack, returns `Err(LoopExit)` if nothing can ever
-/// wake it (the caller's guards then unlink whatever it registered).
-pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
-    let panicking = std::thread::panicking();
-    with_hub(|h| {
-        let s = &mut h.slots[w.slot as usize];
-        debug_assert_eq!(s.token, w.token, "park with a stale waker");
-        s.state = SlotState::Suspended;
-        s.waiting = what;
-        s.woken_by_throw = false;
-        if s.throw.is_some() && !panicking {
-            // Killed while running (kill_nowait on itself): come back after
-            // one trip through the loop and unwind.
-            h.wake_for_throw(w.slot);
-        }
-    });
-    loop {
-        if w.slot == MAIN {
-            if run_loop(Mode::UntilMain).is_err() {
-                let blocked = with_hub(|h| {
-                    let s = &mut h.slots[MAIN as usize];
-                    s.waiting = "";
-                    // Invalidate wakers registered for this wait.
-                    s.token = s.token.wrapping_add(1);
-                    h.blocked_report()
-                });
-                return Err(LoopExit::new(what, blocked));
-            }
-        } else {
-            switch::suspend();
-        }
-        match check_throw(w.slot) {
-            Pending::Nothing => return Ok(()),
-            Pending::Throw(throw) => resume_unwind(Box::new(Unwind(*throw))),
-            Pending::Deferred => continue,
-        }
-    }
-}
-
-/// Like [`park`], but turns `LoopExit` into a panic naming the operation.
-#[track_caller]
-pub(crate) fn park_or_panic(w: Waker, what: &'static str) {
-    if let Err(e) = park(w, what) {
-        panic!("{e}");
-    }
-}
-
-/// Queues the current greenlet at the back of the ready queue and switches:
-/// `sleep(Duration::ZERO)`.
-#[track_caller]
-pub(crate) fn yield_now(what: &'static str) {
-    let slot = with_hub(|h| {
-        let cur = h.current;
-        if cur == LOOP {
-            return None;
-        }
-        let s = &mut h.slots[cur as usize];
-        s.state = SlotState::Suspended;
-        let token = s.token;
-        h.wake(Waker { slot: cur, token });
-        Some(cur)
-    });
-    let Some(slot) = slot else {
-        blocking_in_hub(what);
-    };
-    if slot == MAIN {
-        // Cannot be stuck: our own entry is queued.
-        let _ = run_loop(Mode::UntilMain);
-    } else {
-        switch::suspend();
-    }
-    // Woken by its own entry, never only by a throw: nothing to defer.
-    if let Pending::Throw(throw) = check_throw(slot) {
-        resume_unwind(Box::new(Unwind(*throw)));
-    }
-}
-
-/// Cancels a timer when dropped (also on unwinding).
-pub(crate) struct TimerGuard(Option<TimerId>);
-
-impl TimerGuard {
-    /// Arms a timer for `w` at `deadline` (`None` = never).
-    pub(crate) fn wake_at(deadline: Option<Instant>, referenced: bool, w: Waker) -> TimerGuard {
-        TimerGuard(
-            deadline.map(|d| with_hub(|h| h.timers.insert(d, referenced, TimerAction::Wake(w)))),
-        )
-    }
-
-    /// `true` if the timer fired (it was armed and is no longer pending).
-    pub(crate) fn fired(&self) -> bool {
-        self.0
-            .is_some_and(|id| !with_hub(|h| h.timers.contains(id)))
-    }
-}
-
-impl Drop for TimerGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.0.take() {
-            let action = with_hub(|h| h.timers.remove(id));
-            drop(action);
-        }
-    }
-}
-
-/// `now + d`, or `None` (no deadline) when it overflows.
-pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
 }
 
 // =============================================================== greenlets

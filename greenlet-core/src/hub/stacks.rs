@@ -27,8 +27,9 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Hub, switch::Stack};
+use super::Hub;
 use crate::SpawnError;
+use crate::greenlet::switch::Stack;
 
 /// Units a hub borrows from (or returns to) the process-wide budget at once.
 const CHUNK: usize = 64;
