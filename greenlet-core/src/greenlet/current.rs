@@ -14,7 +14,7 @@ use crate::hub;
 /// It is one of: a [`Greenlet`] (compare it with `==`), the thread's native
 /// stack ([`is_main`](GreenletRef::is_main), gevent's main greenlet), hub code
 /// ([`is_hub`](GreenletRef::is_hub): a link, timer or signal callback), or a
-/// greenlet spawned with [`spawn_raw`].
+/// greenlet spawned with [`spawn_raw`](crate::spawn_raw).
 ///
 /// # Examples
 ///
@@ -44,12 +44,12 @@ impl GreenletRef {
         matches!(self.0, RefKind::Hub)
     }
 
-    /// `true` for a greenlet spawned with [`spawn_raw`].
+    /// `true` for a greenlet spawned with [`spawn_raw`](crate::spawn_raw).
     pub fn is_raw(&self) -> bool {
         matches!(self.0, RefKind::Raw(_))
     }
 
-    /// The name given with [`Builder::name`], if any.
+    /// The name given with [`Builder::name`](crate::Builder::name), if any.
     pub fn name(&self) -> Option<String> {
         match &self.0 {
             RefKind::Greenlet(core) => core.header().name().map(str::to_owned),

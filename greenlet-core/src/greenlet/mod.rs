@@ -91,7 +91,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     ///
     /// # Panics
     ///
-    /// When no stack can be mapped (see [`SpawnError`]).
+    /// When no stack can be mapped (see [`SpawnError`](crate::SpawnError)).
     ///
     /// # Examples
     ///

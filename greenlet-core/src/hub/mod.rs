@@ -31,7 +31,7 @@
 //!   waited for with `thread::sleep`.
 //! * **LoopExit.** If nothing is ready and nothing referenced (timer, fd,
 //!   live [`HubHandle`], idle waiter) can make anything ready, the native
-//!   stack's wait fails with [`LoopExit`] instead of hanging.
+//!   stack's wait fails with [`LoopExit`](crate::LoopExit) instead of hanging.
 //! * **Callbacks never block.** Links, timer callbacks, posts and signal
 //!   dispatch run on the loop's stack with `current == LOOP`; a blocking call
 //!   there panics with a message naming the call (gevent's
