@@ -73,7 +73,8 @@ fn stub_fn(item: &ItemFn, output: Option<Type>, private: &TokenStream) -> TokenS
         #(#attrs)*
         #[allow(unused)]
         #vis #sig {
-            #private::std::unimplemented!("this function did not compile (see the error above)")
+            // Never runs: emitted only together with the compile error.
+            #private::std::panic!("this function did not compile (see the error above)")
         }
     }
 }
@@ -305,7 +306,8 @@ fn run_impl(
             .retain(|i| !matches!(i, ImplItem::Fn(f) if f.sig.ident == "run"));
         item.items.push(parse_quote! {
             fn run(&self) -> <Self as #private::Run>::Output {
-                #private::std::unimplemented!("this `run` did not compile (see the error above)")
+                // Never runs: emitted only together with the compile error.
+                #private::std::panic!("this `run` did not compile (see the error above)")
             }
         });
     }

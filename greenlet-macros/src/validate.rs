@@ -33,7 +33,7 @@ pub(crate) fn greenlet_fn(item: &ItemFn, errors: &mut Vec<syn::Error>) {
             token,
             "`#[greenlet]` functions cannot be `unsafe`: the body runs after the call returned, \
              when the caller's safety promises no longer hold\n\
-             help: make the function safe and put the unsafe operations in an `unsafe { … }` block",
+             help: make the function safe and put the unsafe operations in an `unsafe` block inside it",
         ));
     }
     if let Some(abi) = &sig.abi {
