@@ -71,7 +71,7 @@ pub use greenlet::{
     AnyGreenlet, Builder, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
     spawn_raw,
 };
-pub use hub::{idle, sleep, sleep_secs, sleep_unref};
+pub use hub::{idle, run, sleep, sleep_secs, sleep_unref};
 
 /// Waiting on file descriptors from greenlets.
 pub mod io {

@@ -458,8 +458,8 @@ fn call_body(item: &ItemFn) -> TokenStream {
     }}
 }
 
-/// `#[greenlet::main]`: sets up the hub, runs the body on the native stack
-/// (the main greenlet), then destroys the hub: like gevent, returning from
+/// `#[greenlet::main]`: runs the body inside a hub scope (`greenlet::run`)
+/// on the native stack (the main greenlet): like gevent, returning from
 /// `main` does not wait for other greenlets; those still alive are killed
 /// (their destructors run) before `main` returns.
 pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -486,11 +486,11 @@ pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         quote! {
             #(#attrs)*
             #vis #sig {
-                #stack_size
-                #pool_limit
-                let #result = #run;
-                #private::hub::destroy();
-                #result
+                #private::run(move || {
+                    #stack_size
+                    #pool_limit
+                    #run
+                })
             }
         },
     )
@@ -519,13 +519,14 @@ pub(crate) fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
             #[#private::std::prelude::v1::test]
             #(#attrs)*
             #vis #sig {
-                // A fresh hub, also when libtest reuses a thread.
-                #private::hub::destroy();
-                #stack_size
-                let #result = #run;
-                #leak_check
-                #private::hub::destroy();
-                #result
+                // A hub scope of its own: whatever the test leaves behind
+                // is killed before the test returns.
+                #private::run(move || {
+                    #stack_size
+                    let #result = #run;
+                    #leak_check
+                    #result
+                })
             }
         },
     )

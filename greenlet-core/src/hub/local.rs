@@ -24,6 +24,18 @@ thread_local! {
     static HUB: ManuallyDrop<RefCell<Hub>> = const { ManuallyDrop::new(RefCell::new(Hub::new())) };
     /// Its destructor destroys the hub at thread exit.
     static TEARDOWN: Teardown = const { Teardown };
+    /// `true` inside [`super::run`].
+    static IN_SCOPE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `true` while this thread is inside a hub scope.
+pub(crate) fn in_scope() -> bool {
+    IN_SCOPE.get()
+}
+
+/// Enters or leaves the hub scope.
+pub(crate) fn set_in_scope(value: bool) {
+    IN_SCOPE.set(value);
 }
 
 struct Teardown;

@@ -52,6 +52,7 @@ mod local;
 #[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
 mod run;
+mod scope;
 mod stacks;
 mod teardown;
 mod timers;
@@ -73,6 +74,7 @@ pub(crate) use local::with_hub;
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{TimerGuard, current_waker, deadline_after, park, park_or_panic, yield_now};
+pub use scope::run;
 pub use stacks::max_live_stacks;
 pub use teardown::destroy;
 pub(crate) use teardown::destroy_at_thread_exit;

@@ -50,6 +50,11 @@ pub fn destroy() {
     destroy_inner(false);
 }
 
+/// Ends a hub scope: every greenlet is killed and awaited.
+pub(crate) fn end_scope() {
+    destroy_inner(false);
+}
+
 pub(crate) fn destroy_at_thread_exit() {
     let usable = with_hub(|h| h.current == MAIN && !h.in_loop);
     if usable {
