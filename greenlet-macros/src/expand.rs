@@ -476,7 +476,6 @@ pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         .pool_limit
         .as_ref()
         .map(|limit| quote!(#private::hub::set_pool_limit(#limit);));
-    let result = private_ident("__greenlet_result");
     let run = call_body(&item);
     let ItemFn {
         attrs, vis, sig, ..
