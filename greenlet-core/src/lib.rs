@@ -65,6 +65,7 @@ mod waiter;
 
 pub use greenlet::error::{
     Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
+    SpawnErrorKind,
     duration_from_secs_f64,
 };
 pub use greenlet::{

@@ -332,30 +332,49 @@ impl fmt::Display for LoopExit {
 
 impl Error for LoopExit {}
 
-/// Spawning failed: no stack could be allocated.
+/// Spawning failed: outside a hub scope, no stack could be allocated, or
+/// the body does not fit its stack.
 ///
 /// Each greenlet stack costs two kernel memory mappings (the stack and its
 /// guard page), and the process budget keeps 4096 mappings for everything
 /// else: with Linux's default `vm.max_map_count` of 65530 about 30,700
 /// greenlets can be started and unfinished at once
 /// ([`hub::max_live_stacks`](crate::hub::max_live_stacks)). Existing
-/// greenlets are unaffected.
+/// greenlets are unaffected. [`SpawnError::kind`] tells the causes apart.
 ///
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::Builder;
+/// # use greenlet_core as greenlet;
+/// use greenlet::{Builder, SpawnErrorKind};
 ///
-/// match Builder::new().name("worker").spawn(|| 1 + 1) {
+/// // Outside a hub scope there is nothing to run a greenlet on.
+/// let e = Builder::new().spawn(|| 1).unwrap_err();
+/// assert_eq!(e.kind(), SpawnErrorKind::NoScope);
+///
+/// greenlet::run(|| match Builder::new().name("worker").spawn(|| 1 + 1) {
 ///     Ok(g) => assert_eq!(g.get().unwrap(), 2),
 ///     Err(e) => eprintln!("{e}"), // names the limit and the sysctl
-/// }
+/// });
 /// ```
 #[derive(Debug, Clone)]
 pub struct SpawnError(Box<SpawnErrorData>);
 
+/// Why spawning failed: see [`SpawnError::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// Not inside a hub scope ([`run`](crate::run), `#[greenlet::main]`).
+    NoScope,
+    /// The process-wide stack budget is used up, or mapping a stack failed.
+    StackLimit,
+    /// The body closure is larger than the stack it would run on.
+    BodyTooLarge,
+}
+
 #[derive(Debug, Clone)]
 struct SpawnErrorData {
+    kind: SpawnErrorKind,
     live_stacks: usize,
     stack_size: usize,
     limit: usize,
@@ -370,11 +389,39 @@ impl SpawnError {
         cause: String,
     ) -> SpawnError {
         SpawnError(Box::new(SpawnErrorData {
+            kind: SpawnErrorKind::StackLimit,
             live_stacks,
             stack_size,
             limit,
             cause,
         }))
+    }
+
+    /// No hub scope on this thread.
+    pub(crate) fn no_scope() -> SpawnError {
+        SpawnError(Box::new(SpawnErrorData {
+            kind: SpawnErrorKind::NoScope,
+            live_stacks: 0,
+            stack_size: 0,
+            limit: 0,
+            cause: String::new(),
+        }))
+    }
+
+    /// The body closure (`body_size` bytes) cannot fit a `stack_size` stack.
+    pub(crate) fn body_too_large(body_size: usize, stack_size: usize) -> SpawnError {
+        SpawnError(Box::new(SpawnErrorData {
+            kind: SpawnErrorKind::BodyTooLarge,
+            live_stacks: body_size,
+            stack_size,
+            limit: 0,
+            cause: String::new(),
+        }))
+    }
+
+    /// Why spawning failed.
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.0.kind
     }
 
     /// Greenlets alive on this thread's hub when spawning failed.
@@ -390,17 +437,30 @@ impl SpawnError {
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot allocate a {} KiB greenlet stack with {} greenlets alive on this thread: {}; \
-             each stack needs 2 memory mappings and the process may hold at most {} stacks \
-             (vm.max_map_count minus 4096 mappings of headroom, halved): raise it with \
-             `sysctl vm.max_map_count=N` or keep fewer greenlets alive",
-            self.0.stack_size / 1024,
-            self.0.live_stacks,
-            self.0.cause,
-            self.0.limit
-        )
+        match self.0.kind {
+            SpawnErrorKind::NoScope => f.write_str(
+                "no hub scope on this thread: greenlets live inside `greenlet::run(|| ...)` \
+                 (or a `#[greenlet::main]` / `#[greenlet::test]` function)",
+            ),
+            SpawnErrorKind::BodyTooLarge => write!(
+                f,
+                "the greenlet's closure takes {} bytes and cannot fit its {} KiB stack: \
+                 box the large captures or raise `Builder::stack_size`",
+                self.0.live_stacks,
+                self.0.stack_size / 1024
+            ),
+            SpawnErrorKind::StackLimit => write!(
+                f,
+                "cannot allocate a {} KiB greenlet stack with {} greenlets alive on this thread: {}; \
+                 each stack needs 2 memory mappings and the process may hold at most {} stacks \
+                 (vm.max_map_count minus 4096 mappings of headroom, halved): raise it with \
+                 `sysctl vm.max_map_count=N` or keep fewer greenlets alive",
+                self.0.stack_size / 1024,
+                self.0.live_stacks,
+                self.0.cause,
+                self.0.limit
+            ),
+        }
     }
 }
 

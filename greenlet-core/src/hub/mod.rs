@@ -662,6 +662,9 @@ pub(crate) fn start(
     stack_size: Option<usize>,
     later: Option<Duration>,
 ) -> Result<u32, (crate::SpawnError, Option<Body>)> {
+    if !local::in_scope() {
+        return Err((crate::SpawnError::no_scope(), body));
+    }
     with_hub(|h| {
         if let Err(e) = h.reserve_unit(stack_size) {
             return Err((e, body));
