@@ -37,7 +37,7 @@
 //! and sockets: they print a note on stderr and exit 0 without a line.
 //!
 //! Two environment knobs exist for experiments (not for the comparison):
-//! `GREENLET_BENCH_POOL_LIMIT=<stacks>` (`hub::set_pool_limit`) and
+//! `GREENLET_BENCH_POOL_LIMIT=<stacks>` (`hub::set_stack_cache_limit`) and
 //! `GREENLET_BENCH_STACK_SIZE=<bytes>` (`hub::set_default_stack_size`); the
 //! `config` column then reads e.g. `hub1-pool200000`.
 
@@ -123,7 +123,7 @@ fn configure_hub() {
         })
     };
     if let Some(limit) = knob(KNOBS[0].0) {
-        hub::set_pool_limit(limit);
+        hub::set_stack_cache_limit(limit);
     }
     if let Some(bytes) = knob(KNOBS[1].0) {
         hub::set_default_stack_size(bytes);

@@ -505,11 +505,11 @@ fn finished_stacks_are_pooled_and_reused() {
     );
 
     // A smaller pool limit unmaps the surplus.
-    hub::set_pool_limit(2);
+    hub::set_stack_cache_limit(2);
     quiet();
     let s = hub::stats();
     assert!(s.stacks_allocated <= 2, "{s:?}");
-    hub::set_pool_limit(hub::DEFAULT_POOL_LIMIT);
+    hub::set_stack_cache_limit(hub::DEFAULT_STACK_CACHE_LIMIT);
     quiet();
 }
 

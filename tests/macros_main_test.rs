@@ -197,7 +197,7 @@ mod app {
     use std::time::Duration;
 
     /// A `main` with options, returning a value for the test to inspect.
-    #[greenlet::main(stack_size = 96 * 1024, pool_limit = 4)]
+    #[greenlet::main(stack_size = 96 * 1024, stack_cache_limit = 4)]
     pub(crate) fn main() -> Result<usize, String> {
         let stack = hub::default_stack_size();
         // A leftover: main does not wait for it, and it is killed on return.
@@ -230,5 +230,5 @@ fn main_applies_options_and_kills_leftovers_on_return() {
     );
     assert!(hub::stats().is_quiet());
     hub::set_default_stack_size(hub::DEFAULT_STACK_SIZE);
-    hub::set_pool_limit(hub::DEFAULT_POOL_LIMIT);
+    hub::set_stack_cache_limit(hub::DEFAULT_STACK_CACHE_LIMIT);
 }

@@ -472,10 +472,10 @@ pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         .stack_size
         .as_ref()
         .map(|bytes| quote!(#private::hub::set_default_stack_size(#bytes);));
-    let pool_limit = options
-        .pool_limit
+    let stack_cache_limit = options
+        .stack_cache_limit
         .as_ref()
-        .map(|limit| quote!(#private::hub::set_pool_limit(#limit);));
+        .map(|limit| quote!(#private::hub::set_stack_cache_limit(#limit);));
     let run = call_body(&item);
     let ItemFn {
         attrs, vis, sig, ..
@@ -487,7 +487,7 @@ pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
             #vis #sig {
                 #private::run(move || {
                     #stack_size
-                    #pool_limit
+                    #stack_cache_limit
                     #run
                 })
             }

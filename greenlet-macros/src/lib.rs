@@ -138,8 +138,8 @@ pub fn greenlet(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// returns. End `main` with `greenlet::hub::join()` to wait for them.
 ///
 /// Options: `stack_size = N` (the default stack size in bytes,
-/// `hub::set_default_stack_size`), `pool_limit = N` (finished stacks kept for
-/// reuse, `hub::set_pool_limit`), `crate = "path"`. `main` may return a
+/// `hub::set_default_stack_size`), `stack_cache_limit = N` (finished stacks kept for
+/// reuse, `hub::set_stack_cache_limit`), `crate = "path"`. `main` may return a
 /// `Result`; it cannot be `async` or take arguments.
 ///
 /// ```

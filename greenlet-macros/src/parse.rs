@@ -58,7 +58,7 @@ impl Form {
         match self {
             Form::Fn => &["name", "stack_size", "start", "crate"],
             Form::RunImpl => &["class", "name", "stack_size", "helpers", "crate"],
-            Form::Main => &["stack_size", "pool_limit", "crate"],
+            Form::Main => &["stack_size", "stack_cache_limit", "crate"],
             Form::Test => &["leak_check", "stack_size", "crate"],
         }
     }
@@ -89,8 +89,8 @@ pub(crate) struct Options {
     pub(crate) class: Option<LitStr>,
     /// `helpers = false`: no inherent `spawn`/`spawn_later`/`into_greenlet`.
     pub(crate) no_helpers: bool,
-    /// `pool_limit = N`: the hub's stack pool size (main only).
-    pub(crate) pool_limit: Option<Expr>,
+    /// `stack_cache_limit = N`: the hub's stack pool size (main only).
+    pub(crate) stack_cache_limit: Option<Expr>,
     /// `leak_check = false`: skip the end-of-test counter check.
     pub(crate) no_leak_check: bool,
 }
@@ -162,7 +162,7 @@ impl Options {
                 }
             }
             "stack_size" => self.stack_size = Some(stack_size_value(value)?),
-            "pool_limit" => self.pool_limit = Some(value),
+            "stack_cache_limit" => self.stack_cache_limit = Some(value),
             "helpers" => self.no_helpers = !bool_value(&value, "helpers = false")?,
             "leak_check" => self.no_leak_check = !bool_value(&value, "leak_check = false")?,
             other => unreachable!("option `{other}` is listed in Form::keys but not handled"),
@@ -193,7 +193,7 @@ fn unknown_option(key: &Ident, name: &str, form: Form) -> syn::Error {
             "\nhelp: `class` and `helpers` apply to `#[greenlet] impl Run for …`"
         }
         "leak_check" => "\nhelp: `leak_check` applies to `#[greenlet::test]`",
-        "pool_limit" => "\nhelp: `pool_limit` applies to `#[greenlet::main]`",
+        "stack_cache_limit" => "\nhelp: `stack_cache_limit` applies to `#[greenlet::main]`",
         "name" => "\nhelp: `name` applies to `#[greenlet] fn` and `#[greenlet] impl Run for …`",
         _ => "",
     };

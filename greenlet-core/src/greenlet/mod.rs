@@ -676,6 +676,28 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         self.inner.add_link(Link::Raw(Box::new(callback)))
     }
 
+    /// `true` while any callback or waiter is registered and has not fired
+    /// yet (gevent's `has_links()`): links of every kind, and the
+    /// registrations of a blocked `join`, `get`, [`wait`](crate::wait) or
+    /// [`iwait`](crate::iwait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| 1);
+    /// assert!(!g.has_links());
+    /// let id = g.link(|_| ());
+    /// assert!(g.has_links());
+    /// g.unlink(id);
+    /// assert!(!g.has_links());
+    /// # });
+    /// ```
+    pub fn has_links(&self) -> bool {
+        self.inner.links.borrow().iter().any(|(_, link)| link.is_some())
+    }
+
     /// Removes a link that has not fired yet; `true` if it was still there.
     ///
     /// # Examples

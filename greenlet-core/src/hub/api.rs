@@ -348,18 +348,18 @@ pub fn default_stack_size() -> usize {
 }
 
 /// Sets how many finished stacks this thread's hub keeps for reuse
-/// (default [`DEFAULT_POOL_LIMIT`](super::DEFAULT_POOL_LIMIT)). Stacks beyond
+/// (default [`DEFAULT_STACK_CACHE_LIMIT`](super::DEFAULT_STACK_CACHE_LIMIT)). Stacks beyond
 /// it are unmapped.
 ///
 /// # Examples
 ///
 /// ```
-/// greenlet_core::hub::set_pool_limit(64);
-/// greenlet_core::hub::set_pool_limit(greenlet_core::hub::DEFAULT_POOL_LIMIT);
+/// greenlet_core::hub::set_stack_cache_limit(64);
+/// greenlet_core::hub::set_stack_cache_limit(greenlet_core::hub::DEFAULT_STACK_CACHE_LIMIT);
 /// ```
-pub fn set_pool_limit(limit: usize) {
+pub fn set_stack_cache_limit(limit: usize) {
     with_hub(|h| {
-        h.config.pool_limit = limit;
+        h.config.stack_cache_limit = limit;
         h.reshape_pool();
         h.trim_stacks();
     });

@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 pub(crate) use api::report;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, reset_error_handler,
-    set_default_stack_size, set_error_handler, set_pool_limit, sleep, sleep_secs, sleep_unref,
+    set_default_stack_size, set_error_handler, set_stack_cache_limit, sleep, sleep_secs, sleep_unref,
     stats,
 };
 pub(crate) use handle::reinit_poller;
@@ -94,7 +94,7 @@ pub(crate) const LOOP: u32 = u32::MAX;
 /// resident, about 8 KiB for an idle greenlet).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Default number of finished stacks kept for reuse per hub.
-pub const DEFAULT_POOL_LIMIT: usize = 1024;
+pub const DEFAULT_STACK_CACHE_LIMIT: usize = 1024;
 
 /// Wakes one blocked wait: a slot plus the token it had when it blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ enum Callback {
 #[derive(Debug, Clone, Copy)]
 struct Config {
     stack_size: usize,
-    pool_limit: usize,
+    stack_cache_limit: usize,
 }
 
 /// The per-thread event loop. Reached only through [`with_hub`].
@@ -267,7 +267,7 @@ impl Hub {
             stacks: stacks::Stacks::new(),
             config: Config {
                 stack_size: DEFAULT_STACK_SIZE,
-                pool_limit: DEFAULT_POOL_LIMIT,
+                stack_cache_limit: DEFAULT_STACK_CACHE_LIMIT,
             },
             error_handler: None,
         }

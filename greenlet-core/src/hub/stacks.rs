@@ -194,7 +194,7 @@ impl Hub {
     /// A finished greenlet's stack, back for reuse.
     pub(super) fn release_stack(&mut self, stack: Stack) {
         debug_assert!(stack.is_idle());
-        if stack.size() == self.config.stack_size && self.stacks.pool.len() < self.config.pool_limit
+        if stack.size() == self.config.stack_size && self.stacks.pool.len() < self.config.stack_cache_limit
         {
             self.stacks.pool.push(stack);
         } else {
@@ -219,7 +219,7 @@ impl Hub {
     /// Moves pooled stacks beyond `keep` (or of the wrong size) to `spare`.
     pub(super) fn reshape_pool(&mut self) {
         let size = self.config.stack_size;
-        let limit = self.config.pool_limit;
+        let limit = self.config.stack_cache_limit;
         let mut i = 0;
         while i < self.stacks.pool.len() {
             if self.stacks.pool[i].size() != size || i >= limit {

@@ -4,7 +4,7 @@
 use greenlet::{hub, sleep, spawn};
 use std::time::Duration;
 
-#[greenlet::main(stack_size = 128 * 1024, pool_limit = 16)]
+#[greenlet::main(stack_size = 128 * 1024, stack_cache_limit = 16)]
 fn main() {
     assert_eq!(hub::default_stack_size(), 128 * 1024);
     let g = spawn(|| {
