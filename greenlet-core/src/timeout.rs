@@ -34,13 +34,16 @@ use crate::hub::{self, Throw, TimerId, Unwind};
 /// cancelled when dropped, so the guard style is safe:
 ///
 /// ```
-/// use greenlet_core::{sleep, Timeout};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{sleep, Timeout};
 /// use std::time::Duration;
 ///
 /// let outcome = Timeout::new(Duration::from_millis(10)).scope(|| {
 ///     sleep(Duration::from_secs(10)); // interrupted after 10 ms
 /// });
 /// assert!(outcome.is_err());
+/// # });
 /// ```
 ///
 /// A started timeout that expires outside any scope ends the greenlet with
@@ -63,8 +66,11 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::new(std::time::Duration::from_secs(1));
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::new(std::time::Duration::from_secs(1));
     /// assert!(!t.pending());
+    /// # });
     /// ```
     pub fn new(duration: Duration) -> Timeout {
         Timeout {
@@ -84,9 +90,12 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::never();
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::never();
     /// t.start();
     /// assert!(!t.pending());
+    /// # });
     /// ```
     pub fn never() -> Timeout {
         let mut t = Timeout::new(Duration::ZERO);
@@ -104,9 +113,12 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::Timeout;
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::Timeout;
     /// assert!(Timeout::from_secs_f64(f64::NAN).is_err());
     /// assert_eq!(Timeout::from_secs_f64(f64::INFINITY).unwrap().duration(), None);
+    /// # });
     /// ```
     pub fn from_secs_f64(seconds: f64) -> Result<Timeout, InvalidDuration> {
         Ok(match crate::duration_from_secs_f64(seconds)? {
@@ -121,12 +133,15 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{sleep, Timeout};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{sleep, Timeout};
     /// use std::time::Duration;
     ///
     /// let t = Timeout::with_error(Duration::from_millis(1), std::io::Error::other("too slow"));
     /// let e = t.scope(|| sleep(Duration::from_secs(1))).unwrap_err();
     /// assert_eq!(e.error().unwrap().to_string(), "too slow");
+    /// # });
     /// ```
     pub fn with_error<E>(duration: Duration, error: E) -> Timeout
     where
@@ -143,8 +158,11 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::new(std::time::Duration::from_secs(1)).unref();
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::new(std::time::Duration::from_secs(1)).unref();
     /// # drop(t);
+    /// # });
     /// ```
     pub fn unref(mut self) -> Timeout {
         self.referenced = false;
@@ -167,11 +185,14 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::new(std::time::Duration::from_secs(5));
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::new(std::time::Duration::from_secs(5));
     /// t.start();
     /// assert!(t.pending());
     /// t.cancel();
     /// assert!(!t.pending());
+    /// # });
     /// ```
     #[track_caller]
     pub fn start(&self) {
@@ -208,8 +229,11 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::start_new(std::time::Duration::from_secs(5));
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::start_new(std::time::Duration::from_secs(5));
     /// assert!(t.pending());
+    /// # });
     /// ```
     #[track_caller]
     pub fn start_new(duration: Duration) -> Timeout {
@@ -229,9 +253,12 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// let t = greenlet_core::Timeout::start_new(std::time::Duration::from_millis(1));
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let t = greenlet::Timeout::start_new(std::time::Duration::from_millis(1));
     /// t.cancel();
-    /// greenlet_core::sleep(std::time::Duration::from_millis(3)); // not interrupted
+    /// greenlet::sleep(std::time::Duration::from_millis(3)); // not interrupted
+    /// # });
     /// ```
     pub fn cancel(&self) {
         if let Some(id) = self.timer.take() {
@@ -260,13 +287,16 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{sleep, Timeout};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{sleep, Timeout};
     /// use std::time::Duration;
     ///
     /// let outer = Timeout::new(Duration::from_millis(50));
     /// let inner = Timeout::new(Duration::from_millis(5));
     /// let r = outer.scope(|| inner.scope(|| sleep(Duration::from_secs(1))));
     /// assert!(matches!(r, Ok(Err(_)))); // the inner one fired, caught by its scope
+    /// # });
     /// ```
     #[track_caller]
     pub fn scope<T>(&self, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
@@ -278,10 +308,14 @@ impl Timeout {
         match result {
             Ok(value) => Ok(value),
             Err(payload) => match payload.downcast::<Unwind>() {
-                Ok(unwind) => match unwind.0 {
-                    Throw::Timeout { id, elapsed } if id == self.id => Err(elapsed),
-                    other => resume_unwind(Box::new(Unwind(other))),
-                },
+                Ok(unwind) if matches!(unwind.throw(), Throw::Timeout { id, .. } if *id == self.id) => {
+                    match unwind.into_throw() {
+                        Throw::Timeout { elapsed, .. } => Err(elapsed),
+                        Throw::Kill(_) => unreachable!("matched a timeout above"),
+                    }
+                }
+                // Not ours: keep unwinding with the very same payload.
+                Ok(unwind) => resume_unwind(unwind),
                 Err(payload) => resume_unwind(payload),
             },
         }
@@ -305,11 +339,14 @@ impl Timeout {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{sleep, Timeout};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{sleep, Timeout};
     /// use std::time::Duration;
     /// // gevent's `with Timeout(5, False):` - silent on expiry:
     /// let data = Timeout::run(Duration::from_millis(1), || { sleep(Duration::from_secs(1)); 7 }).ok();
     /// assert_eq!(data, None);
+    /// # });
     /// ```
     #[track_caller]
     pub fn run<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
@@ -364,11 +401,14 @@ impl fmt::Debug for Timeout {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, with_timeout};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, with_timeout};
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| 3);
 /// assert_eq!(with_timeout(Duration::from_secs(1), || g.get().unwrap()).unwrap(), 3);
+/// # });
 /// ```
 #[track_caller]
 pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
@@ -389,11 +429,14 @@ pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, E
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{sleep, with_timeout_value};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{sleep, with_timeout_value};
 /// use std::time::Duration;
 ///
 /// let v = with_timeout_value(Duration::from_millis(1), -1, || { sleep(Duration::from_secs(1)); 1 });
 /// assert_eq!(v, -1);
+/// # });
 /// ```
 #[track_caller]
 pub fn with_timeout_value<T>(duration: Duration, timeout_value: T, f: impl FnOnce() -> T) -> T {

@@ -136,7 +136,9 @@ impl<W: Waitable + ?Sized> Drop for IWait<'_, W> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{iwait, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{iwait, spawn, sleep};
 /// use std::time::Duration;
 ///
 /// let slow = spawn(|| { sleep(Duration::from_millis(20)); "slow" });
@@ -145,6 +147,7 @@ impl<W: Waitable + ?Sized> Drop for IWait<'_, W> {
 ///     .map(|g| g.get().unwrap())
 ///     .collect();
 /// assert_eq!(order, ["fast", "slow"]);
+/// # });
 /// ```
 pub fn iwait<'a, W, I>(
     objects: I,
@@ -194,7 +197,9 @@ where
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, sleep, wait};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, sleep, wait};
 /// use std::time::Duration;
 ///
 /// let gs: Vec<_> = (1..=3u64).map(|i| spawn(move || sleep(Duration::from_millis(i)))).collect();
@@ -202,6 +207,7 @@ where
 /// assert_eq!(first.len(), 1);
 /// let all = wait(&gs, Duration::from_secs(5), None).unwrap();
 /// assert_eq!(all.len(), 3);
+/// # });
 /// ```
 pub fn wait<'a, W, I>(
     objects: I,
@@ -242,7 +248,9 @@ where
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{joinall, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{joinall, spawn, sleep};
 /// use std::time::Duration;
 ///
 /// let gs: Vec<_> = (0..3).map(|i| spawn(move || i * 10)).collect();
@@ -253,6 +261,7 @@ where
 /// let done = joinall([&slow], Duration::from_millis(5), false, None).unwrap();
 /// assert!(done.is_empty());
 /// slow.kill();
+/// # });
 /// ```
 pub fn joinall<'a, G, I>(
     greenlets: I,
@@ -301,13 +310,16 @@ where
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{killall, spawn, sleep, KillError};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{killall, spawn, sleep, KillError};
 /// use std::time::Duration;
 ///
 /// let gs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
 /// sleep(Duration::ZERO);
 /// killall(&gs, KillError::GreenletExit, true, None).unwrap();
 /// assert!(gs.iter().all(|g| g.is_ready()));
+/// # });
 /// ```
 pub fn killall<'a, G, I>(
     greenlets: I,

@@ -20,13 +20,16 @@ use crate::greenlet::state::LinkId;
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, wait, Waitable};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, wait, Waitable};
 ///
 /// let a = spawn(|| 1);
 /// let b = spawn(|| 2);
 /// let objects: [&dyn Waitable; 2] = [&a, &b];
 /// let ready = wait(objects, None, None).unwrap();
 /// assert_eq!(ready.len(), 2);
+/// # });
 /// ```
 pub trait Waitable {
     /// `true` once the object is ready (it never becomes un-ready).

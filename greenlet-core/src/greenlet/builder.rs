@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::error::{GreenletError, SpawnError};
 use super::state::{DEFAULT_CLASS, Life, Options, new_cell};
-use super::{Greenlet, Run, error, switch};
+use super::{Greenlet, Run, error};
 use crate::hub;
 
 /// Options for a new greenlet: name and stack size (std's `thread::Builder`).
@@ -12,12 +12,16 @@ use crate::hub;
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::Builder;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::Builder;
 ///
 /// let g = Builder::new().name("worker").stack_size(64 * 1024).spawn(|| 7)?;
 /// assert_eq!(g.name(), Some("worker"));
 /// assert_eq!(g.get().unwrap(), 7);
-/// # Ok::<(), greenlet_core::SpawnError>(())
+/// # Ok::<(), greenlet::SpawnError>(())
+/// # })?;
+/// # Ok::<(), greenlet::SpawnError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use = "a Builder does nothing until you spawn or build"]
@@ -60,11 +64,15 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::Builder::new().name("later").build(|| 1);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::Builder::new().name("later").build(|| 1);
     /// assert!(!g.is_started());
     /// g.start();
     /// assert_eq!(g.get().unwrap(), 1);
+    /// # });
     /// ```
+    #[track_caller]
     pub fn build<F, T>(self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -86,10 +94,15 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::Builder::new().spawn(|| "hi")?;
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::Builder::new().spawn(|| "hi")?;
     /// assert_eq!(g.get().unwrap(), "hi");
-    /// # Ok::<(), greenlet_core::SpawnError>(())
+    /// # Ok::<(), greenlet::SpawnError>(())
+    /// # })?;
+    /// # Ok::<(), greenlet::SpawnError>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> Result<Greenlet<T>, SpawnError>
     where
         F: FnOnce() -> T + 'static,
@@ -108,11 +121,16 @@ impl Builder {
     /// # Examples
     ///
     /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
     /// use std::time::Duration;
-    /// let g = greenlet_core::Builder::new().spawn_later(Duration::from_millis(2), || 5)?;
+    /// let g = greenlet::Builder::new().spawn_later(Duration::from_millis(2), || 5)?;
     /// assert_eq!(g.get().unwrap(), 5);
-    /// # Ok::<(), greenlet_core::SpawnError>(())
+    /// # Ok::<(), greenlet::SpawnError>(())
+    /// # })?;
+    /// # Ok::<(), greenlet::SpawnError>(())
     /// ```
+    #[track_caller]
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> Result<Greenlet<T>, SpawnError>
     where
         F: FnOnce() -> T + 'static,
@@ -130,13 +148,18 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{Builder, Run};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{Builder, Run};
     /// struct Job(u8);
     /// impl Run for Job { type Output = u8; fn run(&self) -> u8 { self.0 * 2 } }
     /// let g = Builder::new().name("job").spawn_run(Job(21))?;
     /// assert_eq!(g.get().unwrap(), 42);
-    /// # Ok::<(), greenlet_core::SpawnError>(())
+    /// # Ok::<(), greenlet::SpawnError>(())
+    /// # })?;
+    /// # Ok::<(), greenlet::SpawnError>(())
     /// ```
+    #[track_caller]
     pub fn spawn_run<R: Run>(self, run: R) -> Result<Greenlet<R::Output, R>, SpawnError> {
         self.spawn_inner(R::run, run, R::class_name(), None)
     }
@@ -150,14 +173,19 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{Builder, Run};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{Builder, Run};
     /// use std::time::Duration;
     /// struct Job;
     /// impl Run for Job { type Output = (); fn run(&self) {} }
     /// let g = Builder::new().spawn_run_later(Duration::from_millis(1), Job)?;
     /// g.join();
-    /// # Ok::<(), greenlet_core::SpawnError>(())
+    /// # Ok::<(), greenlet::SpawnError>(())
+    /// # })?;
+    /// # Ok::<(), greenlet::SpawnError>(())
     /// ```
+    #[track_caller]
     pub fn spawn_run_later<R: Run>(
         self,
         delay: Duration,
@@ -171,13 +199,17 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{Builder, Run};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{Builder, Run};
     /// struct Job;
     /// impl Run for Job { type Output = u8; fn run(&self) -> u8 { 1 } }
     /// let g = Builder::new().build_run(Job);
     /// g.start();
     /// assert_eq!(g.get().unwrap(), 1);
+    /// # });
     /// ```
+    #[track_caller]
     pub fn build_run<R: Run>(self, run: R) -> Greenlet<R::Output, R> {
         Greenlet {
             inner: new_cell(self.options(R::class_name()), run, R::run),
@@ -187,6 +219,7 @@ impl Builder {
     /// The spawn path: one allocation for the cell (body included; it is
     /// loaded onto a stack at the first switch), then a hub slot and a stack
     /// unit.
+    #[track_caller]
     fn spawn_inner<T, D, F>(
         self,
         body: F,
@@ -200,9 +233,15 @@ impl Builder {
         F: FnOnce(&D) -> T + 'static,
     {
         let inner = new_cell(self.options(class), data, body);
-        let slot = hub::start(Some(inner.header.core()), None, self.stack_size, later)
-            .map_err(|(error, _)| error)?;
-        inner.header.life.set(Life::Started { slot });
+        let (slot, generation) = hub::start(
+            Some(inner.header.core()),
+            None,
+            std::mem::size_of::<F>(),
+            self.stack_size,
+            later,
+        )
+        .map_err(|(error, _)| error)?;
+        inner.header.life.set(Life::Started { slot, generation });
         inner.header.was_started.set(true);
         Ok(Greenlet { inner })
     }
@@ -220,8 +259,11 @@ impl Builder {
 /// # Examples
 ///
 /// ```
-/// let g = greenlet_core::spawn(|| 2 + 2);
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// let g = greenlet::spawn(|| 2 + 2);
 /// assert_eq!(g.get().unwrap(), 4);
+/// # });
 /// ```
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> Greenlet<T>
@@ -244,11 +286,14 @@ where
 /// # Examples
 ///
 /// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
 /// use std::time::{Duration, Instant};
 /// let t = Instant::now();
-/// let g = greenlet_core::spawn_later(Duration::from_millis(10), || 1);
+/// let g = greenlet::spawn_later(Duration::from_millis(10), || 1);
 /// g.join();
 /// assert!(t.elapsed() >= Duration::from_millis(10));
+/// # });
 /// ```
 #[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
@@ -273,14 +318,17 @@ where
 /// # Examples
 ///
 /// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
 /// use std::cell::Cell;
 /// use std::rc::Rc;
 ///
 /// let hits = Rc::new(Cell::new(0));
 /// let h = hits.clone();
-/// greenlet_core::spawn_raw(move || h.set(h.get() + 1));
-/// greenlet_core::hub::join();
+/// greenlet::spawn_raw(move || h.set(h.get() + 1));
+/// greenlet::hub::join();
 /// assert_eq!(hits.get(), 1);
+/// # });
 /// ```
 #[track_caller]
 pub fn spawn_raw<F>(f: F)
@@ -289,9 +337,6 @@ where
 {
     let body: hub::Body = Box::new(move || {
         if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            if switch::is_generator_payload(payload.as_ref()) {
-                switch::reraise(payload);
-            }
             if payload.is::<hub::Unwind>() {
                 return; // killed: silent, like GreenletExit
             }
@@ -303,7 +348,7 @@ where
             });
         }
     });
-    if let Err((e, body)) = hub::start(None, Some(body), None, None) {
+    if let Err((e, body)) = hub::start(None, Some(body), std::mem::size_of::<F>(), None, None) {
         drop(body);
         panic!("greenlet::spawn_raw: {e}");
     }
@@ -317,10 +362,14 @@ impl<T: 'static> Greenlet<T> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::Greenlet::new(|| "done");
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::Greenlet::new(|| "done");
     /// g.start();
     /// assert_eq!(g.get().unwrap(), "done");
+    /// # });
     /// ```
+    #[track_caller]
     pub fn new<F>(f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -338,8 +387,11 @@ impl<T: 'static> Greenlet<T> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::Greenlet::spawn(|| 1);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::Greenlet::spawn(|| 1);
     /// assert_eq!(g.get().unwrap(), 1);
+    /// # });
     /// ```
     #[track_caller]
     pub fn spawn<F>(f: F) -> Greenlet<T>
@@ -356,13 +408,17 @@ impl<R: Run> Greenlet<R::Output, R> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{Greenlet, Run};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{Greenlet, Run};
     /// struct Job;
     /// impl Run for Job { type Output = u8; fn run(&self) -> u8 { 3 } }
     /// let g = Greenlet::from_run(Job);
     /// g.start();
     /// assert_eq!(g.get().unwrap(), 3);
+    /// # });
     /// ```
+    #[track_caller]
     pub fn from_run(run: R) -> Self {
         Builder::new().build_run(run)
     }
@@ -376,10 +432,13 @@ impl<R: Run> Greenlet<R::Output, R> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{Greenlet, Run};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{Greenlet, Run};
     /// struct Job;
     /// impl Run for Job { type Output = u8; fn run(&self) -> u8 { 3 } }
     /// assert_eq!(Greenlet::spawn_run(Job).get().unwrap(), 3);
+    /// # });
     /// ```
     #[track_caller]
     pub fn spawn_run(run: R) -> Self {

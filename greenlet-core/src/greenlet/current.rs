@@ -19,8 +19,11 @@ use crate::hub;
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::getcurrent;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::getcurrent;
 /// assert!(getcurrent().is_main());
+/// # });
 /// ```
 #[derive(Clone)]
 pub struct GreenletRef(RefKind);
@@ -114,10 +117,13 @@ impl fmt::Debug for GreenletRef {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{getcurrent, spawn};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{getcurrent, spawn};
 /// assert!(getcurrent().is_main());
 /// let g = spawn(|| getcurrent().is_main());
 /// assert_eq!(g.get().unwrap(), false);
+/// # });
 /// ```
 pub fn getcurrent() -> GreenletRef {
     let slot = hub::current_slot();
@@ -169,13 +175,16 @@ impl<G: AnyGreenlet + ?Sized> AnyGreenlet for &G {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{kill, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{kill, spawn, sleep};
 /// use std::time::Duration;
 /// let g = spawn(|| sleep(Duration::from_secs(60)));
 /// sleep(Duration::ZERO);
 /// kill(&g);
 /// g.join();
 /// assert!(g.is_successful());
+/// # });
 /// ```
 pub fn kill<G: AnyGreenlet + ?Sized>(greenlet: &G) {
     greenlet.kill_nowait_with(KillError::GreenletExit);
@@ -188,10 +197,13 @@ impl<T, D> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{getcurrent, spawn};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{getcurrent, spawn};
     /// let g = spawn(|| getcurrent());
     /// let seen = g.get().unwrap();
     /// assert_eq!(seen, g.to_ref());
+    /// # });
     /// ```
     pub fn to_ref(&self) -> GreenletRef {
         GreenletRef(RefKind::Greenlet(self.inner.header.core()))

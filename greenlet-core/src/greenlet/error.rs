@@ -22,13 +22,16 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, GreenletError};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, GreenletError};
 ///
 /// let g = spawn(|| -> u32 { panic!("boom") });
 /// match g.get() {
 ///     Err(GreenletError::Panicked(p)) => assert_eq!(p.message(), "boom"),
 ///     other => panic!("unexpected {other:?}"),
 /// }
+/// # });
 /// ```
 ///
 /// [`Greenlet::exception`]: crate::Greenlet::exception
@@ -104,13 +107,16 @@ impl Error for GreenletError {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, sleep, GreenletError, KillError};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, sleep, GreenletError, KillError};
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| sleep(Duration::from_secs(10)));
 /// g.kill();
 /// assert!(matches!(g.get(), Err(GreenletError::Killed(KillError::GreenletExit))));
 /// assert!(g.is_successful()); // GreenletExit counts as success, like gevent
+/// # });
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -149,18 +155,29 @@ pub struct PanicError(Arc<PanicData>);
 
 struct PanicData {
     message: String,
-    location: Option<&'static str>,
+    location: Option<String>,
+    backtrace: Option<std::backtrace::Backtrace>,
     payload: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl PanicError {
     pub(crate) fn new(payload: Box<dyn Any + Send>) -> Self {
         let message = super::switch::panic_message(payload.as_ref());
+        // What the panic hook saw, if it was this panic.
+        let caught = super::switch::take_caught_panic().filter(|c| c.message == message);
+        let (location, backtrace) = caught.map_or((None, None), |c| (c.location, c.backtrace));
         PanicError(Arc::new(PanicData {
             message,
-            location: super::switch::take_panic_location(),
+            location,
+            backtrace,
             payload: Mutex::new(Some(payload)),
         }))
+    }
+
+    /// The backtrace of the panic, captured when `RUST_BACKTRACE` (or
+    /// `RUST_LIB_BACKTRACE`) asked for one.
+    pub fn backtrace(&self) -> Option<&std::backtrace::Backtrace> {
+        self.0.backtrace.as_ref()
     }
 
     /// The panic message (`"Box<dyn Any>"` for non-string payloads).
@@ -170,7 +187,7 @@ impl PanicError {
 
     /// Where it panicked (`file:line:column`), when the panic hook saw it.
     pub fn location(&self) -> Option<&str> {
-        self.0.location
+        self.0.location.as_deref()
     }
 
     /// The original panic payload, e.g. to continue unwinding with
@@ -210,11 +227,14 @@ impl Error for PanicError {}
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{with_timeout, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{with_timeout, sleep};
 /// use std::time::Duration;
 ///
 /// let err = with_timeout(Duration::from_millis(5), || sleep(Duration::from_secs(5))).unwrap_err();
 /// assert_eq!(err.duration(), Some(Duration::from_millis(5)));
+/// # });
 /// ```
 #[derive(Clone)]
 pub struct Elapsed {
@@ -282,13 +302,16 @@ impl Error for Elapsed {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{spawn, sleep, GreenletError};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, sleep, GreenletError};
 /// use std::time::Duration;
 ///
 /// // `Duration::MAX` means "no deadline": nothing can ever end this sleep.
 /// let g = spawn(|| -> u8 { sleep(Duration::MAX); 1 });
 /// assert!(matches!(g.get(), Err(GreenletError::LoopExit(_))));
 /// g.kill();
+/// # });
 /// ```
 #[derive(Debug, Clone)]
 pub struct LoopExit(Box<LoopExitData>);
@@ -408,6 +431,17 @@ impl SpawnError {
         }))
     }
 
+    /// The hub scope is ending and keeps getting new greenlets.
+    pub(crate) fn scope_ending() -> SpawnError {
+        SpawnError(Box::new(SpawnErrorData {
+            kind: SpawnErrorKind::NoScope,
+            live_stacks: 0,
+            stack_size: 0,
+            limit: 1,
+            cause: String::new(),
+        }))
+    }
+
     /// The body closure (`body_size` bytes) cannot fit a `stack_size` stack.
     pub(crate) fn body_too_large(body_size: usize, stack_size: usize) -> SpawnError {
         SpawnError(Box::new(SpawnErrorData {
@@ -438,6 +472,10 @@ impl SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.kind {
+            SpawnErrorKind::NoScope if self.0.limit == 1 => f.write_str(
+                "the hub scope is ending and greenlets keep spawning new ones \
+                 (a link or destructor that respawns): spawning is refused",
+            ),
             SpawnErrorKind::NoScope => f.write_str(
                 "no hub scope on this thread: greenlets live inside `greenlet::run(|| ...)` \
                  (or a `#[greenlet::main]` / `#[greenlet::test]` function)",
@@ -471,12 +509,15 @@ impl Error for SpawnError {}
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::duration_from_secs_f64;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::duration_from_secs_f64;
 /// use std::time::Duration;
 ///
 /// assert!(duration_from_secs_f64(f64::NAN).is_err());
 /// assert_eq!(duration_from_secs_f64(-1.0).unwrap(), Some(Duration::ZERO));
 /// assert_eq!(duration_from_secs_f64(f64::INFINITY).unwrap(), None);
+/// # });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidDuration;
@@ -500,10 +541,13 @@ impl Error for InvalidDuration {}
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::duration_from_secs_f64;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::duration_from_secs_f64;
 /// use std::time::Duration;
 ///
 /// assert_eq!(duration_from_secs_f64(0.25).unwrap(), Some(Duration::from_millis(250)));
+/// # });
 /// ```
 pub fn duration_from_secs_f64(seconds: f64) -> Result<Option<Duration>, InvalidDuration> {
     if seconds.is_nan() {

@@ -45,14 +45,19 @@ use state::{Life, Link, Outcome, Shared};
 /// greenlet. Handles are `!Send`: a greenlet belongs to its thread's hub.
 ///
 /// ```compile_fail
-/// let g = greenlet_core::spawn(|| 1);
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// let g = greenlet::spawn(|| 1);
 /// std::thread::spawn(move || g.join()); // Greenlet is !Send
+/// # });
 /// ```
 ///
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{Greenlet, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{Greenlet, sleep};
 /// use std::time::Duration;
 ///
 /// let g = Greenlet::new(|| { sleep(Duration::from_millis(1)); 6 * 7 });
@@ -61,6 +66,7 @@ use state::{Life, Link, Outcome, Shared};
 /// assert!(g.is_active());
 /// assert_eq!(g.get().unwrap(), 42);
 /// assert!(g.is_ready() && g.is_successful());
+/// # });
 /// ```
 pub struct Greenlet<T: 'static, D: 'static = ()> {
     pub(crate) inner: Rc<Shared<T, D>>,
@@ -96,10 +102,13 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::Greenlet::new(|| 1);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::Greenlet::new(|| 1);
     /// g.start();
     /// g.start(); // no-op
     /// assert_eq!(g.get().unwrap(), 1);
+    /// # });
     /// ```
     #[track_caller]
     pub fn start(&self) {
@@ -116,10 +125,13 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
     /// use std::time::Duration;
-    /// let g = greenlet_core::Greenlet::new(|| 1);
+    /// let g = greenlet::Greenlet::new(|| 1);
     /// g.start_later(Duration::from_millis(1));
     /// assert_eq!(g.get().unwrap(), 1);
+    /// # });
     /// ```
     #[track_caller]
     pub fn start_later(&self, delay: Duration) {
@@ -131,16 +143,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         if self.inner.header.life.get() != Life::New {
             return;
         }
-        let slot = match hub::start(
-            Some(self.inner.header.core()),
-            None,
-            self.inner.header.stack_size(),
-            later,
-        ) {
-            Ok(slot) => slot,
-            Err((e, _)) => panic!("{api}: {e}"),
-        };
-        self.inner.header.life.set(Life::Started { slot });
+        let core = self.inner.header.core();
+        let body_size = core.body_size();
+        let (slot, generation) =
+            match hub::start(Some(core), None, body_size, self.inner.header.stack_size(), later) {
+                Ok(started) => started,
+                Err((e, _)) => panic!("{api}: {e}"),
+            };
+        self.inner.header.life.set(Life::Started { slot, generation });
         self.inner.header.was_started.set(true);
     }
 
@@ -195,7 +205,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// `true` when called from inside this greenlet.
     pub fn is_current(&self) -> bool {
         match self.inner.header.life.get() {
-            Life::Started { slot } => hub::current_slot() == slot,
+            Life::Started { slot, .. } => hub::current_slot() == slot,
             _ => false,
         }
     }
@@ -288,9 +298,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| ());
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| ());
     /// g.join();
     /// assert!(g.is_ready());
+    /// # });
     /// ```
     #[track_caller]
     pub fn join(&self) {
@@ -312,11 +325,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{spawn, sleep};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{spawn, sleep};
     /// use std::time::Duration;
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
     /// assert!(!g.join_timeout(Duration::from_millis(5)));
     /// g.kill();
+    /// # });
     /// ```
     #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
@@ -345,8 +361,11 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| vec![1, 2]);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| vec![1, 2]);
     /// assert_eq!(g.get().unwrap(), [1, 2]);
+    /// # });
     /// ```
     #[track_caller]
     pub fn get(&self) -> Result<T, GreenletError>
@@ -377,11 +396,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{spawn, sleep};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{spawn, sleep};
     /// use std::time::Duration;
     /// let g = spawn(|| { sleep(Duration::from_secs(60)); 1 });
     /// assert!(g.get_timeout(Duration::from_millis(5)).is_err());
     /// g.kill();
+    /// # });
     /// ```
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Result<T, GreenletError>, Elapsed>
@@ -404,10 +426,13 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| 1);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| 1);
     /// assert!(g.try_get().is_none());
     /// g.join();
     /// assert_eq!(g.try_get().unwrap().unwrap(), 1);
+    /// # });
     /// ```
     pub fn try_get(&self) -> Option<Result<T, GreenletError>>
     where
@@ -435,9 +460,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
     /// struct NotClone(u8);
-    /// let g = greenlet_core::spawn(|| NotClone(9));
+    /// let g = greenlet::spawn(|| NotClone(9));
     /// assert_eq!(g.into_result().unwrap().0, 9);
+    /// # });
     /// ```
     #[track_caller]
     pub fn into_result(self) -> Result<T, GreenletError> {
@@ -479,12 +507,15 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{spawn, sleep};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{spawn, sleep};
     /// use std::time::Duration;
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
     /// sleep(Duration::ZERO);
     /// g.kill();
     /// assert!(g.is_ready() && g.is_successful());
+    /// # });
     /// ```
     #[track_caller]
     pub fn kill(&self) {
@@ -507,7 +538,9 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{spawn, sleep, hub};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{spawn, sleep, hub};
     /// use std::time::Duration;
     /// hub::set_error_handler(|_| ()); // keep the doc test quiet
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
@@ -515,6 +548,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// g.kill_with(std::io::Error::other("shutdown"));
     /// assert!(!g.is_successful());
     /// hub::reset_error_handler();
+    /// # });
     /// ```
     #[track_caller]
     pub fn kill_with<E>(&self, error: E)
@@ -532,9 +566,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| unreachable!("never runs"));
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| unreachable!("never runs"));
     /// g.kill_nowait();
     /// assert!(g.is_ready()); // it never ran, so it is dead at once
+    /// # });
     /// ```
     pub fn kill_nowait(&self) {
         self.inner.kill_nowait(KillError::GreenletExit);
@@ -545,9 +582,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::KillError;
-    /// let g = greenlet_core::spawn(|| ());
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::KillError;
+    /// let g = greenlet::spawn(|| ());
     /// g.kill_nowait_with(KillError::GreenletExit);
+    /// # });
     /// ```
     pub fn kill_nowait_with(&self, error: KillError) {
         self.inner.kill_nowait(error);
@@ -572,11 +612,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{spawn, sleep};
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{spawn, sleep};
     /// use std::time::Duration;
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
     /// sleep(Duration::ZERO);
     /// g.kill_timeout(Duration::from_millis(50)).unwrap();
+    /// # });
     /// ```
     #[track_caller]
     pub fn kill_timeout(&self, timeout: Duration) -> Result<(), Elapsed> {
@@ -617,14 +660,17 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
     /// use std::cell::Cell;
     /// use std::rc::Rc;
     /// let fired = Rc::new(Cell::new(0));
     /// let f = fired.clone();
-    /// let g = greenlet_core::spawn(|| 1);
+    /// let g = greenlet::spawn(|| 1);
     /// g.link(move |g| { assert!(g.is_ready()); f.set(f.get() + 1) });
     /// g.join();
     /// assert_eq!(fired.get(), 1);
+    /// # });
     /// ```
     pub fn link(&self, callback: impl FnOnce(&Greenlet<T, D>) + 'static) -> LinkId {
         self.inner.add_link(Link::Any(Box::new(callback)))
@@ -637,9 +683,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| 5);
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| 5);
     /// g.link_value(|v| assert_eq!(*v, 5));
     /// g.join();
+    /// # });
     /// ```
     pub fn link_value(&self, callback: impl FnOnce(&T) + 'static) -> LinkId {
         self.inner.add_link(Link::Value(Box::new(callback)))
@@ -651,12 +700,15 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::hub;
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::hub;
     /// hub::set_error_handler(|_| ());
-    /// let g = greenlet_core::spawn(|| -> u8 { panic!("bad") });
+    /// let g = greenlet::spawn(|| -> u8 { panic!("bad") });
     /// g.link_exception(|e| assert!(e.to_string().contains("bad")));
     /// g.join();
     /// hub::reset_error_handler();
+    /// # });
     /// ```
     pub fn link_exception(&self, callback: impl FnOnce(&GreenletError) + 'static) -> LinkId {
         self.inner.add_link(Link::Exception(Box::new(callback)))
@@ -668,9 +720,12 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| ());
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| ());
     /// g.rawlink(|| println!("dead"));
     /// g.join();
+    /// # });
     /// ```
     pub fn rawlink(&self, callback: impl FnOnce() + 'static) -> LinkId {
         self.inner.add_link(Link::Raw(Box::new(callback)))
@@ -703,11 +758,14 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let g = greenlet_core::spawn(|| ());
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| ());
     /// let id = g.rawlink(|| unreachable!());
     /// assert!(g.unlink(id));
     /// assert!(!g.unlink(id));
     /// g.join();
+    /// # });
     /// ```
     pub fn unlink(&self, id: LinkId) -> bool {
         self.inner.remove_link(id)

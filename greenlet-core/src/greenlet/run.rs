@@ -11,7 +11,9 @@
 /// and adds `spawn`/`start_later` helpers; the trait also works by hand:
 ///
 /// ```
-/// use greenlet_core::{Greenlet, Run};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{Greenlet, Run};
 /// use std::cell::Cell;
 ///
 /// struct Counter {
@@ -24,7 +26,7 @@
 ///     fn run(&self) -> u32 {
 ///         for _ in 0..self.limit {
 ///             self.seen.set(self.seen.get() + 1);
-///             greenlet_core::sleep(std::time::Duration::ZERO);
+///             greenlet::sleep(std::time::Duration::ZERO);
 ///         }
 ///         self.seen.get()
 ///     }
@@ -35,6 +37,7 @@
 /// assert_eq!(g.get().unwrap(), 3);
 /// assert_eq!(g.seen.get(), 3);
 /// assert!(g.to_string().starts_with("<Counter at "));
+/// # });
 /// ```
 pub trait Run: Sized + 'static {
     /// What `run` returns: the greenlet's value.

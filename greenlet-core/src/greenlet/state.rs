@@ -21,14 +21,15 @@ use smallvec::SmallVec;
 
 use super::Greenlet;
 use super::error::{GreenletError, KillError, PanicError};
-use super::switch::{self, Stack};
+use super::switch::Stack;
 use crate::hub::{self, ErrorReport, Throw, Unwind, Waker};
 
 /// Where a greenlet is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Life {
     New,
-    Started { slot: u32 },
+    /// Has hub slot `slot` while the slot's generation is `generation`.
+    Started { slot: u32, generation: u32 },
     Dead,
 }
 
@@ -46,12 +47,15 @@ pub(crate) enum Outcome<T> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::spawn;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::spawn;
 ///
 /// let g = spawn(|| 1);
 /// let id = g.link(|_| unreachable!("unlinked before it could fire"));
 /// assert!(g.unlink(id));
 /// g.join();
+/// # });
 /// ```
 ///
 /// Types outside this crate that implement [`Waitable`](crate::Waitable)
@@ -101,6 +105,8 @@ pub(crate) struct Header {
     /// Links are being fired: removals leave a tombstone.
     notifying: Cell<bool>,
     next_link: Cell<u32>,
+    /// Where it was created (`spawn`, `Greenlet::new`, a `#[greenlet]` call).
+    pub(crate) spawned_at: &'static std::panic::Location<'static>,
     /// The hub's view of this very cell.
     core: Weak<dyn Core>,
 }
@@ -155,6 +161,8 @@ pub(crate) trait Core {
     fn kill_nowait(&self, error: KillError);
     /// Loads the body onto `stack` for the first switch.
     fn install(self: Rc<Self>, stack: &mut Stack) -> bool;
+    /// Bytes the body closure takes on the stack.
+    fn body_size(&self) -> usize;
 }
 
 impl dyn Core {
@@ -197,6 +205,10 @@ where
     fn install(self: Rc<Self>, stack: &mut Stack) -> bool {
         let shared: Rc<Shared<T, D>> = Rc::clone(&self) as Rc<Shared<T, D>>;
         self.body.install(shared, stack)
+    }
+
+    fn body_size(&self) -> usize {
+        std::mem::size_of::<F>()
     }
 }
 
@@ -241,12 +253,14 @@ pub(crate) struct Inner<T: 'static, D: 'static, B: ?Sized + 'static> {
 pub(crate) type Shared<T, D> = Inner<T, D, dyn Body<T, D>>;
 
 /// Allocates a greenlet cell (one allocation, body included).
+#[track_caller]
 pub(crate) fn new_cell<T, D, F>(options: Options, data: D, body: F) -> Rc<Shared<T, D>>
 where
     T: 'static,
     D: 'static,
     F: FnOnce(&D) -> T + 'static,
 {
+    let spawned_at = std::panic::Location::caller();
     let cell: Rc<Inner<T, D, Cell<Option<F>>>> =
         Rc::new_cyclic(|weak: &Weak<Inner<T, D, Cell<Option<F>>>>| {
             let core: Weak<dyn Core> = weak.clone();
@@ -261,6 +275,7 @@ where
                     notify_queued: Cell::new(false),
                     notifying: Cell::new(false),
                     next_link: Cell::new(0),
+                    spawned_at,
                     core,
                 },
                 outcome: RefCell::new(Outcome::Pending),
@@ -283,12 +298,10 @@ fn root<T: 'static, D: 'static>(
         match result {
             Ok(value) => this.set_value(value),
             Err(payload) => {
-                if switch::is_generator_payload(payload.as_ref()) {
-                    // The stack is being dropped: let `generator` finish
-                    // its own unwinding.
-                    drop(this);
-                    switch::reraise(payload);
-                }
+                // Every payload the runtime did not raise itself is a panic
+                // of this greenlet (even `generator`'s own error type: the
+                // hub never drops a stack with live frames, so only user
+                // code can raise it).
                 let error = classify(payload);
                 *this.outcome.borrow_mut() = Outcome::Error(error);
             }
@@ -299,7 +312,7 @@ fn root<T: 'static, D: 'static>(
 /// Converts a caught unwind into the outcome.
 fn classify(payload: Box<dyn Any + Send>) -> GreenletError {
     match payload.downcast::<Unwind>() {
-        Ok(unwind) => match unwind.0 {
+        Ok(unwind) => match unwind.into_throw() {
             Throw::Kill(k) => GreenletError::Killed(k),
             Throw::Timeout { elapsed, .. } => GreenletError::Timeout(elapsed),
         },
@@ -349,7 +362,7 @@ impl<T: 'static, D: 'static> Shared<T, D> {
     fn state_label(&self, current: u32) -> String {
         match self.header.life.get() {
             Life::New => "new".to_owned(),
-            Life::Started { slot } => {
+            Life::Started { slot, .. } => {
                 if current == slot {
                     "running".to_owned()
                 } else {
@@ -389,11 +402,14 @@ impl<T: 'static, D: 'static> Shared<T, D> {
         }
     }
 
-    /// Dies without ever running: kill before start.
+    /// Dies without ever running: kill before start. The outcome is
+    /// recorded (and the greenlet marked dead) *before* the unrun body is
+    /// dropped: its captures' `Drop` may panic, and the handle must not be
+    /// left pointing at a freed slot when it does.
     pub(crate) fn die_unstarted(&self, error: KillError) {
-        self.body.discard();
         *self.outcome.borrow_mut() = Outcome::Error(GreenletError::Killed(error));
         self.on_death();
+        self.body.discard();
     }
 
     /// Marks the greenlet dead: queues its links, reports its error.
@@ -491,9 +507,13 @@ impl<T: 'static, D: 'static> Shared<T, D> {
         match self.header.life.get() {
             Life::Dead => {}
             Life::New => self.die_unstarted(error),
-            Life::Started { slot } => match hub::kill_slot(slot, error.clone()) {
-                hub::KillStart::Cancelled => self.die_unstarted(error),
-                hub::KillStart::Thrown | hub::KillStart::IsCurrent => {}
+            Life::Started { slot, generation } => match hub::kill_slot(slot, generation, error.clone()) {
+                hub::KillStart::Cancelled(leftovers) => {
+                    // Outcome first; what the slot held after.
+                    self.die_unstarted(error);
+                    drop(leftovers);
+                }
+                hub::KillStart::Thrown | hub::KillStart::IsCurrent | hub::KillStart::Gone => {}
             },
         }
     }

@@ -33,10 +33,12 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
 use generator::{Gn, LocalGenerator, Scope};
+
+use super::state::Header;
 
 /// The scope type every greenlet body gets.
 type BodyScope<'s> = Scope<'s, 'static, (), ()>;
@@ -71,18 +73,13 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-/// What a [`resume`] ended with.
+/// What a [`resume`] ended with. (A stack overflow never comes back: it
+/// aborts the process, see [`overflow_abort`].)
 pub(crate) enum Resumed {
     /// The body called [`suspend`]; resume it again later.
     Suspended,
     /// The body returned; the stack can be reused.
     Finished,
-    /// The body ran into the guard page. Its frames were not unwound; the
-    /// stack must be dropped, never pooled.
-    Overflowed,
-    /// `generator` raised something else on the resumer (a bug in this
-    /// module if it ever happens); the payload is passed on for reporting.
-    Failed(Box<dyn Any + Send>),
 }
 
 /// Why creating a stack failed.
@@ -139,25 +136,122 @@ impl Stack {
         self.generator.is_done()
     }
 
-    /// Forgets this stack without unmapping or unwinding it: used for a body
-    /// that refuses to die when the hub is destroyed. Its memory leaks.
-    pub(crate) fn leak(self) {
-        std::mem::forget(self);
+}
+
+/// A stack is only ever dropped idle (finished or never loaded): dropping
+/// one with live frames would unmap memory that those frames (or threads
+/// they lent it to with `std::thread::scope`) may still use, and `generator`
+/// would either unwind it from the wrong place or, while the thread is
+/// panicking, not unwind it at all. That cannot happen through the hub; if
+/// it ever does, the process aborts instead of freeing live frames.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !self.generator.is_done() {
+            fatal(b"greenlet: internal error: a greenlet stack with live frames was dropped\n");
+        }
     }
 }
 
+/// Writes `message` to stderr with `write(2)` and aborts: usable anywhere,
+/// signal handlers included.
+fn fatal(message: &[u8]) -> ! {
+    write_stderr(message);
+    std::process::abort()
+}
+
+/// Async-signal-safe write of `bytes` to stderr (best effort).
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: `write(2)` on fd 2 with a valid pointer/length pair; it is
+    // async-signal-safe and touches no Rust state.
+    unsafe {
+        libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len());
+    }
+}
+
+/// Who runs on the stack being resumed, for the overflow message (written
+/// from a signal handler: no allocation, no locks). Points at the greenlet's
+/// header, which its hub slot keeps alive while the greenlet runs; null for
+/// raw greenlets.
+#[derive(Clone, Copy)]
+pub(crate) struct RunningInfo(*const Header);
+
+impl RunningInfo {
+    pub(crate) const NONE: RunningInfo = RunningInfo(ptr::null());
+
+    pub(crate) fn new(header: &Header) -> RunningInfo {
+        RunningInfo(header)
+    }
+}
+
+thread_local! {
+    /// The greenlet being resumed (see [`RunningInfo`]); read by the
+    /// overflow handler. `const`-initialised without a destructor, so
+    /// reading it is async-signal-safe.
+    static RUNNING: Cell<RunningInfo> = const { Cell::new(RunningInfo::NONE) };
+    /// Size in bytes of the stack being resumed.
+    static RUNNING_SIZE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Writes `greenlet <name> (spawned at file:line) overflowed its N KiB
+/// stack; raise Builder::stack_size` and aborts. Async-signal-safe: runs on
+/// the alternate signal stack from the overflow handler, so the overflowed
+/// stack is never unmapped or reused before the process ends.
+pub(crate) fn overflow_abort() -> ! {
+    let info = RUNNING.get().0;
+    // SAFETY: a non-null pointer was set by `resume` from the header of the
+    // greenlet running on this thread; its hub slot holds an `Rc` to the cell
+    // for as long as the greenlet is alive, and the greenlet is alive: it is
+    // the one that overflowed (execution never returns to free it).
+    let header = unsafe { info.as_ref() };
+    write_stderr(b"greenlet ");
+    match header.and_then(Header::name) {
+        Some(name) => write_stderr(name.as_bytes()),
+        None => write_stderr(b"<unnamed>"),
+    }
+    if let Some(at) = header.map(|h| h.spawned_at) {
+        write_stderr(b" (spawned at ");
+        write_stderr(at.file().as_bytes());
+        write_stderr(b":");
+        write_decimal(at.line() as usize);
+        write_stderr(b")");
+    }
+    write_stderr(b" overflowed its ");
+    write_decimal(RUNNING_SIZE.get() / 1024);
+    fatal(b" KiB stack; raise Builder::stack_size\n")
+}
+
+/// Writes `n` in decimal without allocating.
+fn write_decimal(mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    write_stderr(&digits[i..]);
+}
+
 /// Switches from the hub loop (native stack) into `stack` until its body
-/// suspends or finishes.
+/// suspends or finishes. `info` names the greenlet for the overflow message.
 #[inline]
-pub(crate) fn resume(stack: &mut Stack) -> Resumed {
+pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
     debug_assert!(
         SCOPE.get().is_null(),
         "resume() must be called from the native stack"
     );
-    // `generator` re-raises a stack overflow (and any panic that escaped the
-    // body, which our body root prevents) on the resumer. Catching here has
-    // no measurable cost on the non-panicking path.
-    match catch_unwind(AssertUnwindSafe(|| stack.generator.resume())) {
+    RUNNING.set(info);
+    RUNNING_SIZE.set(stack.size);
+    // The body root catches every unwind, so nothing but the substrate's
+    // own errors can come out here. Catching has no measurable cost on the
+    // non-panicking path.
+    let resumed = catch_unwind(AssertUnwindSafe(|| stack.generator.resume()));
+    // Whatever happened, the native stack publishes no scope.
+    SCOPE.set(ptr::null_mut());
+    match resumed {
         Ok(_) => {
             if stack.generator.is_done() {
                 Resumed::Finished
@@ -165,15 +259,16 @@ pub(crate) fn resume(stack: &mut Stack) -> Resumed {
                 Resumed::Suspended
             }
         }
-        Err(payload) => {
-            // The body left without returning (overflow): it never cleared
-            // its published scope.
-            SCOPE.set(ptr::null_mut());
-            match payload.downcast_ref::<generator::Error>() {
-                Some(generator::Error::StackErr) => Resumed::Overflowed,
-                _ => Resumed::Failed(payload),
+        Err(payload) => match payload.downcast_ref::<generator::Error>() {
+            // The body ran into the guard page; its frames were abandoned,
+            // never unwound: nothing may free or reuse this stack.
+            Some(generator::Error::StackErr) => overflow_abort(),
+            _ => {
+                // Never mind the payload's `Drop`: we are about to abort.
+                std::mem::forget(payload);
+                fatal(b"greenlet: internal error: the stack switch failed\n")
             }
-        }
+        },
     }
 }
 
@@ -209,14 +304,10 @@ pub(crate) fn suspend() {
 }
 
 /// `true` for the payload `generator` uses to unwind a stack it is dropping
-/// (or a `done!()`); the greenlet root must re-raise those.
+/// (or a `done!()`). The hub never drops a stack with live frames, so such
+/// a payload in a body was raised by user code: a panic like any other.
 pub(crate) fn is_generator_payload(payload: &(dyn Any + Send)) -> bool {
     payload.is::<generator::Error>()
-}
-
-/// Re-raises a payload caught on a greenlet stack.
-pub(crate) fn reraise(payload: Box<dyn Any + Send>) -> ! {
-    resume_unwind(payload)
 }
 
 /// Best-effort text of a panic payload.
@@ -236,18 +327,35 @@ thread_local! {
     /// Set while a stack is being created: `generator` reports a failed
     /// `mmap` by panicking, which we catch; keep it off stderr.
     static SILENT: Cell<bool> = const { Cell::new(false) };
-    /// Where the last panic on this thread happened (`file:line:col`).
-    static LAST_PANIC_LOCATION: Cell<Option<&'static str>> = const { Cell::new(None) };
+    /// Set while a hub callback runs under the loop's `catch_unwind`: its
+    /// panic is reported by the error handler, so the process hook is not
+    /// run for it (one report per failure).
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// The last panic the hook kept off stderr on this thread (the error
+    /// handler reports it): `(message, location, backtrace)`.
+    static LAST_PANIC: std::cell::RefCell<Option<CaughtPanic>> = const { std::cell::RefCell::new(None) };
+}
+
+/// What the panic hook recorded about a panic it did not print.
+pub(crate) struct CaughtPanic {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    /// Captured when `RUST_BACKTRACE` asks for it (std's rule).
+    pub(crate) backtrace: Option<std::backtrace::Backtrace>,
 }
 
 /// Installs (once per process) a panic hook in front of the current one.
 ///
-/// A panic inside a greenlet is caught at its root and reported once by the
-/// hub's error handler, with the location recorded here; so the previous
-/// hook is not called for it, unless the `GREENLET_PANIC_HOOK` environment
-/// variable is set (then both run, e.g. to get `RUST_BACKTRACE` output).
-/// Panics on the native stack go to the previous hook as usual.
-fn install_panic_hook() {
+/// A panic inside a greenlet or a hub callback is caught and reported once
+/// by the hub's error handler, with the message, location and (when
+/// `RUST_BACKTRACE` is set) backtrace recorded here; so the previous hook is
+/// not called for it, unless the `GREENLET_PANIC_HOOK` environment variable
+/// is set (then both run). Panics on the native stack go to the previous
+/// hook as usual. A panic that cannot unwind (a destructor that panics
+/// during an unwind, which aborts the process) first prints the panic the
+/// hook kept back, then goes to the previous hook, so the reason for the
+/// abort is on stderr.
+pub(crate) fn install_panic_hook() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let forward_all = std::env::var_os("GREENLET_PANIC_HOOK").is_some();
@@ -256,46 +364,56 @@ fn install_panic_hook() {
             if SILENT.get() {
                 return;
             }
-            if let Some(loc) = info.location() {
-                // Leaked once per distinct location would grow unbounded;
-                // intern through a small per-thread cache instead.
-                LAST_PANIC_LOCATION.set(Some(intern(format!(
-                    "{}:{}:{}",
-                    loc.file(),
-                    loc.line(),
-                    loc.column()
-                ))));
+            let message = panic_message(info.payload());
+            let cannot_unwind = message == "panic in a destructor during cleanup"
+                || message == "panic in a function that cannot unwind";
+            if cannot_unwind {
+                // About to abort: show what was kept back, then std's text.
+                if let Some(kept) = LAST_PANIC.with_borrow_mut(Option::take) {
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        format!(
+                            "greenlet: panicked at {}: {}\n",
+                            kept.location.as_deref().unwrap_or("<unknown>"),
+                            kept.message
+                        )
+                        .as_bytes(),
+                    );
+                }
+                previous(info);
+                return;
             }
-            if forward_all || !on_greenlet_stack() {
+            let caught = on_greenlet_stack() || IN_CALLBACK.get();
+            if caught {
+                let kept = CaughtPanic {
+                    message,
+                    location: info
+                        .location()
+                        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                    backtrace: Some(std::backtrace::Backtrace::capture())
+                        .filter(|b| b.status() == std::backtrace::BacktraceStatus::Captured),
+                };
+                LAST_PANIC.with_borrow_mut(|slot| *slot = Some(kept));
+            }
+            if forward_all || !caught {
                 previous(info);
             }
         }));
     });
 }
 
-/// Interns a location string (few distinct panic sites per program).
-fn intern(text: String) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static TABLE: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let mut table = TABLE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let set = table.get_or_insert_with(HashSet::new);
-    if let Some(existing) = set.get(text.as_str()) {
-        return existing;
-    }
-    if set.len() >= 4096 {
-        return "<location not recorded>";
-    }
-    let leaked: &'static str = Box::leak(text.into_boxed_str());
-    set.insert(leaked);
-    leaked
+/// Takes what the hook recorded about the last caught panic on this thread.
+pub(crate) fn take_caught_panic() -> Option<CaughtPanic> {
+    LAST_PANIC.with_borrow_mut(Option::take)
 }
 
-/// Takes the location of the last panic on this thread.
-pub(crate) fn take_panic_location() -> Option<&'static str> {
-    LAST_PANIC_LOCATION.take()
+/// Runs `f` as a hub callback: its panics are reported by the error
+/// handler only.
+pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_CALLBACK.replace(true);
+    let out = f();
+    IN_CALLBACK.set(was);
+    out
 }
 
 /// Runs `f` with the panic hook silenced. Used only around stack creation,

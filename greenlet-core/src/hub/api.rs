@@ -36,7 +36,9 @@ use crate::greenlet::switch;
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{sleep, spawn};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{sleep, spawn};
 /// use std::time::{Duration, Instant};
 ///
 /// let t = Instant::now();
@@ -45,6 +47,7 @@ use crate::greenlet::switch;
 /// a.join();
 /// b.join();
 /// assert!(t.elapsed() >= Duration::from_millis(20)); // slept concurrently
+/// # });
 /// ```
 #[track_caller]
 pub fn sleep(duration: Duration) {
@@ -66,13 +69,16 @@ pub fn sleep(duration: Duration) {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{sleep_unref, spawn, hub};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{sleep_unref, spawn, hub};
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| sleep_unref(Duration::from_secs(3600)));
 /// hub::join(); // returns at once: the unref'd sleep does not count
 /// assert!(!g.is_ready());
 /// g.kill();
+/// # });
 /// ```
 #[track_caller]
 pub fn sleep_unref(duration: Duration) {
@@ -104,10 +110,13 @@ fn sleep_with(duration: Duration, referenced: bool, what: &'static str) {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::sleep_secs;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::sleep_secs;
 ///
 /// sleep_secs(0.001).unwrap();
 /// assert!(sleep_secs(f64::NAN).is_err());
+/// # });
 /// ```
 #[track_caller]
 pub fn sleep_secs(seconds: f64) -> Result<(), crate::InvalidDuration> {
@@ -130,7 +139,9 @@ pub fn sleep_secs(seconds: f64) -> Result<(), crate::InvalidDuration> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{idle, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{idle, spawn, sleep};
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
 /// use std::time::Duration;
@@ -142,6 +153,7 @@ pub fn sleep_secs(seconds: f64) -> Result<(), crate::InvalidDuration> {
 /// log.borrow_mut().push(99);
 /// busy.join();
 /// assert_eq!(*log.borrow(), [0, 1, 2, 99]);
+/// # });
 /// ```
 #[track_caller]
 pub fn idle() {
@@ -176,12 +188,15 @@ impl Drop for IdleGuard {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{hub, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{hub, spawn, sleep};
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| sleep(Duration::from_millis(5)));
 /// hub::join();
 /// assert!(g.is_ready());
+/// # });
 /// ```
 #[track_caller]
 pub fn join() {
@@ -207,13 +222,16 @@ pub fn join() {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{hub, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{hub, spawn, sleep};
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| sleep(Duration::from_secs(60)));
 /// assert!(!hub::join_timeout(Duration::from_millis(5)));
 /// g.kill();
 /// assert!(hub::join_timeout(Duration::from_millis(5)));
+/// # });
 /// ```
 #[track_caller]
 pub fn join_timeout(timeout: Duration) -> bool {
@@ -230,6 +248,7 @@ pub fn join_timeout(timeout: Duration) -> bool {
 /// One error the hub reports: a greenlet that failed, or a callback that
 /// panicked.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ErrorReport<'a> {
     /// Where it happened: `"greenlet"`, `"link callback"`, `"hub callback"`,
     /// `"signal handler"`.
@@ -263,7 +282,9 @@ pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{hub, spawn};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{hub, spawn};
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
 ///
@@ -275,6 +296,7 @@ pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 /// hub::reset_error_handler();
 /// assert_eq!(seen.borrow().len(), 1);
 /// assert!(seen.borrow()[0].contains("boom"));
+/// # });
 /// ```
 pub fn set_error_handler(handler: impl Fn(&ErrorReport<'_>) + 'static) {
     let old = with_hub(|h| h.error_handler.replace(Rc::new(handler)));
@@ -286,7 +308,10 @@ pub fn set_error_handler(handler: impl Fn(&ErrorReport<'_>) + 'static) {
 /// # Examples
 ///
 /// ```
-/// greenlet_core::hub::reset_error_handler();
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// greenlet::hub::reset_error_handler();
+/// # });
 /// ```
 pub fn reset_error_handler() {
     let old = with_hub(|h| h.error_handler.take());
@@ -298,11 +323,21 @@ pub(crate) fn report(report: &ErrorReport<'_>) {
     let handler = with_hub(|h| h.error_handler.clone());
     match handler {
         Some(handler) => {
-            if catch_unwind(AssertUnwindSafe(|| handler(report))).is_err() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(report))) {
                 eprintln!("greenlet: the error handler panicked while reporting: {report}");
+                drop_payload(payload);
             }
         }
         None => default_report(report),
+    }
+}
+
+/// Drops a caught panic payload whose own `Drop` may panic: such a panic is
+/// caught too, and a payload that keeps panicking is forgotten. Nothing
+/// escapes into the loop.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
@@ -322,11 +357,14 @@ fn default_report(report: &ErrorReport<'_>) {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::hub;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::hub;
 ///
 /// hub::set_default_stack_size(128 * 1024);
 /// assert_eq!(hub::default_stack_size(), 128 * 1024);
 /// hub::set_default_stack_size(hub::DEFAULT_STACK_SIZE);
+/// # });
 /// ```
 pub fn set_default_stack_size(bytes: usize) {
     let bytes = bytes.max(switch::MIN_STACK_SIZE);
@@ -341,7 +379,10 @@ pub fn set_default_stack_size(bytes: usize) {
 /// # Examples
 ///
 /// ```
-/// assert!(greenlet_core::hub::default_stack_size() >= 16 * 1024);
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// assert!(greenlet::hub::default_stack_size() >= 16 * 1024);
+/// # });
 /// ```
 pub fn default_stack_size() -> usize {
     with_hub(|h| h.config.stack_size)
@@ -354,8 +395,11 @@ pub fn default_stack_size() -> usize {
 /// # Examples
 ///
 /// ```
-/// greenlet_core::hub::set_stack_cache_limit(64);
-/// greenlet_core::hub::set_stack_cache_limit(greenlet_core::hub::DEFAULT_STACK_CACHE_LIMIT);
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// greenlet::hub::set_stack_cache_limit(64);
+/// greenlet::hub::set_stack_cache_limit(greenlet::hub::DEFAULT_STACK_CACHE_LIMIT);
+/// # });
 /// ```
 pub fn set_stack_cache_limit(limit: usize) {
     with_hub(|h| {
@@ -374,12 +418,15 @@ pub fn set_stack_cache_limit(limit: usize) {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{hub, spawn};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{hub, spawn};
 ///
 /// spawn(|| ()).join();
 /// let s = hub::stats();
 /// assert_eq!(s.greenlets, 0);
 /// assert_eq!(s.stacks_allocated, s.stacks_pooled);
+/// # });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -418,7 +465,10 @@ impl Stats {
 /// # Examples
 ///
 /// ```
-/// assert!(greenlet_core::hub::stats().is_quiet());
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// assert!(greenlet::hub::stats().is_quiet());
+/// # });
 /// ```
 pub fn stats() -> Stats {
     with_hub(|h| Stats {

@@ -65,7 +65,9 @@ fn wait_fd(
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{io::wait_read, spawn};
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{io::wait_read, spawn};
 /// use std::io::Write;
 /// use std::os::unix::net::UnixStream;
 ///
@@ -73,6 +75,7 @@ fn wait_fd(
 /// let reader = spawn(move || wait_read(&a, None).is_ok());
 /// b.write_all(b"x").unwrap();
 /// assert!(reader.get().unwrap());
+/// # });
 /// ```
 #[track_caller]
 pub fn wait_read(fd: impl AsFd, timeout: impl Into<Option<Duration>>) -> io::Result<()> {
@@ -97,11 +100,14 @@ pub fn wait_read(fd: impl AsFd, timeout: impl Into<Option<Duration>>) -> io::Res
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::io::wait_write;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::io::wait_write;
 /// use std::os::unix::net::UnixStream;
 ///
 /// let (a, _b) = UnixStream::pair().unwrap();
 /// wait_write(&a, None).unwrap(); // an empty socket buffer is writable
+/// # });
 /// ```
 #[track_caller]
 pub fn wait_write(fd: impl AsFd, timeout: impl Into<Option<Duration>>) -> io::Result<()> {
@@ -125,11 +131,14 @@ pub fn wait_write(fd: impl AsFd, timeout: impl Into<Option<Duration>>) -> io::Re
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::io::wait_readwrite;
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::io::wait_readwrite;
 /// use std::os::unix::net::UnixStream;
 ///
 /// let (a, _b) = UnixStream::pair().unwrap();
 /// wait_readwrite(&a, None).unwrap();
+/// # });
 /// ```
 #[track_caller]
 pub fn wait_readwrite(fd: impl AsFd, timeout: impl Into<Option<Duration>>) -> io::Result<()> {

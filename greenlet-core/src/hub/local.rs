@@ -24,8 +24,18 @@ thread_local! {
     static HUB: ManuallyDrop<RefCell<Hub>> = const { ManuallyDrop::new(RefCell::new(Hub::new())) };
     /// Its destructor destroys the hub at thread exit.
     static TEARDOWN: Teardown = const { Teardown };
+    /// The last [`Timeout`](crate::Timeout) id handed out on this thread
+    /// (never reset, so an old timeout cannot withdraw a new one's expiry).
+    static TIMEOUT_IDS: Cell<u64> = const { Cell::new(0) };
     /// `true` inside [`super::run`].
     static IN_SCOPE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A fresh timeout id.
+pub(crate) fn next_timeout_id() -> u64 {
+    let id = TIMEOUT_IDS.get() + 1;
+    TIMEOUT_IDS.set(id);
+    id
 }
 
 /// `true` while this thread is inside a hub scope.
@@ -42,7 +52,7 @@ struct Teardown;
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        super::destroy_at_thread_exit();
+        super::teardown::release_at_thread_exit();
     }
 }
 

@@ -77,13 +77,12 @@ pub(crate) use run::{TimerGuard, current_waker, deadline_after, park, park_or_pa
 pub use scope::run;
 pub use stacks::max_live_stacks;
 pub use teardown::destroy;
-pub(crate) use teardown::destroy_at_thread_exit;
 pub(crate) use timers::TimerId;
 use timers::Timers;
 
 use crate::greenlet::error::{Elapsed, KillError};
 use crate::greenlet::state::Core;
-use crate::greenlet::switch::Stack;
+use crate::greenlet::switch::{RunningInfo, Stack};
 
 /// Slot of the native stack ("main greenlet").
 pub(crate) const MAIN: u32 = 0;
@@ -122,8 +121,77 @@ pub(crate) enum Throw {
 }
 
 /// The panic payload used to deliver a [`Throw`] by unwinding.
+///
+/// It knows the greenlet it unwinds (slot and generation): whoever ends the
+/// unwinding drops it (the greenlet root, a `with_timeout` catching its own
+/// expiry, or user code that swallows it), and its `Drop` tells the hub that
+/// this greenlet is no longer unwinding, so its queued throws can be
+/// delivered. That is how "this greenlet is unwinding" is known per greenlet
+/// (not through `std::thread::panicking()`, which is per OS thread).
 #[derive(Debug)]
-pub(crate) struct Unwind(pub(crate) Throw);
+pub(crate) struct Unwind {
+    /// `None` once the throw was consumed by its rightful catcher.
+    throw: Option<Throw>,
+    slot: u32,
+    generation: u32,
+}
+
+impl Unwind {
+    /// The throw being delivered.
+    pub(crate) fn throw(&self) -> &Throw {
+        self.throw
+            .as_ref()
+            .expect("an Unwind holds its throw until it is consumed")
+    }
+
+    /// Consumes the throw: the unwinding ended where it was meant to.
+    pub(crate) fn into_throw(mut self: Box<Self>) -> Throw {
+        self.throw
+            .take()
+            .expect("an Unwind holds its throw until it is consumed")
+    }
+}
+
+impl Drop for Unwind {
+    fn drop(&mut self) {
+        // A kill dropped without being consumed was swallowed by user code.
+        let swallowed = matches!(self.throw, Some(Throw::Kill(_)));
+        unwinding_ended(self.slot, self.generation, swallowed);
+    }
+}
+
+/// Raises `throw` in the running greenlet (or the native stack) `slot`.
+pub(crate) fn raise(slot: u32, throw: Throw) -> ! {
+    let generation = with_hub(|h| {
+        let s = &mut h.slots[slot as usize];
+        s.unwinding = true;
+        s.generation
+    });
+    resume_unwind(Box::new(Unwind {
+        throw: Some(throw),
+        slot,
+        generation,
+    }))
+}
+
+/// The unwinding of `slot` ended: deliver what queued up meanwhile.
+fn unwinding_ended(slot: u32, generation: u32, swallowed: bool) {
+    with_hub(|h| {
+        let Some(s) = h.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if s.generation != generation || s.state == SlotState::Free {
+            return;
+        }
+        s.unwinding = false;
+        if swallowed {
+            s.swallowed = s.swallowed.saturating_add(1);
+        }
+        if s.throws.as_ref().is_some_and(|q| !q.is_empty()) {
+            h.wake_for_throw(slot);
+        }
+    });
+}
 
 /// The body of a greenlet that has not switched in yet.
 pub(crate) type Body = Box<dyn FnOnce()>;
@@ -148,11 +216,19 @@ struct Slot {
     /// Queued by a throw rather than by its own waker (so withdrawing the
     /// throw can put it back to sleep).
     woken_by_throw: bool,
+    /// A throw was raised in it and its unwinding has not ended: new throws
+    /// wait in `throws` until it does (a panic inside a destructor that runs
+    /// during unwinding would abort the process).
+    unwinding: bool,
+    /// Kills it caught without re-raising (scope end gives up after a few).
+    swallowed: u8,
     /// Requested stack size in bytes; 0 for the hub default.
     stack_size: u32,
     stack: Option<Stack>,
     occupant: Occupant,
-    throw: Option<Box<Throw>>,
+    /// Throws waiting to be raised, in order (kills and timeout expiries
+    /// due in the same turn are all delivered, one per switch).
+    throws: Option<Box<VecDeque<Throw>>>,
     /// What the greenlet is blocked in, for `LoopExit` messages.
     waiting: &'static str,
     /// The `start_later` timer, cancelled by a kill before start.
@@ -167,13 +243,19 @@ impl Slot {
             state: SlotState::Free,
             ran: false,
             woken_by_throw: false,
+            unwinding: false,
+            swallowed: 0,
             stack_size: 0,
             stack: None,
             occupant: Occupant::Vacant,
-            throw: None,
+            throws: None,
             waiting: "",
             start_timer: None,
         }
+    }
+
+    fn has_throws(&self) -> bool {
+        self.throws.as_ref().is_some_and(|q| !q.is_empty())
     }
 
     fn core(&self) -> Option<&Rc<dyn Core>> {
@@ -192,6 +274,10 @@ enum TimerAction {
         throw: Box<Throw>,
     },
 }
+
+/// Throws that could not be queued (their target is gone), parked to be
+/// dropped outside the hub borrow.
+type Unused = Vec<Throw>;
 
 /// An entry of the ready queue: 12 bytes, so the switch path pushes and
 /// pops small values. Callbacks wait in their own FIFO, `callbacks`, and
@@ -221,6 +307,9 @@ pub(crate) struct Hub {
     initialized: bool,
     /// Torn down at thread exit: do not register another teardown.
     torn_down: bool,
+    /// The hub is ending and new greenlets keep appearing (links that
+    /// respawn): spawning is refused.
+    closing: bool,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
@@ -234,10 +323,7 @@ pub(crate) struct Hub {
     /// Queued callbacks, in the order of their `Ready::Callback` markers.
     callbacks: VecDeque<Callback>,
     timers: Timers<TimerAction>,
-    next_timeout_id: u64,
     idlers: Vec<Waker>,
-    /// Slots (with generation) whose throw waits for the unwinding to end.
-    deferred: Vec<(u32, u32)>,
     reactor: Reactor,
     shared: Option<std::sync::Arc<handle::Shared>>,
     stacks: stacks::Stacks,
@@ -250,6 +336,7 @@ impl Hub {
         Hub {
             initialized: false,
             torn_down: false,
+            closing: false,
             slots: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
@@ -259,9 +346,7 @@ impl Hub {
             batch: 0,
             callbacks: VecDeque::new(),
             timers: Timers::new(),
-            next_timeout_id: 1,
             idlers: Vec::new(),
-            deferred: Vec::new(),
             reactor: Reactor::new(),
             shared: None,
             stacks: stacks::Stacks::new(),
@@ -305,50 +390,44 @@ impl Hub {
         }
     }
 
-    /// Queues `slot` for a throw if it is blocked, whatever it waits on.
+    /// Queues `slot` for a throw if it is blocked, whatever it waits on
+    /// (not while it unwinds: see [`Slot::unwinding`]).
     fn wake_for_throw(&mut self, slot: u32) {
         let s = &self.slots[slot as usize];
-        if s.state == SlotState::Suspended {
+        if s.state == SlotState::Suspended && !s.unwinding {
             let token = s.token;
             self.wake(Waker { slot, token });
             self.slots[slot as usize].woken_by_throw = true;
         }
     }
 
-    /// Re-wakes greenlets whose throw was deferred because the thread was
-    /// unwinding, once it no longer is.
-    fn wake_deferred(&mut self) {
-        if self.deferred.is_empty() || std::thread::panicking() {
-            return;
-        }
-        for (slot, generation) in std::mem::take(&mut self.deferred) {
-            let s = &self.slots[slot as usize];
-            if s.generation == generation && s.throw.is_some() {
-                self.wake_for_throw(slot);
-            }
-        }
-    }
-
-    /// Sets a pending throw (keeping one already pending); returns the throw
-    /// if it was not used.
-    fn set_throw(&mut self, slot: u32, throw: Box<Throw>) -> Option<Box<Throw>> {
+    /// Queues a throw for `slot`, behind the ones already pending.
+    fn set_throw(&mut self, slot: u32, throw: Throw) {
         let s = &mut self.slots[slot as usize];
-        if s.throw.is_none() {
-            s.throw = Some(throw);
-            local::add_throws_pending(1);
-            None
-        } else {
-            Some(throw)
-        }
+        s.throws.get_or_insert_with(Default::default).push_back(throw);
+        local::add_throws_pending(1);
     }
 
-    /// Takes a slot's pending throw (keeping the pending count right).
-    fn take_slot_throw(&mut self, slot: u32) -> Option<Box<Throw>> {
-        let throw = self.slots.get_mut(slot as usize)?.throw.take();
+    /// Takes the next throw to raise in `slot`, unless it is unwinding.
+    fn take_slot_throw(&mut self, slot: u32) -> Option<Throw> {
+        let s = self.slots.get_mut(slot as usize)?;
+        if s.unwinding {
+            return None;
+        }
+        let throw = s.throws.as_mut()?.pop_front();
         if throw.is_some() {
             local::add_throws_pending(-1);
         }
         throw
+    }
+
+    /// Removes every throw queued for `slot` (it is over).
+    fn drain_throws(&mut self, slot: u32) -> Option<Box<VecDeque<Throw>>> {
+        let throws = self.slots[slot as usize].throws.take();
+        if let Some(q) = &throws {
+            local::add_throws_pending(-(q.len() as isize));
+        }
+        throws
     }
 
     fn push_callback(&mut self, callback: Callback) {
@@ -362,8 +441,7 @@ impl Hub {
 
     /// Fires every timer due now. Wakes and throws take effect at once
     /// (queued entries run next iteration); callbacks are queued.
-    #[allow(clippy::vec_box)] // throws are boxed everywhere; this only parks them for dropping
-    fn fire_timers(&mut self, now: Instant, unused: &mut Vec<Box<Throw>>) {
+    fn fire_timers(&mut self, now: Instant, unused: &mut Unused) {
         while let Some(action) = self.timers.pop_expired(now) {
             match action {
                 TimerAction::Wake(w) => self.wake(w),
@@ -374,10 +452,10 @@ impl Hub {
                 } => {
                     let s = &self.slots[slot as usize];
                     if s.generation == generation && s.state != SlotState::Free {
-                        unused.extend(self.set_throw(slot, throw));
+                        self.set_throw(slot, *throw);
                         self.wake_for_throw(slot);
                     } else {
-                        unused.push(throw);
+                        unused.push(*throw);
                     }
                 }
             }
@@ -406,11 +484,12 @@ impl Hub {
         s.ran = false;
         s.waiting = "";
         s.stack_size = 0;
+        s.unwinding = false;
+        s.swallowed = 0;
+        s.woken_by_throw = false;
         let start_timer = s.start_timer.take();
-        let throw = s.throw.take();
-        if throw.is_some() {
-            local::add_throws_pending(-1);
-        }
+        let throw = self.drain_throws(slot);
+        let s = &mut self.slots[slot as usize];
         let (core, body) = match std::mem::replace(&mut s.occupant, Occupant::Vacant) {
             Occupant::Greenlet(core) => (Some(core), None),
             Occupant::Raw(body) => (None, body),
@@ -426,19 +505,6 @@ impl Hub {
             drop(self.timers.remove(t));
         }
         leftovers
-    }
-
-    /// Removes the timers, fd registrations and idle waits of a greenlet
-    /// whose frames were abandoned (stack overflow): their guards will never
-    /// run. Returns the removed timer actions, to drop outside the borrow.
-    fn purge_slot(&mut self, slot: u32) -> Vec<TimerAction> {
-        self.idlers.retain(|w| w.slot != slot);
-        self.reactor
-            .deregister_where(|target| matches!(target, IoTarget::Wake(w) if w.slot == slot));
-        self.timers.remove_where(|action| match action {
-            TimerAction::Wake(w) => w.slot == slot,
-            TimerAction::Throw { slot: s, .. } => *s == slot,
-        })
     }
 
     fn blocked_report(&self) -> Vec<String> {
@@ -475,20 +541,13 @@ impl Hub {
 
     /// The end of one iteration: timers, posts, I/O. Decides what the loop
     /// does next.
-    #[allow(clippy::vec_box)] // see `fire_timers`
-    fn boundary(
-        &mut self,
-        mode: Mode,
-        fired: &mut Vec<IoTarget>,
-        unused: &mut Vec<Box<Throw>>,
-    ) -> Step {
+    fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Unused) -> Step {
         // Reading the clock costs ~20 ns here (as much as a switch): only
         // when a timer could be due.
         if self.timers.len() > 0 {
             self.fire_timers(Instant::now(), unused);
         }
         self.take_posts();
-        self.wake_deferred();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
             if self.reactor.len() > 0 {
                 self.poll_io(Some(Duration::ZERO), fired);
@@ -512,15 +571,26 @@ impl Hub {
                     || self.reactor.referenced() > 0
                     || self.handles_alive();
                 if !alive {
+                    // The loop goes idle for good: a good moment to unmap
+                    // surplus stacks.
+                    self.trim_stacks();
                     return Step::Stuck;
                 }
             }
             Mode::Teardown { deadline } => {
                 // Wait (for timers and fds, referenced or not) while greenlets
                 // are still unwinding, until the deadline.
+                if self.live == 0 {
+                    self.trim_stacks();
+                    return Step::Done;
+                }
+                let waitable =
+                    self.timers.len() > 0 || self.reactor.len() > 0 || self.handles_alive();
+                if !waitable {
+                    return Step::Stuck;
+                }
                 let now = Instant::now();
-                let waitable = self.timers.len() > 0 || self.reactor.len() > 0;
-                if self.live == 0 || now >= deadline || !waitable {
+                if now >= deadline {
                     return Step::Done;
                 }
                 let left = deadline - now;
@@ -579,10 +649,14 @@ impl Hub {
             s.ran = true;
             self.current = w.slot;
             if let Some(stack) = s.stack.take() {
-                return Next::Resume(w.slot, stack);
+                let info = s
+                    .core()
+                    .map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
+                return Next::Resume(w.slot, stack, info);
             }
-            // First switch: a stack, and the body loaded onto it. Loading
-            // only moves the closure onto the stack; no user code runs.
+            // First switch: a stack; the body is loaded onto it outside
+            // the borrow (loading drops nothing of the user's, but keep
+            // every move of user data out of the borrow anyway).
             let (body, core) = match &mut s.occupant {
                 Occupant::Greenlet(core) => (None, Some(Rc::clone(core))),
                 Occupant::Raw(body) => (body.take(), None),
@@ -590,21 +664,7 @@ impl Hub {
             };
             let size = (s.stack_size != 0).then_some(s.stack_size as usize);
             return match self.take_stack(size) {
-                Ok(mut stack) => {
-                    let loaded = match (body, core) {
-                        (Some(body), _) => {
-                            stack.install(body);
-                            true
-                        }
-                        (None, Some(core)) => core.install(&mut stack),
-                        (None, None) => false,
-                    };
-                    if loaded {
-                        Next::Resume(w.slot, stack)
-                    } else {
-                        Next::NoBody(w.slot, stack)
-                    }
-                }
+                Ok(stack) => Next::Start(w.slot, stack, body, core),
                 Err(error) => Next::NoStack(w.slot, Box::new((error, body))),
             };
         }
@@ -616,12 +676,13 @@ enum Next {
     /// The native stack's turn: return from the loop.
     Main,
     /// Switch into this greenlet.
-    Resume(u32, Stack),
+    Resume(u32, Stack, RunningInfo),
     /// A greenlet's first switch found no stack (rare: boxed to keep
     /// `Next` small).
     NoStack(u32, Box<(crate::SpawnError, Option<Body>)>),
-    /// A greenlet's first switch found no body (internal error; it ends).
-    NoBody(u32, Stack),
+    /// A greenlet's first switch: load its body (raw, or from its core)
+    /// onto the stack, then switch in.
+    Start(u32, Stack, Option<Body>, Option<Rc<dyn Core>>),
     Notify(Rc<dyn Core>),
     Call(Box<dyn FnOnce()>),
     /// The batch is done: timers, posts, I/O.
@@ -631,7 +692,7 @@ enum Next {
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
 pub(super) struct SlotLeftovers {
     pub(super) core: Option<Rc<dyn Core>>,
-    pub(super) throw: Option<Box<Throw>>,
+    pub(super) throw: Option<Box<VecDeque<Throw>>>,
     pub(super) body: Option<Body>,
 }
 
@@ -656,16 +717,28 @@ enum Step {
 /// once, or when `later` passes (`start_later`). `core` is `None` for raw
 /// greenlets.
 /// The body comes from `core` at the first switch, or from `body` (raw).
+///
+/// `body_size` is the size of the closure that will be moved onto the
+/// stack: one that cannot fit is refused here rather than failing inside
+/// the substrate at the first switch. Returns the slot and its generation.
 pub(crate) fn start(
     core: Option<Rc<dyn Core>>,
     body: Option<Body>,
+    body_size: usize,
     stack_size: Option<usize>,
     later: Option<Duration>,
-) -> Result<u32, (crate::SpawnError, Option<Body>)> {
+) -> Result<(u32, u32), (crate::SpawnError, Option<Body>)> {
     if !local::in_scope() {
         return Err((crate::SpawnError::no_scope(), body));
     }
     with_hub(|h| {
+        if h.closing {
+            return Err((crate::SpawnError::scope_ending(), body));
+        }
+        let effective = stack_size.unwrap_or(h.config.stack_size);
+        if body_size.saturating_add(BODY_HEADROOM) > effective {
+            return Err((crate::SpawnError::body_too_large(body_size, effective), body));
+        }
         if let Err(e) = h.reserve_unit(stack_size) {
             return Err((e, body));
         }
@@ -698,45 +771,53 @@ pub(crate) fn start(
                 }
             }
         }
-        Ok(slot)
+        Ok((slot, h.slots[slot as usize].generation))
     })
 }
 
+/// Stack room a body needs beyond its own closure: the greenlet root, the
+/// first frames and an unwind.
+const BODY_HEADROOM: usize = 8 * 1024;
+
 /// Outcome of [`kill_slot`].
 pub(crate) enum KillStart {
-    /// Never switched to: its start was cancelled; it is dead now.
-    Cancelled,
-    /// The throw is pending; it dies when it next runs.
+    /// Never switched to: its start was cancelled; it is dead now. The
+    /// leftovers (its unrun body) must be dropped by the caller *after* it
+    /// recorded the outcome.
+    Cancelled(SlotLeftovers),
+    /// The throw is queued; it dies when it next runs.
     Thrown,
-    /// It is the caller itself; the throw is pending.
+    /// It is the caller itself; the throw is queued.
     IsCurrent,
+    /// The slot belongs to another greenlet now (the handle is stale).
+    Gone,
 }
 
-/// Kills a started greenlet: cancels it if it never ran, else sets the throw
-/// and wakes it.
-pub(crate) fn kill_slot(slot: u32, error: KillError) -> KillStart {
-    let (result, leftovers, unused) = with_hub(|h| {
-        if !h.slots[slot as usize].ran {
-            (KillStart::Cancelled, Some(h.free_slot(slot)), None)
+/// Kills a started greenlet: cancels it if it never ran, else queues the
+/// throw and wakes it.
+pub(crate) fn kill_slot(slot: u32, generation: u32, error: KillError) -> KillStart {
+    with_hub(|h| {
+        let s = match h.slots.get(slot as usize) {
+            Some(s) if s.generation == generation && s.state != SlotState::Free => s,
+            _ => return KillStart::Gone,
+        };
+        if !s.ran {
+            KillStart::Cancelled(h.free_slot(slot))
         } else if h.current == slot {
-            let unused = h.set_throw(slot, Box::new(Throw::Kill(error)));
-            (KillStart::IsCurrent, None, unused)
+            h.set_throw(slot, Throw::Kill(error));
+            KillStart::IsCurrent
         } else {
-            let unused = h.set_throw(slot, Box::new(Throw::Kill(error)));
+            h.set_throw(slot, Throw::Kill(error));
             h.wake_for_throw(slot);
-            (KillStart::Thrown, None, unused)
+            KillStart::Thrown
         }
-    });
-    // The unrun body (and the user closure it holds) is dropped here,
-    // outside the hub borrow, without running.
-    drop((leftovers, unused));
-    result
+    })
 }
 
-/// Raises a pending throw in the current greenlet now, if there is one
-/// (self-kill). Not while unwinding: it stays pending for later.
+/// Raises the next queued throw in the running greenlet now, if there is
+/// one and it is not unwinding (self-kill).
 pub(crate) fn raise_pending_throw() {
-    if local::throws_pending() == 0 || std::thread::panicking() {
+    if local::throws_pending() == 0 {
         return;
     }
     let throw = with_hub(|h| {
@@ -744,11 +825,11 @@ pub(crate) fn raise_pending_throw() {
         if cur == LOOP {
             None
         } else {
-            h.take_slot_throw(cur)
+            h.take_slot_throw(cur).map(|t| (cur, t))
         }
     });
-    if let Some(throw) = throw {
-        resume_unwind(Box::new(Unwind(*throw)));
+    if let Some((slot, throw)) = throw {
+        raise(slot, throw);
     }
 }
 
@@ -806,33 +887,34 @@ pub(crate) fn timer_pending(id: TimerId) -> bool {
     with_hub(|h| h.timers.contains(id))
 }
 
-/// Removes a fired-but-undelivered expiry of timeout `id` from `slot`.
+/// Removes a fired-but-undelivered expiry of timeout `id` from `slot`,
+/// and only that one: other queued throws stay.
 pub(crate) fn withdraw_timeout_throw(slot: u32, id: u64) {
     let withdrawn = with_hub(|h| {
         let s = h.slots.get_mut(slot as usize)?;
-        if !matches!(s.throw.as_deref(), Some(Throw::Timeout { id: pending, .. }) if *pending == id)
-        {
-            return None;
-        }
-        if s.state == SlotState::Scheduled && s.woken_by_throw {
-            // Only the expiry woke it: un-wake. Restoring the token makes
-            // the queued switch stale and its own wakers valid again.
+        let queue = s.throws.as_mut()?;
+        let pos = queue
+            .iter()
+            .position(|t| matches!(t, Throw::Timeout { id: pending, .. } if *pending == id))?;
+        let throw = queue.remove(pos);
+        local::add_throws_pending(-1);
+        if s.state == SlotState::Scheduled && s.woken_by_throw && !s.has_throws() {
+            // Only throws woke it and none is left: un-wake. Restoring the
+            // token makes the queued switch stale and its own wakers valid
+            // again.
             s.state = SlotState::Suspended;
             s.woken_by_throw = false;
             s.token = s.token.wrapping_sub(1);
         }
-        h.take_slot_throw(slot)
+        throw
     });
     drop(withdrawn);
 }
 
-/// A fresh id for a [`Timeout`](crate::Timeout).
+/// A fresh id for a [`Timeout`](crate::Timeout): unique for the thread's
+/// life, across hub resets.
 pub(crate) fn next_timeout_id() -> u64 {
-    with_hub(|h| {
-        let id = h.next_timeout_id;
-        h.next_timeout_id += 1;
-        id
-    })
+    local::next_timeout_id()
 }
 
 // =============================================================== fd callbacks

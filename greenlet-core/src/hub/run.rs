@@ -1,18 +1,18 @@
 //! The loop and the blocking primitives: how the native stack runs the hub,
 //! how a greenlet is switched in and settled, and how a wait parks.
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::local;
 use super::{
     ErrorReport, LOOP, MAIN, Mode, Next, SlotLeftovers, SlotState, Step, Throw, TimerAction,
-    TimerId, Unwind, Waker, report, with_hub,
+    TimerId, Waker, report, with_hub,
 };
 use crate::greenlet::error::{GreenletError, LoopExit, PanicError};
 use crate::greenlet::state::Core;
-use crate::greenlet::switch::{self, Resumed, Stack};
+use crate::greenlet::switch::{self, Resumed, RunningInfo, Stack};
 
 // =============================================================== the loop
 
@@ -29,6 +29,7 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
         h.in_loop = true;
         h.current = LOOP;
     });
+    let guard = LoopGuard;
     let mut fired = Vec::new();
     let mut unused = Vec::new();
     let mut suspended: Option<(u32, Stack)> = None;
@@ -40,62 +41,76 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
             h.current = LOOP;
             h.next(mode)
         });
-        match next {
+        let (slot, mut stack, info) = match next {
             Next::Main => break Ok(()),
-            Next::Resume(slot, mut stack) => {
-                #[cfg(debug_assertions)]
-                debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
-                match switch::resume(&mut stack) {
-                    Resumed::Suspended => suspended = Some((slot, stack)),
-                    Resumed::Finished => finish(slot, Some(stack), None),
-                    Resumed::Overflowed => {
-                        // Never pooled: its frames were abandoned, not
-                        // unwound, so their guards never cancel what they
-                        // registered: purge it here.
-                        let purged = with_hub(|h| {
-                            h.stack_unmapped();
-                            h.purge_slot(slot)
-                        });
-                        drop(purged);
-                        drop(stack);
-                        finish(slot, None, Some(GreenletError::StackOverflow));
+            Next::Resume(slot, stack, info) => (slot, stack, info),
+            Next::Start(slot, mut stack, body, core) => {
+                let core_info = core.clone();
+                let loaded = match (body, core) {
+                    (Some(body), _) => {
+                        stack.install(body);
+                        true
                     }
-                    Resumed::Failed(payload) => {
-                        with_hub(|h| h.stack_unmapped());
-                        drop(stack);
-                        let error = GreenletError::Panicked(PanicError::new(payload));
-                        finish(slot, None, Some(error));
-                    }
+                    (None, Some(core)) => core.install(&mut stack),
+                    (None, None) => false,
+                };
+                if !loaded {
+                    // No body (internal error): it ends at once.
+                    finish(slot, Some(stack), None);
+                    continue;
                 }
+                let info = core_info.as_deref().map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
+                (slot, stack, info)
             }
             Next::NoStack(slot, boxed) => {
                 let (error, body) = *boxed;
                 drop(body);
                 finish(slot, None, Some(GreenletError::Spawn(error)));
+                continue;
             }
-            Next::NoBody(slot, stack) => finish(slot, Some(stack), None),
             Next::Notify(core) => {
                 let owner = Rc::clone(&core);
                 run_callback("link callback", Some(&*owner), move || core.notify_links());
+                continue;
             }
-            Next::Call(f) => run_callback("hub callback", None, f),
+            Next::Call(f) => {
+                run_callback("hub callback", None, f);
+                continue;
+            }
             Next::Boundary => {
                 let step = with_hub(|h| h.boundary(mode, &mut fired, &mut unused));
                 unused.clear(); // dropped outside the borrow
                 match step {
-                    Step::Run => {}
+                    Step::Run => continue,
                     Step::Stuck => break Err(()),
                     Step::Done => break Ok(()),
                 }
             }
+        };
+        #[cfg(debug_assertions)]
+        debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
+        match switch::resume(&mut stack, info) {
+            Resumed::Suspended => suspended = Some((slot, stack)),
+            Resumed::Finished => finish(slot, Some(stack), None),
         }
     };
-    with_hub(|h| {
-        h.in_loop = false;
-        h.current = MAIN;
-        h.slots[MAIN as usize].state = SlotState::Running;
-    });
+    drop(guard);
     result
+}
+
+/// Restores the loop's state when `run_loop` ends, also by unwinding (a
+/// panic that escaped a callback's own catch would otherwise leave the hub
+/// "inside the loop" forever).
+struct LoopGuard;
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        with_hub(|h| {
+            h.in_loop = false;
+            h.current = MAIN;
+            h.slots[MAIN as usize].state = SlotState::Running;
+        });
+    }
 }
 
 /// A greenlet is over: free its slot, pool its stack, mark it dead.
@@ -130,7 +145,7 @@ fn finish(slot: u32, stack: Option<Stack>, error: Option<GreenletError>) {
 
 /// Runs a hub callback with `current == LOOP`, catching and reporting panics.
 fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+    if let Err(payload) = switch::in_callback(|| catch_unwind(AssertUnwindSafe(f))) {
         let error = GreenletError::Panicked(PanicError::new(payload));
         report(&ErrorReport {
             context,
@@ -176,15 +191,14 @@ pub(super) fn blocking_in_hub(operation: &'static str) -> ! {
 pub(super) enum Pending {
     Nothing,
     /// Raise it now.
-    Throw(Box<Throw>),
-    /// Woken only by a throw that cannot be raised while the thread unwinds
-    /// (a destructor blocking during a kill): back to its own wait; the
-    /// throw stays pending and the greenlet is re-woken once the unwinding
-    /// ends.
+    Throw(Throw),
+    /// Woken only by throws that cannot be raised while this greenlet
+    /// unwinds (a destructor blocking during a kill): back to its own wait;
+    /// the throws stay queued and are delivered when its unwinding ends.
     Deferred,
 }
 
-/// Checks the current slot for a pending throw after a switch.
+/// Checks the current slot for a queued throw after a switch.
 #[inline(always)]
 pub(super) fn check_throw(slot: u32) -> Pending {
     if local::throws_pending() == 0 {
@@ -196,21 +210,17 @@ pub(super) fn check_throw(slot: u32) -> Pending {
 #[cold]
 #[inline(never)]
 fn check_throw_slow(slot: u32) -> Pending {
-    let panicking = std::thread::panicking();
     with_hub(|h| {
-        if !panicking {
-            return h
-                .take_slot_throw(slot)
-                .map_or(Pending::Nothing, Pending::Throw);
+        if let Some(throw) = h.take_slot_throw(slot) {
+            return Pending::Throw(throw);
         }
-        let generation = h.slots[slot as usize].generation;
         let s = &mut h.slots[slot as usize];
-        if s.woken_by_throw && s.throw.is_some() {
-            // Un-wake: restoring the token makes its own wakers valid again.
+        if s.woken_by_throw && s.has_throws() {
+            // Unwinding: un-wake. Restoring the token makes its own wakers
+            // valid again; `unwinding_ended` wakes it for the throws.
             s.woken_by_throw = false;
             s.state = SlotState::Suspended;
             s.token = s.token.wrapping_sub(1);
-            h.deferred.push((slot, generation));
             Pending::Deferred
         } else {
             Pending::Nothing
@@ -221,18 +231,19 @@ fn check_throw_slow(slot: u32) -> Pending {
 /// Blocks the caller until `w` is woken. `what` names the wait in
 /// [`LoopExit`] messages.
 ///
-/// A pending throw (kill, timeout) is raised by unwinding when the caller
-/// resumes. On the native stack, returns `Err(LoopExit)` if nothing can ever
-/// wake it (the caller's guards then unlink whatever it registered).
+/// A queued throw (kill, timeout) is raised by unwinding when the caller
+/// resumes, unless the caller is itself unwinding from an earlier throw (then
+/// it waits for the unwinding to end). On the native stack, returns
+/// `Err(LoopExit)` if nothing can ever wake it (the caller's guards then
+/// unlink whatever it registered).
 pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
-    let panicking = std::thread::panicking();
     with_hub(|h| {
         let s = &mut h.slots[w.slot as usize];
         debug_assert_eq!(s.token, w.token, "park with a stale waker");
         s.state = SlotState::Suspended;
         s.waiting = what;
         s.woken_by_throw = false;
-        if s.throw.is_some() && !panicking {
+        if s.has_throws() {
             // Killed while running (kill_nowait on itself): come back after
             // one trip through the loop and unwind.
             h.wake_for_throw(w.slot);
@@ -255,7 +266,7 @@ pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
         }
         match check_throw(w.slot) {
             Pending::Nothing => return Ok(()),
-            Pending::Throw(throw) => resume_unwind(Box::new(Unwind(*throw))),
+            Pending::Throw(throw) => super::raise(w.slot, throw),
             Pending::Deferred => continue,
         }
     }
@@ -295,7 +306,7 @@ pub(crate) fn yield_now(what: &'static str) {
     }
     // Woken by its own entry, never only by a throw: nothing to defer.
     if let Pending::Throw(throw) = check_throw(slot) {
-        resume_unwind(Box::new(Unwind(*throw)));
+        super::raise(slot, throw);
     }
 }
 

@@ -55,6 +55,7 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
         !local::in_scope(),
         "greenlet::run: this thread is already inside a hub scope; call the code directly"
     );
+    crate::greenlet::switch::install_panic_hook();
     local::set_in_scope(true);
     let outcome = catch_unwind(AssertUnwindSafe(f));
     super::teardown::end_scope();

@@ -47,7 +47,10 @@ static BUDGET_USED: AtomicUsize = AtomicUsize::new(0);
 /// # Examples
 ///
 /// ```
-/// assert!(greenlet_core::hub::max_live_stacks() > 1000);
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// assert!(greenlet::hub::max_live_stacks() > 1000);
+/// # });
 /// ```
 pub fn max_live_stacks() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
@@ -200,11 +203,6 @@ impl Hub {
         } else {
             self.stacks.spare.push(stack);
         }
-    }
-
-    /// The caller dropped (unmapped) one of this hub's stacks.
-    pub(super) fn stack_unmapped(&mut self) {
-        self.stacks.allocated -= 1;
     }
 
     /// Unmaps spare stacks; called when the loop is about to wait.

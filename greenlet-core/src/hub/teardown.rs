@@ -1,44 +1,56 @@
-//! Hub teardown: kill what is left, let it unwind, free the memory.
+//! Ending a hub: kill what is left, wait until it has unwound, reset.
+//!
+//! This runs at the end of every hub scope ([`run`](crate::run)) and for
+//! [`destroy`]. The contract (DESIGN.md §0): every greenlet ends — its
+//! destructors run — *before* the scope's closure returns, so no greenlet
+//! frame outlives the thread-locals or borrows it may hold. Cooperative
+//! destructors are waited for however long they block (a report says so
+//! after a second); a greenlet that refuses to die (it swallows every kill)
+//! or whose destructor blocks on something that can never happen aborts the
+//! process with its name and spawn site. Leaking its stack instead would
+//! leave frames holding borrows of memory that is freed next.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::{ErrorReport, report};
-use super::{Hub, KillStart, MAIN, Mode, Slot, SlotState, kill_slot, run_loop, with_hub};
+use super::{Hub, KillStart, MAIN, Mode, SlotState, kill_slot, run_loop, with_hub};
 use crate::greenlet::error::{GreenletError, KillError};
 use crate::greenlet::state::Core;
 
 /// Kills every greenlet still alive on this thread's hub, runs them until
-/// their destructors finished, and frees the hub's memory. The hub can be
-/// used again afterwards (it starts fresh).
-///
-/// Greenlets get up to three kills. While they unwind, the hub keeps
-/// serving timers and fds for destructors that block (a goodbye message, a
-/// short sleep), for at most one second in all. A greenlet still alive then
-/// (it swallows the unwind in its own `catch_unwind`, or its destructor
-/// blocks for longer) is leaked: its stack stays mapped and is counted in
-/// [`Stats::leaked_stacks`](super::Stats::leaked_stacks). Called
-/// automatically when the thread exits.
+/// their destructors finished, and resets the hub: it starts fresh, inside
+/// the same scope. The end of a hub scope ([`run`](crate::run)) does the
+/// same.
 ///
 /// # Switches
 ///
-/// Runs the hub on the calling stack while greenlets unwind.
+/// Runs the hub on the calling stack while greenlets unwind, for as long as
+/// their destructors block.
 ///
 /// # Panics
 ///
 /// When called from a greenlet or a hub callback.
 ///
+/// # Aborts
+///
+/// As at the end of [`run`](crate::run): when a greenlet refuses to die.
+///
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{hub, spawn, sleep};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{hub, sleep, spawn};
 /// use std::time::Duration;
 ///
-/// let g = spawn(|| sleep(Duration::from_secs(60)));
-/// sleep(Duration::ZERO);
-/// hub::destroy();
-/// assert!(g.is_ready());
-/// assert_eq!(hub::stats().greenlets, 0);
+/// greenlet::run(|| {
+///     let g = spawn(|| sleep(Duration::from_secs(60)));
+///     sleep(Duration::ZERO);
+///     hub::destroy();
+///     assert!(g.is_ready());
+///     assert_eq!(hub::stats().greenlets, 0);
+/// });
 /// ```
 #[track_caller]
 pub fn destroy() {
@@ -47,114 +59,188 @@ pub fn destroy() {
         cur == MAIN && !in_loop,
         "hub::destroy: only the native stack, outside hub callbacks, can destroy the hub"
     );
-    destroy_inner(false);
+    shutdown();
+    reset(true);
 }
 
-/// Ends a hub scope: every greenlet is killed and awaited.
+/// Ends a hub scope: every greenlet is killed and awaited, then the hub's
+/// memory is released.
 pub(crate) fn end_scope() {
-    destroy_inner(false);
+    shutdown();
+    reset(false);
 }
 
-pub(crate) fn destroy_at_thread_exit() {
-    let usable = with_hub(|h| h.current == MAIN && !h.in_loop);
-    if usable {
-        destroy_inner(true);
+/// At thread exit: nothing can be alive (greenlets live in scopes), so
+/// only memory is released.
+pub(crate) fn release_at_thread_exit() {
+    let idle = with_hub(|h| h.live == 0 && !h.in_loop);
+    if idle {
+        reset(false);
     }
+    // A late TLS destructor that still uses the hub re-initialises it
+    // without registering another teardown.
+    with_hub(|h| h.torn_down = true);
 }
 
-/// How long teardown waits, in all, for greenlets whose destructors block.
-const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How many kills a greenlet may swallow before scope end gives up on it.
+const MAX_SWALLOWED: u8 = 3;
+/// Rounds of killing after which new greenlets (spawned by links or
+/// destructors while the hub ends) are refused.
+const MAX_ROUNDS: usize = 3;
+/// After this long, greenlets still unwinding are reported (once).
+const SLOW_REPORT: Duration = Duration::from_secs(1);
 
-fn destroy_inner(thread_exit: bool) {
-    let deadline = std::time::Instant::now() + TEARDOWN_WAIT;
-    for _round in 0..3 {
-        let live: Vec<(u32, Option<Rc<dyn Core>>)> = with_hub(|h| {
-            h.slots
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(_, s)| s.state != SlotState::Free)
-                .map(|(i, s)| (i as u32, s.core().cloned()))
-                .collect()
-        });
+/// One live greenlet, as teardown sees it.
+struct Live {
+    slot: u32,
+    generation: u32,
+    core: Option<Rc<dyn Core>>,
+    unwinding: bool,
+    swallowed: u8,
+    has_throws: bool,
+    waiting: &'static str,
+}
+
+fn live_greenlets() -> Vec<Live> {
+    with_hub(|h| {
+        h.slots
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, s)| s.state != SlotState::Free)
+            .map(|(i, s)| Live {
+                slot: i as u32,
+                generation: s.generation,
+                core: s.core().cloned(),
+                unwinding: s.unwinding,
+                swallowed: s.swallowed,
+                has_throws: s.has_throws(),
+                waiting: s.waiting,
+            })
+            .collect()
+    })
+}
+
+/// Kills and runs greenlets until none is left.
+fn shutdown() {
+    let started = Instant::now();
+    let mut reported_slow = false;
+    let mut round = 0;
+    loop {
+        let live = live_greenlets();
         if live.is_empty() {
             break;
         }
-        for (slot, core) in live {
-            match core {
+        round += 1;
+        if round > MAX_ROUNDS {
+            with_hub(|h| h.closing = true);
+        }
+        for g in &live {
+            if g.unwinding || g.has_throws {
+                continue; // already dying; new throws would wait anyway
+            }
+            if g.swallowed >= MAX_SWALLOWED {
+                abort_with(g, "refuses to die: it swallowed every kill (a `catch_unwind` that does not re-raise)");
+            }
+            match &g.core {
                 Some(core) => core.kill_nowait(KillError::GreenletExit),
                 None => {
-                    // A raw greenlet: cancelled if it never ran, else thrown into.
-                    let _: KillStart = kill_slot(slot, KillError::GreenletExit);
+                    if let KillStart::Cancelled(leftovers) =
+                        kill_slot(g.slot, g.generation, KillError::GreenletExit)
+                    {
+                        drop(leftovers); // outside the borrow
+                    }
                 }
             }
         }
-        // Let them unwind and run their links; destructors that block get
-        // their timers and fds served, up to the deadline.
-        let _ = run_loop(Mode::Teardown { deadline });
-    }
-    // Whatever is still alive refused to die: leak its stack deliberately.
-    let leftovers = with_hub(|h| {
-        let mut leftovers = Vec::new();
-        for i in 1..h.slots.len() {
-            if h.slots[i].state == SlotState::Free {
-                continue;
+        drop(live);
+        // Let them unwind (serving the timers and fds their destructors
+        // wait on) and run their links.
+        let deadline = Instant::now() + Duration::from_millis(250);
+        let stuck = run_loop(Mode::Teardown { deadline }).is_err();
+        if stuck {
+            // Nothing can wake anything: a greenlet still unwinding waits
+            // for something that will never happen.
+            for g in live_greenlets() {
+                if g.unwinding {
+                    abort_with(&g, "blocks forever while unwinding at the end of its hub scope");
+                }
             }
-            if let Some(stack) = h.slots[i].stack.take() {
-                stack.leak();
-                h.stacks.leaked += 1;
-                h.stacks.allocated -= 1;
-            }
-            leftovers.push(h.free_slot(i as u32));
         }
-        leftovers
-    });
-    for leftover in leftovers {
-        let super::SlotLeftovers { core, throw, body } = leftover;
-        drop((throw, body));
-        if let Some(core) = core {
-            // Its handles must not point at a slot of the old hub: it is
-            // over, as far as anyone can observe.
-            core.set_error(GreenletError::Killed(KillError::GreenletExit));
-            core.on_death();
-            report(&ErrorReport {
-                context: "hub::destroy",
-                greenlet: core.describe_as(super::LOOP),
-                error: &GreenletError::Killed(KillError::Error(std::sync::Arc::new(
-                    std::io::Error::other(
-                        "refused to die after 3 kills (it swallows the unwind); its stack is leaked",
-                    ),
-                ))),
-            });
+        if !reported_slow && started.elapsed() >= SLOW_REPORT {
+            reported_slow = true;
+            for g in live_greenlets().iter().filter(|g| g.unwinding) {
+                let error = GreenletError::Killed(KillError::Error(std::sync::Arc::new(
+                    std::io::Error::other(format!(
+                        "destructor still running after {} s (waiting in {}); the hub scope waits for it",
+                        SLOW_REPORT.as_secs(),
+                        if g.waiting.is_empty() { "a switch" } else { g.waiting },
+                    )),
+                )));
+                report(&ErrorReport {
+                    context: "hub scope end",
+                    greenlet: describe(g),
+                    error: &error,
+                });
+            }
         }
     }
-    // Run what is left (links of the dead), then tear the state down.
+    // Run what is left (links of the dead, queued callbacks).
     let _ = run_loop(Mode::Teardown {
-        deadline: std::time::Instant::now(),
+        deadline: Instant::now(),
     });
+}
+
+fn describe(g: &Live) -> String {
+    match &g.core {
+        Some(core) => {
+            let at = core.header().spawned_at;
+            format!(
+                "{} (spawned at {}:{})",
+                core.describe_as(super::LOOP),
+                at.file(),
+                at.line()
+            )
+        }
+        None => format!("<raw greenlet #{}>", g.slot),
+    }
+}
+
+#[cold]
+fn abort_with(g: &Live, why: &str) -> ! {
+    // The error handler is user code and may be gone; stderr is certain.
+    eprintln!(
+        "greenlet {} {why}; waiting in {}; aborting (leaking its frames could leave \
+         borrows of freed thread-locals behind)",
+        describe(g),
+        if g.waiting.is_empty() { "a switch" } else { g.waiting },
+    );
+    std::process::abort()
+}
+
+/// Releases the hub's memory and starts it fresh. `initialized`: keep it
+/// ready for use (inside a scope) rather than empty.
+fn reset(initialized: bool) {
     let old = with_hub(|h| {
-        let leaked = h.stacks.leaked;
+        debug_assert_eq!(h.live, 0, "reset with live greenlets");
         let config = h.config;
         if let Some(shared) = &h.shared {
             shared.closed.store(true, Ordering::Release);
         }
         let poller = h.reactor.clear();
         h.return_all_units();
-        let old = std::mem::replace(h, Hub::new());
+        let mut old = std::mem::replace(h, Hub::new());
         super::local::reset_throws_pending();
-        h.config = config;
-        h.stacks.leaked = leaked;
-        if thread_exit {
-            // The thread-local is never dropped: leave it holding no memory.
-            // A late TLS destructor that still uses greenlets re-initialises
-            // it without registering another teardown.
-            h.torn_down = true;
-        } else {
-            h.initialized = true;
-            let mut main = Slot::free();
-            main.state = SlotState::Running;
-            main.ran = true;
-            h.slots.push(main);
+        if initialized {
+            h.config = config; // `destroy` keeps the settings; a new scope starts fresh
+        }
+        // Ids keep growing across resets: a stale `TimerId` or timeout
+        // held from before can never match a timer of the new hub.
+        h.timers.continue_after(&old.timers);
+        h.torn_down = old.torn_down;
+        old.stacks.leaked = 0;
+        if initialized {
+            h.initialize();
         }
         (old, poller)
     });

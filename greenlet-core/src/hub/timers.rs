@@ -53,6 +53,12 @@ impl<A> Timers<A> {
         }
     }
 
+    /// Continues `other`'s sequence numbers, so ids handed out by `other`
+    /// never match a timer of `self` (hub reset).
+    pub(crate) fn continue_after<B>(&mut self, other: &Timers<B>) {
+        self.next_seq = self.next_seq.max(other.next_seq);
+    }
+
     /// Arms a timer firing at `deadline`.
     pub(crate) fn insert(&mut self, deadline: Instant, referenced: bool, action: A) -> TimerId {
         let seq = self.next_seq;
@@ -145,25 +151,6 @@ impl<A> Timers<A> {
     /// Live timers that keep the loop alive.
     pub(crate) fn referenced(&self) -> usize {
         self.referenced
-    }
-
-    /// Removes every live timer whose action matches (O(n); rare paths only).
-    pub(crate) fn remove_where(&mut self, mut matches: impl FnMut(&A) -> bool) -> Vec<A> {
-        let mut removed = Vec::new();
-        for index in 0..self.entries.len() {
-            if self.entries[index]
-                .as_ref()
-                .is_some_and(|e| matches(&e.action))
-            {
-                let entry = self.entries[index].take().expect("checked just above");
-                self.free.push(index as u32);
-                self.live -= 1;
-                self.referenced -= usize::from(entry.referenced);
-                removed.push(entry.action);
-            }
-        }
-        self.maybe_compact();
-        removed
     }
 
     fn maybe_compact(&mut self) {
