@@ -5,9 +5,7 @@
 
 use crate::detail::gen_init;
 use crate::reg_context::RegContext;
-use crate::rt::{
-    Context, ContextStack, Error, REF_ACTIVE, REF_CANCELLED, REF_IDLE, REF_STATE_MASK,
-};
+use crate::rt::{Context, ContextStack, REF_ACTIVE, REF_CANCELLED, REF_IDLE, REF_STATE_MASK};
 use crate::scope::Scope;
 use crate::stack::{overflow, Func, Stack, StackBox};
 
@@ -478,6 +476,7 @@ impl<'a, A, T> GeneratorImpl<'a, A, T> {
 
         let guard = (self.stack.begin() as usize, self.stack.end() as usize);
         self.context.stack_guard = guard;
+        self.context.stack_size = self.stack.size() * std::mem::size_of::<usize>();
         self.context.regs.init_with(
             gen_init,
             0,
@@ -673,14 +672,6 @@ impl<'a, A, T> GeneratorImpl<'a, A, T> {
 
 impl<A, T> Drop for GeneratorImpl<'_, A, T> {
     fn drop(&mut self) {
-        if self.context.overflowed {
-            // The overflow handler yields out of the generator without
-            // unwinding its frames, so the functor block allocated by
-            // `init_code` is still reserved. Tell the stack bookkeeping not to
-            // enforce the LIFO check for this box.
-            self.stack.abandon();
-        }
-
         // when the thread is already panic, do nothing
         if thread::panicking() {
             return;
@@ -698,59 +689,10 @@ impl<A, T> Drop for GeneratorImpl<'_, A, T> {
 
         assert!(self.is_done());
 
-        let (total_stack, used_stack) = self.stack_usage();
-        if used_stack < total_stack {
-            // here we should record the stack in the class
-            // next time will just use
-            // set_stack_size::<F>(used_stack);
-        } else if !self.context.overflowed {
-            // Only surface the overflow here when the guard-page handler did
-            // not already deliver it through `context.err`: a caller that
-            // caught that error must be able to drop the generator normally.
-            // This check is the fallback for a stack that was filled to the
-            // bottom without faulting. The flag also stays set because the
-            // sentinel this check relies on is destroyed by an overflow.
-            error!("stack overflow detected!");
-            panic::panic_any(Error::StackErr);
-        }
-    }
-}
-
-// Windows cannot reliably surface the guard-page fault as
-// `EXCEPTION_STACK_OVERFLOW` from a probe frame (the kernel may consume the
-// guard page and retry the access instead), so the overflow tests are only
-// run where a real stack exhaustion can be triggered in-process.
-#[cfg(test)]
-#[cfg(all(not(target_os = "fuchsia"), not(windows)))]
-mod test {
-    use super::*;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-
-    #[test]
-    fn test_overflow_marks_the_context() {
-        // not a tail call, so release builds cannot turn it into a loop
-        #[inline(never)]
-        fn exhaust(n: usize) -> usize {
-            let buf = [0u8; 512];
-            std::hint::black_box(&buf);
-            if n == usize::MAX {
-                return 0;
-            }
-            let r = exhaust(n + 1);
-            std::hint::black_box(r.wrapping_add(buf[0] as usize))
-        }
-
-        let mut g = Gn::<()>::new_opt(16, || exhaust(0));
-
-        let result = catch_unwind(AssertUnwindSafe(|| g.next()));
-        assert!(result.is_err());
-        assert!(matches!(
-            result.map_err(|err| *err.downcast::<Error>().unwrap()),
-            Err(Error::StackErr)
-        ));
-
-        // the handler must remember that it reported the overflow, so that
-        // dropping the generator does not panic a second time
-        assert!(g.gen.context.overflowed);
+        // greenlet-generator: upstream compared the bottom-of-stack sentinel
+        // here and panicked with `Error::StackErr` from `drop` when it was
+        // overwritten. A real overflow now never gets here (it hits the
+        // guard page and aborts), and a stack used to its last words without
+        // faulting did not overflow, so that check is gone.
     }
 }

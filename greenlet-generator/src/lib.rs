@@ -11,6 +11,7 @@ extern crate log;
 
 mod detail;
 mod gen_impl;
+mod overflow_hook;
 mod reg_context;
 mod rt;
 mod scope;
@@ -18,6 +19,7 @@ mod stack;
 mod yield_;
 
 pub use crate::gen_impl::{Generator, Gn, LocalGenerator, DEFAULT_STACK_SIZE};
+pub use crate::overflow_hook::{clear_overflow_hook, set_overflow_hook, OverflowHook};
 pub use crate::rt::{get_local_data, is_generator, Error};
 pub use crate::scope::Scope;
 pub use crate::yield_::{

@@ -233,7 +233,6 @@ impl<T> Drop for StackBoxUninit<T> {
                 offset: stack.offset_cell(),
                 prev_offset: (*header).prev_offset,
                 end_offset: (*header).end_offset,
-                abandoned: Some(&stack.mem.abandoned),
             };
         }
     }
@@ -273,7 +272,6 @@ impl Drop for Func {
             offset: unsafe { self.offset.as_ref() },
             prev_offset: self.prev_offset,
             end_offset: self.end_offset,
-            abandoned: None,
         };
         if !data.is_null() {
             (self.drop)(data);
@@ -345,20 +343,16 @@ struct OffsetGuard<'a> {
     offset: &'a Cell<usize>,
     prev_offset: usize,
     end_offset: usize,
-    // the stack's abandoned flag, for guards that belong to a stack block.
-    // `Func` guards have no access to the stack and pass `None`: a functor
-    // left behind by an overflow is never dropped.
-    abandoned: Option<&'a Cell<bool>>,
 }
 
 impl Drop for OffsetGuard<'_> {
     fn drop(&mut self) {
         // Destructors may be skipped while unwinding (for example an
         // abandoned generator's functor), so only enforce strict LIFO
-        // accounting on the normal path. A stack abandoned by an overflow
-        // never unwound its frames, so later allocations are still reserved
-        // and the check does not apply either.
-        if !std::thread::panicking() && !self.abandoned.is_some_and(Cell::get) {
+        // accounting on the normal path. (greenlet-generator: upstream also
+        // skipped it for a stack abandoned by an overflow; an overflow now
+        // aborts the process, so there is no such stack.)
+        if !std::thread::panicking() {
             debug_assert_eq!(
                 self.offset.get(),
                 self.end_offset,
@@ -390,7 +384,6 @@ impl<T> Drop for StackBox<T> {
             offset: stack.offset_cell(),
             prev_offset,
             end_offset,
-            abandoned: Some(&stack.mem.abandoned),
         };
 
         unsafe { ptr::drop_in_place(self.ptr.as_ptr()) };
@@ -538,9 +531,6 @@ struct StackMem {
     buf: SysStack,
     // bump offset in words from the top of the stack
     offset: Cell<usize>,
-    // an overflow abandoned the running frames without unwinding them, so
-    // allocations made by the body are still reserved
-    abandoned: Cell<bool>,
 }
 
 #[cfg(test)]
@@ -548,18 +538,53 @@ thread_local! {
     static STACK_DEALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
+// ---------------------------------------------------------------------------
+// Stack acquisition seam (greenlet-generator patch, see `PATCHES.md`).
+//
+// `acquire_stack` and `release_stack` are the only two places where generator
+// stack memory is obtained and given back. A later change (a region allocator
+// with per-slot guard pages, e.g. `MADV_GUARD_INSTALL`) replaces their bodies
+// or routes them through a hook registered by the embedding crate; nothing
+// else in the crate maps or unmaps stacks.
+//
+// Contract the rest of the crate relies on:
+// - the returned `SysStack` spans `bottom()..top()`, both page aligned, and is
+//   readable and writable;
+// - the page directly below `bottom()` is a guard page (no access), so an
+//   overflow faults there: the overflow handler recognises a generator
+//   overflow by the fault address lying in `bottom() - page_size ..
+//   bottom()` (`rt::guard::overflowed_guard`);
+// - `release_stack` receives exactly what `acquire_stack` returned, once,
+//   after no frame runs on the stack any more.
+// ---------------------------------------------------------------------------
+
+/// Obtain a stack with at least `bytes` usable bytes and a guard page below
+/// it. See the contract above.
+fn acquire_stack(bytes: usize) -> Result<SysStack, StackError> {
+    SysStack::allocate(bytes)
+}
+
+/// Give back a stack obtained from [`acquire_stack`], guard page included.
+///
+/// # Safety
+///
+/// `buf` must come from `acquire_stack`, be released once, and no longer be
+/// in use by any frame or reference.
+unsafe fn release_stack(buf: &SysStack) {
+    let page_size = sys::page_size();
+    let guard = buf
+        .bottom
+        .cast::<u8>()
+        .wrapping_sub(page_size)
+        .cast::<c_void>();
+    let size_with_guard = buf.len() + page_size;
+    sys::deallocate_stack(guard, size_with_guard);
+}
+
 impl Drop for StackMem {
     fn drop(&mut self) {
-        let page_size = sys::page_size();
-        let guard = self
-            .buf
-            .bottom
-            .cast::<u8>()
-            .wrapping_sub(page_size)
-            .cast::<c_void>();
-        let size_with_guard = self.buf.len() + page_size;
         unsafe {
-            sys::deallocate_stack(guard, size_with_guard);
+            release_stack(&self.buf);
         }
         #[cfg(test)]
         STACK_DEALLOCS.with(|drops| drops.set(drops.get() + 1));
@@ -585,13 +610,12 @@ impl Stack {
             .unwrap_or_else(|| panic!("requested stack size {size} words overflows usize"))
             .max(SysStack::min_size());
 
-        let buf = SysStack::allocate(bytes).expect("failed to alloc sys stack");
+        let buf = acquire_stack(bytes).expect("failed to alloc sys stack");
 
         let stk = Stack {
             mem: Rc::new(StackMem {
                 buf,
                 offset: Cell::new(0),
-                abandoned: Cell::new(false),
             }),
         };
 
@@ -674,16 +698,6 @@ impl Stack {
     // the offset can be restored from a guard
     fn offset_cell(&self) -> &Cell<usize> {
         &self.mem.offset
-    }
-
-    /// Mark the stack as abandoned mid-run.
-    ///
-    /// A stack overflow yields out of the running frames without unwinding
-    /// them, so the functor block allocated by `init_code` is never freed.
-    /// The bump offset cannot be trusted after that, so the LIFO check is
-    /// skipped when the stack's blocks are dropped.
-    pub(crate) fn abandon(&self) {
-        self.mem.abandoned.set(true);
     }
 }
 

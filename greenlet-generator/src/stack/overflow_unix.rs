@@ -1,87 +1,112 @@
-use crate::rt::{guard, ContextStack};
+//! SIGSEGV/SIGBUS handler that detects generator stack overflows.
+//!
+//! greenlet-generator patch (see `PATCHES.md`): upstream printed a backtrace
+//! and took a `Mutex` inside the handler, kept only the last previous action
+//! (SIGBUS's) for both signals, and yielded out of the overflowed generator
+//! so the program continued with frames that were never unwound. This
+//! version is async-signal-safe and never returns into an overflowed
+//! generator:
+//!
+//! - a fault in the guard page of a generator running on this thread calls
+//!   the overflow hook (`crate::set_overflow_hook`), or writes a fixed
+//!   message with `write(2)` and aborts;
+//! - any other fault restores the previous action of *that* signal and
+//!   returns, so the faulting instruction re-executes and the fault goes to
+//!   the previous handler (Rust std's handler prints "thread '…' has
+//!   overflowed its stack" for a native-stack overflow), or to the default
+//!   action.
+//!
+//! The previous actions are saved in statics written once, before our
+//! handler is installed, and only read afterwards: the handler reads them
+//! without locking.
 
-use crate::yield_::yield_now;
+use crate::rt::guard;
+
 use libc::{sigaction, sighandler_t, SA_ONSTACK, SA_SIGINFO, SIGBUS, SIGSEGV};
-use std::mem;
-use std::mem::MaybeUninit;
+use std::cell::UnsafeCell;
+use std::mem::{self, MaybeUninit};
 use std::ptr::null_mut;
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
-static SIG_ACTION: Mutex<MaybeUninit<sigaction>> = Mutex::new(MaybeUninit::uninit());
+/// A `sigaction` written once by [`init`] before our handler is installed
+/// for that signal, and only read afterwards.
+struct SavedAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
 
-// Signal handler for the SIGSEGV and SIGBUS handlers. We've got guard pages
-// (unmapped pages) at the end of every thread's stack, so if a thread ends
-// up running into the guard page it'll trigger this handler. We want to
-// detect these cases and print out a helpful error saying that the stack
-// has overflowed. All other signals, however, should go back to what they
-// were originally supposed to do.
+// SAFETY: the cell is written exactly once, inside `INIT_ONCE`, before the
+// `sigaction` call that installs the handler reading it; the installing
+// syscall orders the write before any signal delivery that runs our handler.
+// After that it is only read.
+unsafe impl Sync for SavedAction {}
+
+impl SavedAction {
+    const fn new() -> Self {
+        SavedAction(UnsafeCell::new(MaybeUninit::zeroed()))
+    }
+
+    fn as_mut_ptr(&self) -> *mut libc::sigaction {
+        self.0.get().cast()
+    }
+}
+
+static PREV_SIGSEGV: SavedAction = SavedAction::new();
+static PREV_SIGBUS: SavedAction = SavedAction::new();
+
+// Signal handler for SIGSEGV and SIGBUS. Every generator stack has a guard
+// page (PROT_NONE) below it, so a generator that runs off its stack faults
+// here. That case never returns (hook or abort). All other faults go back to
+// the action that was installed before ours.
 //
-// If this is not a stack overflow, the handler un-registers itself and
-// then returns (to allow the original signal to be delivered again).
-// Returning from this kind of signal handler is technically not defined
-// to work when reading the POSIX spec strictly, but in practice it turns
-// out many large systems and all implementations allow returning from a
-// signal handler to work. For a more detailed explanation see the
-// comments on https://github.com/rust-lang/rust/issues/26458.
+// In that second case the handler restores the previous action and returns,
+// so the faulting instruction runs again and the fault is delivered to it.
+// Returning from this kind of signal handler is technically not defined to
+// work when reading the POSIX spec strictly, but in practice all
+// implementations allow it (Rust std does the same; see
+// https://github.com/rust-lang/rust/issues/26458).
 //
-// A pointer to the exception context is passed as the third argument. This
-// context is usually compatible with libc::ucontext_t. However some architectures
-// (like powerpc64) do not provide the ucontext_t type in glibc. Since we do not
-// use the context information, it is represented as a generic pointer.
-// see: https://github.com/rust-lang/libc/pull/3986 / https://github.com/rust-lang/libc/pull/3986
+// Everything here must be async-signal-safe: no allocation, no locks, no
+// formatting. The handler runs on the alternate signal stack (SA_ONSTACK)
+// that Rust std sets up for the threads it manages.
+//
+// A pointer to the exception context is passed as the third argument. Some
+// architectures (like powerpc64) have no `ucontext_t` in Rust's libc, and we
+// do not use it, so it is a generic pointer.
 unsafe extern "C" fn signal_handler(
     signum: libc::c_int,
     info: *mut libc::siginfo_t,
-    ctx: *mut libc::c_void, // workaroung for ppc64le missing ucontext_t in rust libc. See: https://github.com/rust-lang/libc/issues/3964
+    _ctx: *mut libc::c_void,
 ) {
-    let _ctx = &mut *ctx;
     let addr = (*info).si_addr() as usize;
-    let stack_guard = guard::current();
 
-    if !stack_guard.contains(&addr) {
-        println!("{}", std::backtrace::Backtrace::force_capture());
-        // SIG_ACTION is available after we registered our handler
-        let old_action = SIG_ACTION.lock().unwrap();
-        sigaction(signum, old_action.assume_init_ref(), null_mut());
-
-        // we are unable to handle this
-        return;
+    if let Some((guard_start, stack_size)) = guard::overflowed_guard(addr) {
+        // Never returns: the overflowed frames must not run again.
+        crate::overflow_hook::overflowed(guard_start, stack_size);
     }
 
-    // eprintln! is not async-signal-safe and crashes inside the handler on
-    // android x86_64, so write the message directly
-    let msg = b"\ncoroutine has overflowed its stack\n";
-    libc::write(
-        libc::STDERR_FILENO,
-        msg.as_ptr() as *const libc::c_void,
-        msg.len(),
-    );
-
-    let context = ContextStack::current().top();
-    context.err = Some(Box::new(crate::Error::StackErr));
-    context.overflowed = true;
-
-    let mut sigset: libc::sigset_t = mem::zeroed();
-    libc::sigemptyset(&mut sigset);
-    libc::sigaddset(&mut sigset, signum);
-    libc::sigprocmask(libc::SIG_UNBLOCK, &sigset, null_mut());
-
-    yield_now();
-
-    std::process::abort();
+    // Not a generator overflow: hand the fault back to the previous action
+    // of this very signal.
+    let prev = match signum {
+        SIGBUS => PREV_SIGBUS.as_mut_ptr(),
+        _ => PREV_SIGSEGV.as_mut_ptr(),
+    };
+    sigaction(signum, prev, null_mut());
 }
 
 #[cold]
 unsafe fn init() {
     let mut action: sigaction = mem::zeroed();
-
     action.sa_flags = SA_SIGINFO | SA_ONSTACK;
     action.sa_sigaction = signal_handler as *const () as sighandler_t;
+    libc::sigemptyset(&mut action.sa_mask);
 
-    let mut old_action = SIG_ACTION.lock().unwrap();
-
-    for signal in [SIGSEGV, SIGBUS] {
-        sigaction(signal, &action, old_action.assume_init_mut());
+    for (signal, saved) in [(SIGSEGV, &PREV_SIGSEGV), (SIGBUS, &PREV_SIGBUS)] {
+        // Save the previous action first, then install ours: the handler may
+        // run (on any thread) as soon as the second call returns, and must
+        // find the saved action complete.
+        if sigaction(signal, null_mut(), saved.as_mut_ptr()) != 0 {
+            // cannot learn the previous action: leave the signal alone
+            continue;
+        }
+        sigaction(signal, &action, null_mut());
     }
 }
 
