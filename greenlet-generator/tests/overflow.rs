@@ -115,6 +115,13 @@ mod unix {
                 });
                 outer.resume();
             }
+            "spawned_thread" => {
+                // std gives the threads it spawns an alternate signal stack
+                generator::set_overflow_hook(hook);
+                std::thread::spawn(overflow_a_generator)
+                    .join()
+                    .expect("join");
+            }
             "native" => {
                 // creating and running a generator installs our handler
                 let mut g = Gn::<()>::new_scoped_opt_local(SMALL_WORDS, |mut s: Scope<(), ()>| {
@@ -189,6 +196,13 @@ mod unix {
         assert!(stderr.contains(&expected), "stderr:\n{stderr}");
     }
 
+    fn overflow_on_a_spawned_thread_calls_the_hook() {
+        let (out, stderr) = run_child("spawned_thread");
+        expect_signal("spawned_thread", &out, &stderr, libc::SIGABRT);
+        let expected = format!("{HOOK_MARKER} size={SMALL_BYTES} ");
+        assert!(stderr.contains(&expected), "stderr:\n{stderr}");
+    }
+
     fn native_overflow_keeps_std_message() {
         let (out, stderr) = run_child("native");
         expect_signal("native", &out, &stderr, libc::SIGABRT);
@@ -214,7 +228,7 @@ mod unix {
     }
 
     pub(crate) fn parent() {
-        let cases: [(&str, fn()); 5] = [
+        let cases: [(&str, fn()); 6] = [
             ("hook_is_called_and_aborts", hook_is_called_and_aborts),
             (
                 "without_hook_prints_and_aborts",
@@ -223,6 +237,10 @@ mod unix {
             (
                 "nested_generator_reports_its_own_stack",
                 nested_generator_reports_its_own_stack,
+            ),
+            (
+                "overflow_on_a_spawned_thread_calls_the_hook",
+                overflow_on_a_spawned_thread_calls_the_hook,
             ),
             (
                 "native_overflow_keeps_std_message",
