@@ -188,15 +188,20 @@ thread_local! {
     /// overflow handler. `const`-initialised without a destructor, so
     /// reading it is async-signal-safe.
     static RUNNING: Cell<RunningInfo> = const { Cell::new(RunningInfo::NONE) };
-    /// Size in bytes of the stack being resumed.
-    static RUNNING_SIZE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The overflow hook `generator`'s SIGSEGV/SIGBUS handler calls (on the
+/// alternate signal stack) when a fault hits the running greenlet's guard
+/// page.
+fn overflow_hook(_guard_start: usize, stack_size: usize) -> ! {
+    overflow_abort(stack_size)
 }
 
 /// Writes `greenlet <name> (spawned at file:line) overflowed its N KiB
 /// stack; raise Builder::stack_size` and aborts. Async-signal-safe: runs on
 /// the alternate signal stack from the overflow handler, so the overflowed
 /// stack is never unmapped or reused before the process ends.
-pub(crate) fn overflow_abort() -> ! {
+pub(crate) fn overflow_abort(stack_size: usize) -> ! {
     let info = RUNNING.get().0;
     // SAFETY: a non-null pointer was set by `resume` from the header of the
     // greenlet running on this thread; its hub slot holds an `Rc` to the cell
@@ -216,7 +221,7 @@ pub(crate) fn overflow_abort() -> ! {
         write_stderr(b")");
     }
     write_stderr(b" overflowed its ");
-    write_decimal(RUNNING_SIZE.get() / 1024);
+    write_decimal(stack_size / 1024);
     fatal(b" KiB stack; raise Builder::stack_size\n")
 }
 
@@ -244,7 +249,6 @@ pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
         "resume() must be called from the native stack"
     );
     RUNNING.set(info);
-    RUNNING_SIZE.set(stack.size);
     // The body root catches every unwind, so nothing but the substrate's
     // own errors can come out here. Catching has no measurable cost on the
     // non-panicking path.
@@ -262,7 +266,7 @@ pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
         Err(payload) => match payload.downcast_ref::<generator::Error>() {
             // The body ran into the guard page; its frames were abandoned,
             // never unwound: nothing may free or reuse this stack.
-            Some(generator::Error::StackErr) => overflow_abort(),
+            Some(generator::Error::StackErr) => overflow_abort(stack.size),
             _ => {
                 // Never mind the payload's `Drop`: we are about to abort.
                 std::mem::forget(payload);
@@ -358,6 +362,7 @@ pub(crate) struct CaughtPanic {
 pub(crate) fn install_panic_hook() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
+        generator::set_overflow_hook(overflow_hook);
         let forward_all = std::env::var_os("GREENLET_PANIC_HOOK").is_some();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
