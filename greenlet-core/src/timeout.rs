@@ -72,6 +72,7 @@ impl Timeout {
     /// assert!(!t.pending());
     /// # });
     /// ```
+    #[must_use = "a Timeout does nothing until started, and dropping it cancels it"]
     pub fn new(duration: Duration) -> Timeout {
         Timeout {
             id: hub::next_timeout_id(),
@@ -97,6 +98,7 @@ impl Timeout {
     /// assert!(!t.pending());
     /// # });
     /// ```
+    #[must_use = "a Timeout does nothing until started, and dropping it cancels it"]
     pub fn never() -> Timeout {
         let mut t = Timeout::new(Duration::ZERO);
         t.duration = None;
@@ -143,6 +145,7 @@ impl Timeout {
     /// assert_eq!(e.error().unwrap().to_string(), "too slow");
     /// # });
     /// ```
+    #[must_use = "a Timeout does nothing until started, and dropping it cancels it"]
     pub fn with_error<E>(duration: Duration, error: E) -> Timeout
     where
         E: Error + Send + Sync + 'static,
@@ -164,6 +167,7 @@ impl Timeout {
     /// # drop(t);
     /// # });
     /// ```
+    #[must_use = "a Timeout does nothing until started, and dropping it cancels it"]
     pub fn unref(mut self) -> Timeout {
         self.referenced = false;
         self
@@ -236,6 +240,7 @@ impl Timeout {
     /// # });
     /// ```
     #[track_caller]
+    #[must_use = "dropping the Timeout cancels it at once: bind it, `let _t = Timeout::start_new(…);`"]
     pub fn start_new(duration: Duration) -> Timeout {
         let t = Timeout::new(duration);
         t.start();

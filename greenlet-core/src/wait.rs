@@ -149,6 +149,7 @@ impl<W: Waitable + ?Sized> Drop for IWait<'_, W> {
 /// assert_eq!(order, ["fast", "slow"]);
 /// # });
 /// ```
+#[must_use = "iwait is lazy: iterate it to wait"]
 pub fn iwait<'a, W, I>(
     objects: I,
     timeout: impl Into<Option<Duration>>,

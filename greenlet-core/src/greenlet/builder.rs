@@ -73,6 +73,7 @@ impl Builder {
     /// # });
     /// ```
     #[track_caller]
+    #[must_use = "a built greenlet does not run until started"]
     pub fn build<F, T>(self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -210,6 +211,7 @@ impl Builder {
     /// # });
     /// ```
     #[track_caller]
+    #[must_use = "a built greenlet does not run until started"]
     pub fn build_run<R: Run>(self, run: R) -> Greenlet<R::Output, R> {
         Greenlet {
             inner: new_cell(self.options(R::class_name()), run, R::run),
@@ -370,6 +372,7 @@ impl<T: 'static> Greenlet<T> {
     /// # });
     /// ```
     #[track_caller]
+    #[must_use = "a new greenlet does not run until started"]
     pub fn new<F>(f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -419,6 +422,7 @@ impl<R: Run> Greenlet<R::Output, R> {
     /// # });
     /// ```
     #[track_caller]
+    #[must_use = "a new greenlet does not run until started"]
     pub fn from_run(run: R) -> Self {
         Builder::new().build_run(run)
     }

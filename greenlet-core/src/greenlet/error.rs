@@ -45,9 +45,6 @@ pub enum GreenletError {
     Killed(KillError),
     /// The body panicked; the panic was caught at the greenlet's root.
     Panicked(PanicError),
-    /// The body overflowed its stack. Its frames were not unwound, so what
-    /// they held (locks, buffers) leaked; the process and the hub live on.
-    StackOverflow,
     /// A [`Timeout`](crate::Timeout) started in the body expired and nothing
     /// in the body caught it.
     Timeout(Elapsed),
@@ -82,7 +79,6 @@ impl fmt::Display for GreenletError {
                 Some(at) => write!(f, "panicked at {at}: {}", p.message()),
                 None => write!(f, "panicked: {}", p.message()),
             },
-            GreenletError::StackOverflow => f.write_str("overflowed its stack"),
             GreenletError::Timeout(e) => write!(f, "{e}"),
             GreenletError::LoopExit(e) => write!(f, "{e}"),
             GreenletError::Spawn(e) => write!(f, "{e}"),
@@ -90,14 +86,16 @@ impl fmt::Display for GreenletError {
     }
 }
 
+/// `Display` already shows the wrapped error's text, so `source()` skips
+/// it and returns *its* source: an error chain prints each cause once.
 impl Error for GreenletError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            GreenletError::Killed(k) => Some(k),
-            GreenletError::Timeout(e) => Some(e),
-            GreenletError::LoopExit(e) => Some(e),
-            GreenletError::Spawn(e) => Some(e),
-            _ => None,
+            GreenletError::Killed(k) => k.source(),
+            GreenletError::Timeout(e) => e.source(),
+            GreenletError::LoopExit(e) => e.source(),
+            GreenletError::Spawn(e) => e.source(),
+            GreenletError::Panicked(_) => None,
         }
     }
 }
@@ -144,7 +142,15 @@ impl fmt::Display for KillError {
     }
 }
 
-impl Error for KillError {}
+/// Transparent: `Display` shows the user's error, `source()` its source.
+impl Error for KillError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            KillError::GreenletExit => None,
+            KillError::Error(e) => e.source(),
+        }
+    }
+}
 
 /// A panic caught at a greenlet's root.
 ///
@@ -274,14 +280,12 @@ impl fmt::Debug for Elapsed {
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The error given with `Timeout::with_error` is the `source()`, not
+        // repeated here: an error chain prints each cause once.
         match self.duration {
-            Some(d) => write!(f, "timed out after {d:?}")?,
-            None => f.write_str("not ready")?,
+            Some(d) => write!(f, "timed out after {d:?}"),
+            None => f.write_str("not ready"),
         }
-        if let Some(e) = &self.error {
-            write!(f, ": {e}")?;
-        }
-        Ok(())
     }
 }
 

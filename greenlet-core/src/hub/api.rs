@@ -342,10 +342,17 @@ pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
 }
 
 fn default_report(report: &ErrorReport<'_>) {
+    // The backtrace is there when `RUST_BACKTRACE` asked for one.
+    let backtrace = report
+        .error
+        .as_panic()
+        .and_then(|p| p.backtrace())
+        .map(|b| format!("\nstack backtrace:\n{b}"))
+        .unwrap_or_default();
     if log::log_enabled!(log::Level::Error) {
-        log::error!("{report}");
+        log::error!("{report}{backtrace}");
     } else {
-        eprintln!("{report}");
+        eprintln!("{report}{backtrace}");
     }
 }
 
