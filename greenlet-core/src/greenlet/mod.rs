@@ -205,7 +205,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// `true` when called from inside this greenlet.
     pub fn is_current(&self) -> bool {
         match self.inner.header.life.get() {
-            Life::Started { slot, .. } => hub::current_slot() == slot,
+            Life::Started { slot, generation } => hub::is_current(slot, generation),
             _ => false,
         }
     }

@@ -833,6 +833,11 @@ pub(crate) fn raise_pending_throw() {
     }
 }
 
+/// `true` when the greenlet in `slot` (at `generation`) is running now.
+pub(crate) fn is_current(slot: u32, generation: u32) -> bool {
+    with_hub(|h| h.current == slot && h.slots[slot as usize].generation == generation)
+}
+
 /// The slot running now (`MAIN`, a greenlet, or `LOOP`).
 pub(crate) fn current_slot() -> u32 {
     with_hub(|h| h.current)
