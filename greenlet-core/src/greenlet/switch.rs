@@ -369,7 +369,9 @@ pub(crate) fn install_panic_hook() {
             if SILENT.get() {
                 return;
             }
-            let message = panic_message(info.payload());
+            let message = info
+                .payload_as_str()
+                .map_or_else(|| panic_message(info.payload()), str::to_owned);
             let cannot_unwind = message == "panic in a destructor during cleanup"
                 || message == "panic in a function that cannot unwind";
             if cannot_unwind {

@@ -186,6 +186,7 @@ fn unwinding_ended(slot: u32, generation: u32, swallowed: bool) {
         s.unwinding = false;
         if swallowed {
             s.swallowed = s.swallowed.saturating_add(1);
+            h.needs_kill = true;
         }
         if s.throws.as_ref().is_some_and(|q| !q.is_empty()) {
             h.wake_for_throw(slot);
@@ -310,6 +311,11 @@ pub(crate) struct Hub {
     /// The hub is ending and new greenlets keep appearing (links that
     /// respawn): spawning is refused.
     closing: bool,
+    /// While the hub ends: a greenlet was spawned or swallowed a kill, so
+    /// the teardown loop should come back for another round of kills.
+    needs_kill: bool,
+    /// Greenlets spawned since the hub started ending.
+    spawned_while_ending: usize,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
@@ -337,6 +343,8 @@ impl Hub {
             initialized: false,
             torn_down: false,
             closing: false,
+            needs_kill: false,
+            spawned_while_ending: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
@@ -584,6 +592,9 @@ impl Hub {
                     self.trim_stacks();
                     return Step::Done;
                 }
+                if std::mem::take(&mut self.needs_kill) {
+                    return Step::Done; // back for another round of kills
+                }
                 let waitable =
                     self.timers.len() > 0 || self.reactor.len() > 0 || self.handles_alive();
                 if !waitable {
@@ -735,6 +746,8 @@ pub(crate) fn start(
         if h.closing {
             return Err((crate::SpawnError::scope_ending(), body));
         }
+        h.needs_kill = true;
+        h.spawned_while_ending += 1;
         let effective = stack_size.unwrap_or(h.config.stack_size);
         if body_size.saturating_add(BODY_HEADROOM) > effective {
             return Err((crate::SpawnError::body_too_large(body_size, effective), body));

@@ -84,9 +84,10 @@ pub(crate) fn release_at_thread_exit() {
 
 /// How many kills a greenlet may swallow before scope end gives up on it.
 const MAX_SWALLOWED: u8 = 3;
-/// Rounds of killing after which new greenlets (spawned by links or
-/// destructors while the hub ends) are refused.
-const MAX_ROUNDS: usize = 3;
+/// Greenlets spawned while the hub ends (by links or destructors) after
+/// which spawning is refused: a link that respawns whatever dies would
+/// otherwise keep the hub alive forever.
+const MAX_SPAWNED_WHILE_ENDING: usize = 10_000;
 /// After this long, greenlets still unwinding are reported (once).
 const SLOW_REPORT: Duration = Duration::from_secs(1);
 
@@ -125,16 +126,18 @@ fn live_greenlets() -> Vec<Live> {
 fn shutdown() {
     let started = Instant::now();
     let mut reported_slow = false;
-    let mut round = 0;
+    with_hub(|h| h.spawned_while_ending = 0);
     loop {
         let live = live_greenlets();
         if live.is_empty() {
             break;
         }
-        round += 1;
-        if round > MAX_ROUNDS {
-            with_hub(|h| h.closing = true);
-        }
+        with_hub(|h| {
+            h.needs_kill = false;
+            if h.spawned_while_ending > MAX_SPAWNED_WHILE_ENDING {
+                h.closing = true;
+            }
+        });
         for g in &live {
             if g.unwinding || g.has_throws {
                 continue; // already dying; new throws would wait anyway
@@ -156,7 +159,7 @@ fn shutdown() {
         drop(live);
         // Let them unwind (serving the timers and fds their destructors
         // wait on) and run their links.
-        let deadline = Instant::now() + Duration::from_millis(250);
+        let deadline = Instant::now() + SLOW_REPORT;
         let stuck = run_loop(Mode::Teardown { deadline }).is_err();
         if stuck {
             // Nothing can wake anything: a greenlet still unwinding waits
