@@ -64,12 +64,12 @@ mod wait;
 mod waiter;
 
 pub use greenlet::error::{
-    Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
-    SpawnErrorKind,
+    AlreadyPending, Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
+    SpawnErrorKind, WaitError,
     duration_from_secs_f64,
 };
 pub use greenlet::{
-    AnyGreenlet, Builder, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
+    AnyGreenlet, Builder, CloneValue, KillOptions, WaitOptions, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
     spawn_raw,
 };
 pub use hub::{idle, run, sleep, sleep_secs, sleep_unref};
@@ -84,5 +84,7 @@ pub use process::{
 };
 pub use signal::{SignalHandle, signal};
 pub use timeout::{Timeout, with_timeout, with_timeout_value};
-pub use wait::{IWait, iwait, joinall, killall, wait};
+pub use wait::{
+    IWait, iwait, iwait_with, joinall, joinall_with, killall, killall_with, wait, wait_with,
+};
 pub use waiter::Waitable;

@@ -94,7 +94,7 @@ impl Timeout {
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
     /// let t = greenlet::Timeout::never();
-    /// t.start();
+    /// t.start().unwrap();
     /// assert!(!t.pending());
     /// # });
     /// ```
@@ -181,10 +181,15 @@ impl Timeout {
     /// Arms the timeout against the current greenlet (or the native stack).
     /// Does nothing for a timeout that never expires.
     ///
+    /// # Errors
+    ///
+    /// [`AlreadyPending`](crate::AlreadyPending) if it is already pending
+    /// (gevent raises too: cancel it first); nothing changes.
+    ///
     /// # Panics
     ///
-    /// If it is already pending (gevent raises too: cancel it first), or when
-    /// called inside a hub callback, which has no greenlet to interrupt.
+    /// When called inside a hub callback, which has no greenlet to
+    /// interrupt.
     ///
     /// # Examples
     ///
@@ -192,20 +197,19 @@ impl Timeout {
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
     /// let t = greenlet::Timeout::new(std::time::Duration::from_secs(5));
-    /// t.start();
+    /// t.start().unwrap();
     /// assert!(t.pending());
     /// t.cancel();
     /// assert!(!t.pending());
     /// # });
     /// ```
     #[track_caller]
-    pub fn start(&self) {
-        assert!(
-            !self.pending(),
-            "Timeout::start: {self} is already started; cancel it first"
-        );
+    pub fn start(&self) -> Result<(), crate::AlreadyPending> {
+        if self.pending() {
+            return Err(crate::AlreadyPending);
+        }
         let Some(duration) = self.duration else {
-            return;
+            return Ok(());
         };
         let slot = hub::current_slot();
         assert!(
@@ -213,7 +217,7 @@ impl Timeout {
             "Timeout::start: cannot start a timeout inside a hub callback (nothing to interrupt)"
         );
         let Some(deadline) = hub::deadline_after(duration) else {
-            return; // beyond what Instant can represent: never expires
+            return Ok(()); // beyond what Instant can represent: never expires
         };
         let throw = Throw::Timeout {
             id: self.id,
@@ -222,6 +226,7 @@ impl Timeout {
         self.target.set(slot);
         self.timer
             .set(Some(hub::arm_throw(deadline, self.referenced, slot, throw)));
+        Ok(())
     }
 
     /// Creates and starts a timeout (gevent's `Timeout.start_new`).
@@ -243,7 +248,7 @@ impl Timeout {
     #[must_use = "dropping the Timeout cancels it at once: bind it, `let _t = Timeout::start_new(…);`"]
     pub fn start_new(duration: Duration) -> Timeout {
         let t = Timeout::new(duration);
-        t.start();
+        t.start().expect("a new timeout is not pending");
         t
     }
 
@@ -305,9 +310,8 @@ impl Timeout {
     /// ```
     #[track_caller]
     pub fn scope<T>(&self, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-        if !self.pending() {
-            self.start();
-        }
+        // Already pending: run under it as it is.
+        let _ = self.start();
         let result = catch_unwind(AssertUnwindSafe(f));
         self.cancel();
         match result {

@@ -1,22 +1,29 @@
 //! Waiting for many objects: `wait`, `iwait`, `joinall`, `killall`, written
 //! once on top of the [`Waitable`] protocol.
+//!
+//! The common call takes one argument (`joinall(&gs)`, `killall(&gs)`,
+//! `wait(&gs)`, `iwait(&gs)`); gevent's keyword arguments are read by name
+//! through [`WaitOptions`] and [`KillOptions`] in the `*_with` forms.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::greenlet::AnyGreenlet;
-use crate::greenlet::error::{Elapsed, GreenletError, KillError, LoopExit};
+use crate::greenlet::error::{Elapsed, GreenletError, WaitError};
 use crate::greenlet::state::LinkId;
+use crate::greenlet::{AnyGreenlet, KillOptions, WaitOptions};
 use crate::hub::{self, TimerGuard, Waker};
 use crate::waiter::Waitable;
 
 /// Yields objects as they become ready (gevent's `iwait`): created by
-/// [`iwait`]. Dropping it unlinks from the objects it did not yield.
+/// [`iwait`] or [`iwait_with`]. Dropping it unlinks from the objects it did
+/// not yield.
 ///
-/// If the native stack would wait forever, iteration ends early and
-/// [`loop_exit`](IWait::loop_exit) tells why.
+/// Each item is `Ok(object)`. If the native stack would wait forever, it
+/// yields one `Err(WaitError::LoopExit(…))` and ends. When the timeout of
+/// [`WaitOptions::timeout`] passes, it just ends (gevent's behaviour).
+#[must_use = "iwait is lazy: iterate it to wait"]
 pub struct IWait<'a, W: Waitable + ?Sized> {
     objects: Vec<&'a W>,
     links: Vec<Option<LinkId>>,
@@ -26,7 +33,6 @@ pub struct IWait<'a, W: Waitable + ?Sized> {
     deadline: Option<Instant>,
     begun: bool,
     finished: bool,
-    loop_exit: Option<LoopExit>,
 }
 
 impl<W: Waitable + ?Sized> std::fmt::Debug for IWait<'_, W> {
@@ -40,6 +46,8 @@ impl<W: Waitable + ?Sized> std::fmt::Debug for IWait<'_, W> {
 }
 
 impl<'a, W: Waitable + ?Sized> IWait<'a, W> {
+    /// Links to every object (on the first `next`, so a dropped, unused
+    /// iterator costs nothing).
     fn begin(&mut self) {
         self.begun = true;
         for (i, object) in self.objects.iter().enumerate() {
@@ -63,23 +71,15 @@ impl<'a, W: Waitable + ?Sized> IWait<'a, W> {
             }
         }
     }
-
-    /// Why iteration stopped early, if the native stack would have waited
-    /// forever.
-    pub fn loop_exit(&self) -> Option<&LoopExit> {
-        self.loop_exit.as_ref()
-    }
 }
 
 impl<'a, W: Waitable + ?Sized> Iterator for IWait<'a, W> {
-    type Item = &'a W;
+    type Item = Result<&'a W, WaitError>;
 
     /// # Switches
     ///
-    /// Until the next object is ready or the timeout passes. A kill or
-    /// [`Timeout`](crate::Timeout) ends the wait by unwinding (links are
-    /// removed when the iterator is dropped).
-    fn next(&mut self) -> Option<&'a W> {
+    /// Until an object is ready (or the timeout passes).
+    fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
             return None;
         }
@@ -95,7 +95,7 @@ impl<'a, W: Waitable + ?Sized> Iterator for IWait<'a, W> {
             if let Some(i) = next {
                 self.links[i] = None; // fired: nothing to unlink
                 self.remaining -= 1;
-                return Some(self.objects[i]);
+                return Some(Ok(self.objects[i]));
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.cleanup();
@@ -108,9 +108,8 @@ impl<'a, W: Waitable + ?Sized> Iterator for IWait<'a, W> {
             self.waker.set(None);
             drop(timer);
             if let Err(e) = parked {
-                self.loop_exit = Some(e);
                 self.cleanup();
-                return None;
+                return Some(Err(WaitError::LoopExit(e)));
             }
         }
     }
@@ -122,231 +121,320 @@ impl<W: Waitable + ?Sized> Drop for IWait<'_, W> {
     }
 }
 
-/// Iterates over `objects` as they become ready, until all (or `count`) are
-/// ready or `timeout` passes (gevent's `iwait`).
+/// Yields each object as it becomes ready (gevent's `iwait(objects)`), in
+/// the order they finish. Objects already ready come first, in the order
+/// given. [`iwait_with`] takes a timeout and a count.
 ///
 /// # Switches
 ///
-/// Each `next()` call may switch; see [`IWait`].
+/// Each `next()` waits until an object is ready. If the caller is killed or
+/// times out meanwhile, the iterator unlinks itself as it is dropped.
 ///
 /// # Panics
 ///
-/// `next()` panics inside a hub callback.
+/// `next()` inside a hub callback, when it has to wait.
 ///
 /// # Examples
 ///
 /// ```
 /// # use greenlet_core as greenlet;
 /// # greenlet::run(|| {
-/// use greenlet::{iwait, spawn, sleep};
+/// use greenlet::{iwait, sleep, spawn};
 /// use std::time::Duration;
 ///
 /// let slow = spawn(|| { sleep(Duration::from_millis(20)); "slow" });
 /// let fast = spawn(|| { sleep(Duration::from_millis(1)); "fast" });
-/// let order: Vec<_> = iwait([&slow, &fast], None, None)
-///     .map(|g| g.get().unwrap())
-///     .collect();
+/// let order: Vec<_> = iwait([&slow, &fast]).map(|g| g.unwrap().get().unwrap()).collect();
 /// assert_eq!(order, ["fast", "slow"]);
 /// # });
 /// ```
-#[must_use = "iwait is lazy: iterate it to wait"]
-pub fn iwait<'a, W, I>(
-    objects: I,
-    timeout: impl Into<Option<Duration>>,
-    count: impl Into<Option<usize>>,
-) -> IWait<'a, W>
+pub fn iwait<'a, W, I>(objects: I) -> IWait<'a, W>
+where
+    I: IntoIterator<Item = &'a W>,
+    W: Waitable + ?Sized + 'a,
+{
+    iwait_with(objects, WaitOptions::new())
+}
+
+/// [`iwait`] with a timeout and a count (gevent's `iwait(objects, timeout,
+/// count)`): iteration ends after `count` objects, or when the timeout
+/// passes.
+///
+/// # Switches
+///
+/// As [`iwait`].
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{WaitOptions, iwait_with, sleep, spawn};
+/// use std::time::Duration;
+///
+/// let never = spawn(|| sleep(Duration::from_secs(60)));
+/// let first = spawn(|| 1);
+/// let got: Vec<_> = iwait_with([&never, &first], WaitOptions::new().timeout(Duration::from_millis(5)))
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(got.len(), 1); // `never` did not finish in time
+/// never.kill().unwrap();
+/// # });
+/// ```
+pub fn iwait_with<'a, W, I>(objects: I, options: WaitOptions) -> IWait<'a, W>
 where
     I: IntoIterator<Item = &'a W>,
     W: Waitable + ?Sized + 'a,
 {
     let objects: Vec<&'a W> = objects.into_iter().collect();
     let n = objects.len();
-    let remaining = count.into().map_or(n, |c| c.min(n));
+    let remaining = options.count.map_or(n, |c| c.min(n));
     IWait {
         links: vec![None; n],
         objects,
         fired: Rc::new(RefCell::new(VecDeque::new())),
         waker: Rc::new(Cell::new(None)),
         remaining,
-        deadline: timeout.into().and_then(hub::deadline_after),
+        deadline: options.timeout.and_then(hub::deadline_after),
         begun: false,
         finished: false,
-        loop_exit: None,
     }
 }
 
-/// Waits for `objects` to become ready: all of them, or `count`, or until
-/// `timeout` passes (gevent's `wait(objects, timeout, count)`). Returns the
-/// ready objects in the order they became ready.
-///
-/// To wait for the whole hub to run dry (gevent's `wait()` without objects),
-/// use [`hub::join`](crate::hub::join).
+/// Waits until every object is ready and returns them in the order they
+/// became ready (gevent's `wait(objects)`). [`wait_with`] takes a timeout
+/// and a count.
 ///
 /// # Errors
 ///
-/// [`LoopExit`] when the native stack would wait forever.
+/// [`WaitError::LoopExit`] if the native stack would wait forever.
 ///
 /// # Switches
 ///
-/// Unless nothing needs waiting for. A kill or [`Timeout`](crate::Timeout)
-/// ends the wait by unwinding.
+/// Until they are all ready.
 ///
 /// # Panics
 ///
-/// Inside a hub callback.
+/// Inside a hub callback, when it has to wait.
 ///
 /// # Examples
 ///
 /// ```
 /// # use greenlet_core as greenlet;
 /// # greenlet::run(|| {
-/// use greenlet::{spawn, sleep, wait};
-/// use std::time::Duration;
-///
-/// let gs: Vec<_> = (1..=3u64).map(|i| spawn(move || sleep(Duration::from_millis(i)))).collect();
-/// let first = wait(&gs, None, 1).unwrap();
-/// assert_eq!(first.len(), 1);
-/// let all = wait(&gs, Duration::from_secs(5), None).unwrap();
-/// assert_eq!(all.len(), 3);
+/// use greenlet::{spawn, wait};
+/// let gs: Vec<_> = (0..3).map(|i| spawn(move || i)).collect();
+/// assert_eq!(wait(&gs).unwrap().len(), 3);
 /// # });
 /// ```
-pub fn wait<'a, W, I>(
-    objects: I,
-    timeout: impl Into<Option<Duration>>,
-    count: impl Into<Option<usize>>,
-) -> Result<Vec<&'a W>, LoopExit>
+pub fn wait<'a, W, I>(objects: I) -> Result<Vec<&'a W>, WaitError>
 where
     I: IntoIterator<Item = &'a W>,
     W: Waitable + ?Sized + 'a,
 {
-    let mut it = iwait(objects, timeout, count);
-    let ready: Vec<&'a W> = it.by_ref().collect();
-    match it.loop_exit.take() {
-        Some(e) => Err(e),
-        None => Ok(ready),
-    }
+    wait_with(objects, WaitOptions::new())
 }
 
-/// Waits for greenlets to finish (gevent's `joinall`): all of them, or
-/// `count`, or until `timeout` passes. Returns those that finished.
-///
-/// With `raise_error`, the first greenlet found failed ends the wait with its
-/// error; the others keep running.
+/// [`wait`] with a timeout and a count (gevent's `wait(objects, timeout,
+/// count)`): returns what is ready after `count` objects or when the
+/// timeout passes (possibly fewer, without an error, as gevent does).
 ///
 /// # Errors
 ///
-/// The first failure with `raise_error`; `GreenletError::LoopExit` when the
-/// native stack would wait forever.
+/// As [`wait`].
 ///
 /// # Switches
 ///
 /// As [`wait`].
 ///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{WaitOptions, sleep, spawn, wait_with};
+/// use std::time::Duration;
+/// let g = spawn(|| sleep(Duration::from_secs(60)));
+/// let ready = wait_with([&g], WaitOptions::new().timeout(Duration::from_millis(5))).unwrap();
+/// assert!(ready.is_empty());
+/// g.kill().unwrap();
+/// # });
+/// ```
+pub fn wait_with<'a, W, I>(objects: I, options: WaitOptions) -> Result<Vec<&'a W>, WaitError>
+where
+    I: IntoIterator<Item = &'a W>,
+    W: Waitable + ?Sized + 'a,
+{
+    iwait_with(objects, options).collect()
+}
+
+/// Waits for every greenlet to finish (gevent's `joinall(greenlets)`) and
+/// returns them in the order they finished. [`joinall_with`] takes a
+/// timeout, a count and `raise_error`.
+///
+/// # Errors
+///
+/// [`GreenletError::LoopExit`] if the native stack would wait forever (with
+/// `raise_error`, also the first failure).
+///
+/// # Switches
+///
+/// Until they have all finished.
+///
 /// # Panics
 ///
-/// Inside a hub callback.
+/// Inside a hub callback, when it has to wait.
 ///
 /// # Examples
 ///
 /// ```
 /// # use greenlet_core as greenlet;
 /// # greenlet::run(|| {
-/// use greenlet::{joinall, spawn, sleep};
-/// use std::time::Duration;
-///
-/// let gs: Vec<_> = (0..3).map(|i| spawn(move || i * 10)).collect();
-/// let done = joinall(&gs, None, false, None).unwrap();
-/// assert_eq!(done.len(), 3);
-///
-/// let slow = spawn(|| sleep(Duration::from_secs(60)));
-/// let done = joinall([&slow], Duration::from_millis(5), false, None).unwrap();
-/// assert!(done.is_empty());
-/// slow.kill();
+/// use greenlet::{joinall, spawn};
+/// let gs: Vec<_> = (0..3).map(|i| spawn(move || i * 2)).collect();
+/// joinall(&gs).unwrap();
+/// assert!(gs.iter().all(|g| g.is_ready()));
 /// # });
 /// ```
-pub fn joinall<'a, G, I>(
+pub fn joinall<'a, G, I>(greenlets: I) -> Result<Vec<&'a G>, GreenletError>
+where
+    I: IntoIterator<Item = &'a G>,
+    G: AnyGreenlet + ?Sized + 'a,
+{
+    joinall_with(greenlets, WaitOptions::new())
+}
+
+/// [`joinall`] with gevent's options: a timeout and a count (returns what
+/// finished by then), and `raise_error` (stop at the first failure and
+/// return its error).
+///
+/// # Errors
+///
+/// As [`joinall`].
+///
+/// # Switches
+///
+/// As [`joinall`].
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{WaitOptions, hub, joinall_with, spawn};
+/// hub::set_error_handler(|_| ());
+/// let ok = spawn(|| 1);
+/// let bad = spawn(|| -> i32 { panic!("boom") });
+/// let r = joinall_with([&ok, &bad], WaitOptions::new().raise_error());
+/// assert!(r.is_err());
+/// # });
+/// ```
+pub fn joinall_with<'a, G, I>(
     greenlets: I,
-    timeout: impl Into<Option<Duration>>,
-    raise_error: bool,
-    count: impl Into<Option<usize>>,
+    options: WaitOptions,
 ) -> Result<Vec<&'a G>, GreenletError>
 where
     I: IntoIterator<Item = &'a G>,
     G: AnyGreenlet + ?Sized + 'a,
 {
-    if !raise_error {
-        return wait(greenlets, timeout, count).map_err(GreenletError::LoopExit);
-    }
-    let mut it = iwait(greenlets, timeout, count);
     let mut done = Vec::new();
-    for g in it.by_ref() {
-        if let Some(e) = g.exception() {
-            return Err(e);
+    for g in iwait_with(greenlets, options) {
+        let g = g?;
+        if options.raise_error {
+            if let Some(e) = g.exception() {
+                return Err(e);
+            }
         }
         done.push(g);
     }
-    match it.loop_exit.take() {
-        Some(e) => Err(GreenletError::LoopExit(e)),
-        None => Ok(done),
-    }
+    Ok(done)
 }
 
-/// Kills greenlets (gevent's `killall`). Greenlets that never ran die without
-/// running; the others get `error` at their next switch. With `block`, waits
-/// (at most `timeout`) until all are dead.
+/// Kills every greenlet with `GreenletExit` and waits until all are dead
+/// (gevent's `killall(greenlets)`). [`killall_with`] takes gevent's
+/// `exception`, `block` and `timeout`.
 ///
 /// # Errors
 ///
-/// `GreenletError::Timeout` if some are still alive after `timeout`;
-/// `GreenletError::LoopExit` when the native stack would wait forever.
+/// [`WaitError::LoopExit`] if the native stack would wait forever (a victim
+/// swallowed the kill and blocks forever).
 ///
 /// # Switches
 ///
-/// With `block`, until they are dead.
+/// Until they are all dead.
 ///
 /// # Panics
 ///
-/// Inside a hub callback with `block`.
+/// Inside a hub callback, when it has to wait.
 ///
 /// # Examples
 ///
 /// ```
 /// # use greenlet_core as greenlet;
 /// # greenlet::run(|| {
-/// use greenlet::{killall, spawn, sleep, KillError};
+/// use greenlet::{killall, sleep, spawn};
 /// use std::time::Duration;
-///
 /// let gs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
 /// sleep(Duration::ZERO);
-/// killall(&gs, KillError::GreenletExit, true, None).unwrap();
-/// assert!(gs.iter().all(|g| g.is_ready()));
+/// killall(&gs).unwrap();
+/// assert!(gs.iter().all(|g| g.is_ready() && g.is_successful()));
 /// # });
 /// ```
-pub fn killall<'a, G, I>(
-    greenlets: I,
-    error: KillError,
-    block: bool,
-    timeout: impl Into<Option<Duration>>,
-) -> Result<(), GreenletError>
+pub fn killall<'a, G, I>(greenlets: I) -> Result<(), WaitError>
+where
+    I: IntoIterator<Item = &'a G>,
+    G: AnyGreenlet + ?Sized + 'a,
+{
+    killall_with(greenlets, KillOptions::new())
+}
+
+/// [`killall`] with gevent's options: the error to kill with, whether to
+/// wait, and for how long.
+///
+/// # Errors
+///
+/// [`WaitError::Elapsed`] if some are still alive when the timeout passes;
+/// else as [`killall`].
+///
+/// # Switches
+///
+/// When blocking, until they are all dead; never otherwise.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{KillOptions, killall_with, sleep, spawn};
+/// use std::time::Duration;
+/// let gs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
+/// sleep(Duration::ZERO);
+/// killall_with(&gs, KillOptions::new().timeout(Duration::from_secs(1))).unwrap();
+/// # });
+/// ```
+pub fn killall_with<'a, G, I>(greenlets: I, options: KillOptions) -> Result<(), WaitError>
 where
     I: IntoIterator<Item = &'a G>,
     G: AnyGreenlet + ?Sized + 'a,
 {
     let greenlets: Vec<&'a G> = greenlets.into_iter().collect();
     for g in &greenlets {
-        g.kill_nowait_with(error.clone());
+        g.kill_nowait_with(options.error.clone());
     }
-    if !block {
+    if !options.block {
         return Ok(());
     }
     let alive: Vec<&'a G> = greenlets.into_iter().filter(|g| !g.is_ready()).collect();
     if alive.is_empty() {
         return Ok(());
     }
-    let timeout = timeout.into();
-    let done = wait(alive.iter().copied(), timeout, None).map_err(GreenletError::LoopExit)?;
+    let mut wait = WaitOptions::new();
+    if let Some(timeout) = options.timeout {
+        wait = wait.timeout(timeout);
+    }
+    let done = wait_with(alive.iter().copied(), wait)?;
     if done.len() < alive.len() {
-        return Err(GreenletError::Timeout(Elapsed::new(timeout, None)));
+        return Err(WaitError::Elapsed(Elapsed::new(options.timeout, None)));
     }
     Ok(())
 }

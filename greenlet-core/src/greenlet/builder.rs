@@ -181,7 +181,7 @@ impl Builder {
     /// struct Job;
     /// impl Run for Job { type Output = (); fn run(&self) {} }
     /// let g = Builder::new().spawn_run_later(Duration::from_millis(1), Job)?;
-    /// g.join();
+    /// g.join().unwrap();
     /// # Ok::<(), greenlet::SpawnError>(())
     /// # })?;
     /// # Ok::<(), greenlet::SpawnError>(())
@@ -293,7 +293,7 @@ where
 /// use std::time::{Duration, Instant};
 /// let t = Instant::now();
 /// let g = greenlet::spawn_later(Duration::from_millis(10), || 1);
-/// g.join();
+/// g.join().unwrap();
 /// assert!(t.elapsed() >= Duration::from_millis(10));
 /// # });
 /// ```

@@ -62,14 +62,37 @@ impl GreenletRef {
 
     /// Kills it without waiting (gevent's `gevent.kill(g)`).
     ///
+    /// For the main greenlet (the native stack, see
+    /// [`hub::main_greenlet`](crate::hub::main_greenlet)), `GreenletExit` is
+    /// raised by unwinding at its current or next blocking call; if nothing
+    /// catches it, the hub scope ([`run`](crate::run)) ends its greenlets and
+    /// then panics with a message saying the main greenlet was killed.
+    ///
     /// # Panics
     ///
-    /// For the native stack, the hub and raw greenlets, which cannot be
-    /// killed.
+    /// For the hub (callbacks) and raw greenlets, which cannot be killed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// use greenlet::{hub, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let result = std::panic::catch_unwind(|| {
+    ///     greenlet::run(|| {
+    ///         let main = hub::main_greenlet();
+    ///         spawn(move || main.kill_nowait());
+    ///         sleep(Duration::from_secs(60)); // interrupted at once
+    ///     })
+    /// });
+    /// assert!(result.is_err());
+    /// ```
     #[track_caller]
     pub fn kill_nowait(&self) {
         match &self.0 {
             RefKind::Greenlet(core) => core.kill_nowait(KillError::GreenletExit),
+            RefKind::Main => hub::kill_main(KillError::GreenletExit),
             _ => panic!("greenlet::kill: {self} cannot be killed"),
         }
     }
@@ -125,6 +148,7 @@ impl fmt::Debug for GreenletRef {
 /// assert_eq!(g.get().unwrap(), false);
 /// # });
 /// ```
+#[doc(alias = "current")]
 pub fn getcurrent() -> GreenletRef {
     let slot = hub::current_slot();
     if slot == hub::MAIN {
@@ -137,6 +161,11 @@ pub fn getcurrent() -> GreenletRef {
         Some(core) => GreenletRef(RefKind::Greenlet(core)),
         None => GreenletRef(RefKind::Raw(slot)),
     }
+}
+
+/// The main greenlet's handle.
+pub(crate) fn main_ref() -> GreenletRef {
+    GreenletRef(RefKind::Main)
 }
 
 /// What [`joinall`](crate::joinall), [`killall`](crate::killall) and [`kill`]
@@ -182,7 +211,7 @@ impl<G: AnyGreenlet + ?Sized> AnyGreenlet for &G {
 /// let g = spawn(|| sleep(Duration::from_secs(60)));
 /// sleep(Duration::ZERO);
 /// kill(&g);
-/// g.join();
+/// g.join().unwrap();
 /// assert!(g.is_successful());
 /// # });
 /// ```

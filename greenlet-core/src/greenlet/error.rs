@@ -9,10 +9,13 @@ use std::time::Duration;
 /// How a greenlet ended when it did not return a value, or why waiting for
 /// its result failed.
 ///
-/// The first four variants are *outcomes* (what [`Greenlet::exception`]
-/// reports); [`GreenletError::LoopExit`] only comes from waiting calls such as
-/// [`Greenlet::get`] made on the native stack when nothing could ever finish
-/// the wait.
+/// `Killed`, `Panicked`, `Timeout` and `Spawn` are *outcomes* (what
+/// [`Greenlet::exception`] reports). The others say why *waiting* for the
+/// result failed ([`WaitError`] converts into them): `LoopExit` (nothing
+/// could ever finish the wait), `JoinSelf` (a greenlet waited for itself),
+/// `Timeout` again when the wait of [`Greenlet::get_timeout`] elapsed (as in
+/// gevent, where `get(timeout=…)` raises `Timeout`), and `ValueTaken` (the
+/// value was moved out by [`Greenlet::take`]).
 ///
 /// A greenlet killed with plain [`KillError::GreenletExit`] counts as
 /// *successful* ([`Greenlet::is_successful`]), exactly like gevent, but since
@@ -53,7 +56,112 @@ pub enum GreenletError {
     /// No stack could be mapped when the greenlet was first switched to
     /// (the process ran out of memory mappings); its body never ran.
     Spawn(SpawnError),
+    /// A greenlet waited for its own result.
+    JoinSelf,
+    /// The value was already moved out by [`Greenlet::take`](crate::Greenlet::take)
+    /// or [`Greenlet::into_result`](crate::Greenlet::into_result).
+    ValueTaken,
 }
+
+impl From<WaitError> for GreenletError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::LoopExit(e) => GreenletError::LoopExit(e),
+            WaitError::JoinSelf => GreenletError::JoinSelf,
+            WaitError::Elapsed(e) => GreenletError::Timeout(e),
+        }
+    }
+}
+
+/// A greenlet's failure as an `io::Error` (kind `Other`, or `TimedOut` for
+/// timeouts), so bodies returning `io::Result` flatten with `?`
+/// ([`Greenlet::take_flat`](crate::Greenlet::take_flat)).
+impl From<GreenletError> for std::io::Error {
+    fn from(e: GreenletError) -> Self {
+        let kind = match e {
+            GreenletError::Timeout(_) => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+/// Why a blocking call ([`Greenlet::join`](crate::Greenlet::join),
+/// [`kill`](crate::Greenlet::kill), [`wait`](crate::wait),
+/// [`joinall`](crate::joinall), [`killall`](crate::killall), …) returned
+/// without what it waited for. The same condition gives the same variant from
+/// every call; [`GreenletError`] has the same three (`From` converts).
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{spawn, sleep, WaitError};
+/// use std::time::Duration;
+///
+/// let g = spawn(|| sleep(Duration::from_secs(60)));
+/// assert!(matches!(g.join_timeout(Duration::from_millis(5)), Err(WaitError::Elapsed(_))));
+/// let me = spawn(|| greenlet::getcurrent());
+/// me.join().unwrap();
+/// g.kill().unwrap();
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// Nothing can ever finish the wait: the native stack would block
+    /// forever.
+    LoopExit(LoopExit),
+    /// A greenlet waited for itself.
+    JoinSelf,
+    /// The timeout of a `*_timeout` call passed first.
+    Elapsed(Elapsed),
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::LoopExit(e) => write!(f, "{e}"),
+            WaitError::JoinSelf => f.write_str("a greenlet cannot wait for itself"),
+            WaitError::Elapsed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Transparent: `source()` is the wrapped error's source.
+impl Error for WaitError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WaitError::LoopExit(e) => e.source(),
+            WaitError::JoinSelf => None,
+            WaitError::Elapsed(e) => e.source(),
+        }
+    }
+}
+
+/// [`Timeout::start`](crate::Timeout::start) on a timeout that is already
+/// pending (gevent raises too: cancel it first).
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// let t = greenlet::Timeout::start_new(std::time::Duration::from_secs(5));
+/// assert!(t.start().is_err());
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyPending;
+
+impl fmt::Display for AlreadyPending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the timeout is already pending; cancel it before starting it again")
+    }
+}
+
+impl Error for AlreadyPending {}
 
 impl GreenletError {
     /// `true` for an outcome gevent counts as success: killed with plain
@@ -82,6 +190,8 @@ impl fmt::Display for GreenletError {
             GreenletError::Timeout(e) => write!(f, "{e}"),
             GreenletError::LoopExit(e) => write!(f, "{e}"),
             GreenletError::Spawn(e) => write!(f, "{e}"),
+            GreenletError::JoinSelf => f.write_str("a greenlet cannot wait for itself"),
+            GreenletError::ValueTaken => f.write_str("the value was already moved out"),
         }
     }
 }
@@ -95,7 +205,7 @@ impl Error for GreenletError {
             GreenletError::Timeout(e) => e.source(),
             GreenletError::LoopExit(e) => e.source(),
             GreenletError::Spawn(e) => e.source(),
-            GreenletError::Panicked(_) => None,
+            GreenletError::Panicked(_) | GreenletError::JoinSelf | GreenletError::ValueTaken => None,
         }
     }
 }
@@ -111,7 +221,7 @@ impl Error for GreenletError {
 /// use std::time::Duration;
 ///
 /// let g = spawn(|| sleep(Duration::from_secs(10)));
-/// g.kill();
+/// g.kill().unwrap();
 /// assert!(matches!(g.get(), Err(GreenletError::Killed(KillError::GreenletExit))));
 /// assert!(g.is_successful()); // GreenletExit counts as success, like gevent
 /// # });
@@ -314,7 +424,7 @@ impl Error for Elapsed {
 /// // `Duration::MAX` means "no deadline": nothing can ever end this sleep.
 /// let g = spawn(|| -> u8 { sleep(Duration::MAX); 1 });
 /// assert!(matches!(g.get(), Err(GreenletError::LoopExit(_))));
-/// g.kill();
+/// g.kill().unwrap();
 /// # });
 /// ```
 #[derive(Debug, Clone)]

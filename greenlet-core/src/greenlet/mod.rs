@@ -18,6 +18,7 @@
 
 mod builder;
 mod current;
+mod options;
 pub(crate) mod error;
 mod run;
 pub(crate) mod state;
@@ -31,12 +32,27 @@ use std::time::Duration;
 
 pub use builder::{Builder, spawn, spawn_later, spawn_raw};
 pub use current::{AnyGreenlet, GreenletRef, getcurrent, kill};
+pub use options::{KillOptions, WaitOptions};
+pub(crate) use current::main_ref;
 pub use run::Run;
 pub use state::LinkId;
 
 use crate::hub::{self, TimerGuard};
-use error::{Elapsed, GreenletError, KillError, LoopExit};
+use error::{Elapsed, GreenletError, KillError, WaitError};
 use state::{Life, Link, Outcome, Shared};
+
+/// The bound of [`Greenlet::get`], which returns a clone of the value.
+///
+/// Implemented for every `Clone` type; for others, [`Greenlet::take`] moves
+/// the value out instead.
+#[diagnostic::on_unimplemented(
+    message = "`Greenlet::get` returns a clone of the value, and `{Self}` is not `Clone`",
+    label = "not `Clone`",
+    note = "use `Greenlet::take()` (or `into_result()`) to move the value out instead"
+)]
+pub trait CloneValue: Clone {}
+
+impl<T: Clone> CloneValue for T {}
 
 /// A green thread producing a `T`: gevent's `Greenlet`.
 ///
@@ -164,7 +180,10 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// `true` once [`start`](Greenlet::start)ed (or spawned), even if it has
     /// finished since. A greenlet killed before it was started was never
     /// started.
-    #[doc(alias = "started")]
+    ///
+    /// gevent's `started` is `bool(g)` (started *and not dead*): that is
+    /// [`is_active`](Greenlet::is_active) here; this one stays `true` after
+    /// death, like std's "was it ever spawned".
     pub fn is_started(&self) -> bool {
         self.inner.header.was_started.get()
     }
@@ -172,6 +191,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// `true` once the greenlet has finished, whatever the outcome
     /// (gevent's `ready()`).
     #[doc(alias = "ready")]
+    #[doc(alias = "is_finished")]
     pub fn is_ready(&self) -> bool {
         self.inner.is_dead()
     }
@@ -187,12 +207,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// Killed with plain `GreenletExit` counts as successful.
     #[doc(alias = "successful")]
     pub fn is_successful(&self) -> bool {
-        self.is_ready()
-            && match &*self.inner.outcome.borrow() {
-                Outcome::Value(_) | Outcome::Taken => true,
-                Outcome::Error(e) => e.is_greenlet_exit(),
-                Outcome::Pending => false,
-            }
+        self.is_ready() && self.inner.is_successful()
     }
 
     /// `true` while started and not dead: gevent's truthiness (`bool(g)`,
@@ -237,34 +252,35 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         match &*self.inner.outcome.borrow() {
             Outcome::Value(v) => Ok(v.clone()),
             Outcome::Error(e) => Err(e.clone()),
-            Outcome::Taken => {
-                panic!("Greenlet::get: the value was moved out by Greenlet::into_result")
-            }
+            Outcome::Taken => Err(GreenletError::ValueTaken),
             Outcome::Pending => unreachable!("result read before the greenlet finished"),
         }
     }
 
-    fn self_wait_error(&self, operation: &'static str) -> LoopExit {
-        LoopExit::new(
-            operation,
-            vec![format!("{} would wait for itself", self.inner.describe())],
-        )
+    /// Moves the value out (later reads get [`GreenletError::ValueTaken`]).
+    fn result_taken(&self) -> Result<T, GreenletError> {
+        let mut outcome = self.inner.outcome.borrow_mut();
+        match &*outcome {
+            Outcome::Value(_) => match std::mem::replace(&mut *outcome, Outcome::Taken) {
+                Outcome::Value(v) => Ok(v),
+                _ => unreachable!("matched a value above"),
+            },
+            Outcome::Error(e) => Err(e.clone()),
+            Outcome::Taken => Err(GreenletError::ValueTaken),
+            Outcome::Pending => unreachable!("result read before the greenlet finished"),
+        }
     }
 
     // ------------------------------------------------------------ waiting
 
-    /// Parks the caller until the greenlet is dead or `timeout` passes
-    /// (a link wakes it; spurious wake-ups just loop).
-    fn wait_dead(
-        &self,
-        operation: &'static str,
-        timeout: Option<Duration>,
-    ) -> Result<(), LoopExit> {
+    /// Waits until dead, or until `timeout` passed (`Err(Elapsed)`).
+    #[track_caller]
+    fn wait_dead(&self, operation: &'static str, timeout: Option<Duration>) -> Result<(), WaitError> {
         if self.is_ready() {
             return Ok(());
         }
         if self.is_current() {
-            return Err(self.self_wait_error(operation));
+            return Err(WaitError::JoinSelf);
         }
         let deadline = timeout.and_then(hub::deadline_after);
         loop {
@@ -275,14 +291,25 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
                 id,
             };
             let timer = timeout.map(|_| TimerGuard::wake_at(deadline, true, w));
-            hub::park(w, operation)?;
-            if self.is_ready() || timer.as_ref().is_some_and(TimerGuard::fired) {
+            hub::park(w, operation).map_err(WaitError::LoopExit)?;
+            if self.is_ready() {
                 return Ok(());
+            }
+            if timer.as_ref().is_some_and(TimerGuard::fired) {
+                return Err(WaitError::Elapsed(Elapsed::new(timeout, None)));
             }
         }
     }
 
-    /// Waits until the greenlet finishes (gevent's `join()`).
+    /// Waits until the greenlet finishes (gevent's `join()`). Whatever the
+    /// outcome, a finished greenlet is joined: read it with
+    /// [`get`](Greenlet::get) or [`exception`](Greenlet::exception).
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::JoinSelf`] when a greenlet joins itself;
+    /// [`WaitError::LoopExit`] on the native stack when nothing can ever
+    /// finish it.
     ///
     /// # Switches
     ///
@@ -292,8 +319,8 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     ///
     /// # Panics
     ///
-    /// When a greenlet joins itself, inside a hub callback, and on the native
-    /// stack when nothing can ever finish it ([`LoopExit`]).
+    /// Inside a hub callback when it has to wait (blocking there would
+    /// stall every greenlet).
     ///
     /// # Examples
     ///
@@ -301,18 +328,21 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
     /// let g = greenlet::spawn(|| ());
-    /// g.join();
+    /// g.join().unwrap();
     /// assert!(g.is_ready());
     /// # });
     /// ```
     #[track_caller]
-    pub fn join(&self) {
-        if let Err(e) = self.wait_dead("Greenlet::join", None) {
-            panic!("{e}");
-        }
+    pub fn join(&self) -> Result<(), WaitError> {
+        self.wait_dead("Greenlet::join", None)
     }
 
-    /// Waits at most `timeout`; `true` if the greenlet finished.
+    /// Like [`join`](Greenlet::join), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Elapsed`] if it is still running after `timeout`; the
+    /// others as [`join`](Greenlet::join).
     ///
     /// # Switches
     ///
@@ -330,24 +360,23 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// use greenlet::{spawn, sleep};
     /// use std::time::Duration;
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
-    /// assert!(!g.join_timeout(Duration::from_millis(5)));
-    /// g.kill();
+    /// assert!(g.join_timeout(Duration::from_millis(5)).is_err());
+    /// g.kill().unwrap();
     /// # });
     /// ```
     #[track_caller]
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        if let Err(e) = self.wait_dead("Greenlet::join_timeout", Some(timeout)) {
-            panic!("{e}");
-        }
-        self.is_ready()
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+        self.wait_dead("Greenlet::join_timeout", Some(timeout))
     }
 
-    /// Waits for the greenlet and returns its result (gevent's `get()`).
+    /// Waits for the greenlet and returns a clone of its result (gevent's
+    /// `get()`). [`take`](Greenlet::take) moves the value out instead, for
+    /// values that are not `Clone`.
     ///
     /// # Errors
     ///
-    /// The greenlet's [`GreenletError`]; `GreenletError::LoopExit` when a
-    /// greenlet waits for itself or the native stack would wait forever.
+    /// How it ended, if it did not return a value ([`GreenletError`]), or why
+    /// the wait failed (`LoopExit`, `JoinSelf`, `ValueTaken`).
     ///
     /// # Switches
     ///
@@ -355,73 +384,157 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     ///
     /// # Panics
     ///
-    /// Inside a hub callback; if [`into_result`](Greenlet::into_result)
-    /// already moved the value out.
+    /// As [`join`](Greenlet::join).
     ///
     /// # Examples
     ///
     /// ```
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
-    /// let g = greenlet::spawn(|| vec![1, 2]);
-    /// assert_eq!(g.get().unwrap(), [1, 2]);
+    /// let g = greenlet::spawn(|| 6 * 7);
+    /// assert_eq!(g.get().unwrap(), 42);
     /// # });
     /// ```
     #[track_caller]
     pub fn get(&self) -> Result<T, GreenletError>
     where
-        T: Clone,
+        T: crate::CloneValue,
     {
-        self.wait_dead("Greenlet::get", None)
-            .map_err(GreenletError::LoopExit)?;
+        self.wait_dead("Greenlet::get", None)?;
         self.result_cloned()
     }
 
-    /// Like [`get`](Greenlet::get), giving up after `timeout`
-    /// (gevent's `get(timeout=…)`).
+    /// Like [`get`](Greenlet::get), giving up after `timeout`.
     ///
     /// # Errors
     ///
-    /// `Err(Elapsed)` if it did not finish in time (it keeps running);
-    /// `Ok(Err(…))` if it finished with an error.
+    /// [`GreenletError::Timeout`] if it is still running after `timeout`
+    /// (gevent's `get(timeout=…)` raises `Timeout` too; check
+    /// [`is_ready`](Greenlet::is_ready) to tell it from a greenlet ended by
+    /// its own timeout), or as [`get`](Greenlet::get).
     ///
     /// # Switches
     ///
     /// As [`join`](Greenlet::join).
-    ///
-    /// # Panics
-    ///
-    /// As [`get`](Greenlet::get).
     ///
     /// # Examples
     ///
     /// ```
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
-    /// use greenlet::{spawn, sleep};
+    /// use greenlet::{spawn, sleep, GreenletError};
     /// use std::time::Duration;
     /// let g = spawn(|| { sleep(Duration::from_secs(60)); 1 });
-    /// assert!(g.get_timeout(Duration::from_millis(5)).is_err());
-    /// g.kill();
+    /// assert!(matches!(g.get_timeout(Duration::from_millis(5)), Err(GreenletError::Timeout(_))));
+    /// assert!(!g.is_ready());
+    /// g.kill().unwrap();
     /// # });
     /// ```
     #[track_caller]
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Result<T, GreenletError>, Elapsed>
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GreenletError>
     where
-        T: Clone,
+        T: crate::CloneValue,
     {
-        if let Err(e) = self.wait_dead("Greenlet::get_timeout", Some(timeout)) {
-            return Ok(Err(GreenletError::LoopExit(e)));
-        }
-        if self.is_ready() {
-            Ok(self.result_cloned())
-        } else {
-            Err(Elapsed::new(Some(timeout), None))
-        }
+        self.wait_dead("Greenlet::get_timeout", Some(timeout))?;
+        self.result_cloned()
     }
 
-    /// The result if finished, `None` if still running; never switches
-    /// (gevent's `get(block=False)`).
+    /// Waits for the greenlet and moves its value out: [`get`](Greenlet::get)
+    /// for values that are not `Clone`. Later reads of the value get
+    /// [`GreenletError::ValueTaken`].
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Greenlet::get).
+    ///
+    /// # Switches
+    ///
+    /// As [`join`](Greenlet::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::GreenletError;
+    /// let g = greenlet::spawn(|| std::fs::read("/definitely/missing"));
+    /// assert!(g.take().unwrap().is_err()); // an io::Result, which is not Clone
+    /// assert!(matches!(g.take(), Err(GreenletError::ValueTaken)));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn take(&self) -> Result<T, GreenletError> {
+        self.wait_dead("Greenlet::take", None)?;
+        self.result_taken()
+    }
+
+    /// For a body returning `Result<U, E>`: waits and returns a clone of it
+    /// with the greenlet's own failure (kill, panic, wait error) converted
+    /// into `E`, so `g.get_flat()?` reads like a plain call.
+    ///
+    /// # Errors
+    ///
+    /// The body's `Err(e)`, or the [`GreenletError`] converted into `E`.
+    ///
+    /// # Switches
+    ///
+    /// As [`join`](Greenlet::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::GreenletError;
+    /// #[derive(Debug, Clone)]
+    /// enum FetchError { Http(u16), Greenlet(GreenletError) }
+    /// impl From<GreenletError> for FetchError {
+    ///     fn from(e: GreenletError) -> Self { FetchError::Greenlet(e) }
+    /// }
+    /// let g = greenlet::spawn(|| -> Result<usize, FetchError> { Err(FetchError::Http(404)) });
+    /// assert!(matches!(g.get_flat(), Err(FetchError::Http(404))));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn get_flat<U, E>(&self) -> Result<U, E>
+    where
+        T: crate::CloneValue + Into<Result<U, E>>,
+        E: From<GreenletError>,
+    {
+        self.get().map_err(E::from)?.into()
+    }
+
+    /// [`get_flat`](Greenlet::get_flat) without `Clone`: moves the value out
+    /// like [`take`](Greenlet::take).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_flat`](Greenlet::get_flat).
+    ///
+    /// # Switches
+    ///
+    /// As [`join`](Greenlet::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| std::fs::read("/definitely/missing"));
+    /// let r: std::io::Result<Vec<u8>> = g.take_flat();
+    /// assert!(r.is_err());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn take_flat<U, E>(&self) -> Result<U, E>
+    where
+        T: Into<Result<U, E>>,
+        E: From<GreenletError>,
+    {
+        self.take().map_err(E::from)?.into()
+    }
+
+    /// The result without waiting: `None` while it runs.
     ///
     /// # Examples
     ///
@@ -430,79 +543,63 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # greenlet::run(|| {
     /// let g = greenlet::spawn(|| 1);
     /// assert!(g.try_get().is_none());
-    /// g.join();
+    /// g.join().unwrap();
     /// assert_eq!(g.try_get().unwrap().unwrap(), 1);
     /// # });
     /// ```
     pub fn try_get(&self) -> Option<Result<T, GreenletError>>
     where
-        T: Clone,
+        T: crate::CloneValue,
     {
         self.is_ready().then(|| self.result_cloned())
     }
 
-    /// Waits for the greenlet and moves its value out: [`get`](Greenlet::get)
-    /// for types that are not `Clone`. Other handles then see the value as
-    /// taken ([`value`](Greenlet::value) is `None`, `get` panics).
+    /// Waits for the greenlet and returns its result, consuming this handle.
     ///
     /// # Errors
     ///
-    /// As [`get`](Greenlet::get).
+    /// As [`take`](Greenlet::take).
     ///
     /// # Switches
     ///
     /// As [`join`](Greenlet::join).
-    ///
-    /// # Panics
-    ///
-    /// Inside a hub callback, or if another handle already took the value.
     ///
     /// # Examples
     ///
     /// ```
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
-    /// struct NotClone(u8);
-    /// let g = greenlet::spawn(|| NotClone(9));
-    /// assert_eq!(g.into_result().unwrap().0, 9);
+    /// let g = greenlet::spawn(|| String::from("owned"));
+    /// assert_eq!(g.into_result().unwrap(), "owned");
     /// # });
     /// ```
     #[track_caller]
     pub fn into_result(self) -> Result<T, GreenletError> {
-        self.wait_dead("Greenlet::into_result", None)
-            .map_err(GreenletError::LoopExit)?;
-        let taken = std::mem::replace(&mut *self.inner.outcome.borrow_mut(), Outcome::Taken);
-        match taken {
-            Outcome::Value(v) => Ok(v),
-            Outcome::Error(e) => {
-                *self.inner.outcome.borrow_mut() = Outcome::Error(e.clone());
-                Err(e)
-            }
-            Outcome::Taken => panic!("Greenlet::into_result: the value was already moved out"),
-            Outcome::Pending => unreachable!("result read before the greenlet finished"),
-        }
+        self.take()
     }
 
     // ------------------------------------------------------------ killing
 
     /// Kills the greenlet with `GreenletExit` and waits until it is dead
-    /// (gevent's `kill()`).
+    /// (gevent's `kill()`). The kill is delivered by unwinding at its next
+    /// switch, so its destructors run. A greenlet that has not run yet is
+    /// dead at once and never runs. [`kill_with_options`](Greenlet::kill_with_options)
+    /// has every variant gevent's keyword arguments give.
     ///
-    /// The kill is delivered by unwinding from the switch the greenlet is
-    /// blocked in, so its destructors run. A greenlet that never ran never
-    /// runs its body: it is dead at once (successful) and its links fire on
-    /// the next loop turn. Killing a dead greenlet does nothing; killing the
-    /// current greenlet unwinds at this call.
+    /// # Errors
+    ///
+    /// As [`join`](Greenlet::join) (`LoopExit` when the victim swallows the
+    /// kill and then blocks forever).
     ///
     /// # Switches
     ///
-    /// Until the greenlet is dead, unless it already is or never ran.
+    /// Until it is dead, unless it already is or never ran. Killing the
+    /// current greenlet unwinds it at once (the call never returns).
     ///
     /// # Panics
     ///
     /// Inside a hub callback when it has to wait (use
-    /// [`kill_nowait`](Greenlet::kill_nowait) there), and on the native
-    /// stack if the victim blocks forever after swallowing the kill.
+    /// [`kill_nowait`](Greenlet::kill_nowait) there).
     ///
     /// # Examples
     ///
@@ -513,19 +610,23 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// use std::time::Duration;
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
     /// sleep(Duration::ZERO);
-    /// g.kill();
+    /// g.kill().unwrap();
     /// assert!(g.is_ready() && g.is_successful());
     /// # });
     /// ```
     #[track_caller]
-    pub fn kill(&self) {
-        self.kill_inner(KillError::GreenletExit, true, None)
-            .expect("a kill without a timeout cannot time out");
+    #[doc(alias = "abort")]
+    pub fn kill(&self) -> Result<(), WaitError> {
+        self.kill_with_options(KillOptions::new())
     }
 
     /// Kills the greenlet with a user error and waits until it is dead
-    /// (gevent's `kill(exception=…)`). The greenlet ends unsuccessfully with
+    /// (gevent's `kill(exception=…)`). It ends unsuccessfully with
     /// `GreenletError::Killed(KillError::Error(…))`, which is reported.
+    ///
+    /// # Errors
+    ///
+    /// As [`kill`](Greenlet::kill).
     ///
     /// # Switches
     ///
@@ -545,18 +646,16 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// hub::set_error_handler(|_| ()); // keep the doc test quiet
     /// let g = spawn(|| sleep(Duration::from_secs(60)));
     /// sleep(Duration::ZERO);
-    /// g.kill_with(std::io::Error::other("shutdown"));
+    /// g.kill_with(std::io::Error::other("shutdown")).unwrap();
     /// assert!(!g.is_successful());
-    /// hub::reset_error_handler();
     /// # });
     /// ```
     #[track_caller]
-    pub fn kill_with<E>(&self, error: E)
+    pub fn kill_with<E>(&self, error: E) -> Result<(), WaitError>
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        self.kill_inner(KillError::new(error), true, None)
-            .expect("a kill without a timeout cannot time out");
+        self.kill_with_options(KillOptions::new().error(error))
     }
 
     /// Kills with `GreenletExit` without waiting (gevent's
@@ -598,16 +697,13 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     ///
     /// # Errors
     ///
-    /// [`Elapsed`] if it is still alive after `timeout` (it swallowed the
-    /// unwind, or its destructors block).
+    /// [`WaitError::Elapsed`] if it is still alive after `timeout` (its
+    /// destructors block, or it swallowed the unwind); the others as
+    /// [`kill`](Greenlet::kill).
     ///
     /// # Switches
     ///
     /// As [`kill`](Greenlet::kill).
-    ///
-    /// # Panics
-    ///
-    /// Inside a hub callback when it has to wait.
     ///
     /// # Examples
     ///
@@ -622,31 +718,56 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # });
     /// ```
     #[track_caller]
-    pub fn kill_timeout(&self, timeout: Duration) -> Result<(), Elapsed> {
-        self.kill_inner(KillError::GreenletExit, true, Some(timeout))
+    pub fn kill_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+        self.kill_with_options(KillOptions::new().timeout(timeout))
     }
 
+    /// Kills with every option gevent's `kill(exception, block, timeout)`
+    /// has, read by name: see [`KillOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`kill_timeout`](Greenlet::kill_timeout) (never when not blocking).
+    ///
+    /// # Switches
+    ///
+    /// When blocking, as [`kill`](Greenlet::kill); never otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::{hub, spawn, sleep, KillOptions};
+    /// use std::time::Duration;
+    /// hub::set_error_handler(|_| ());
+    /// let g = spawn(|| sleep(Duration::from_secs(60)));
+    /// sleep(Duration::ZERO);
+    /// let shutdown = std::io::Error::other("shutdown");
+    /// g.kill_with_options(KillOptions::new().error(shutdown).timeout(Duration::from_secs(1)))
+    ///     .unwrap();
+    /// assert!(!g.is_successful());
+    /// # });
+    /// ```
     #[track_caller]
-    fn kill_inner(
-        &self,
-        error: KillError,
-        block: bool,
-        timeout: Option<Duration>,
-    ) -> Result<(), Elapsed> {
+    pub fn kill_with_options(&self, options: KillOptions) -> Result<(), WaitError> {
+        let KillOptions {
+            error,
+            block,
+            timeout,
+        } = options;
         let was_current = self.is_current();
         self.inner.kill_nowait(error);
         if self.is_ready() || !block {
             return Ok(());
         }
         if was_current {
+            // Unwinds now (unless this greenlet is already unwinding: then
+            // the kill waits in its queue until that ends).
             hub::raise_pending_throw();
             return Ok(());
         }
-        match self.wait_dead("Greenlet::kill", timeout) {
-            Ok(()) if self.is_ready() => Ok(()),
-            Ok(()) => Err(Elapsed::new(timeout, None)),
-            Err(e) => panic!("{e}"),
-        }
+        self.wait_dead("Greenlet::kill", timeout)
     }
 
     // ------------------------------------------------------------ links
@@ -668,7 +789,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// let f = fired.clone();
     /// let g = greenlet::spawn(|| 1);
     /// g.link(move |g| { assert!(g.is_ready()); f.set(f.get() + 1) });
-    /// g.join();
+    /// g.join().unwrap();
     /// assert_eq!(fired.get(), 1);
     /// # });
     /// ```
@@ -676,26 +797,36 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         self.inner.add_link(Link::Any(Box::new(callback)))
     }
 
-    /// Like [`link`](Greenlet::link), called with the value only if the
-    /// greenlet returned one (gevent's `link_value`). A greenlet killed with
-    /// `GreenletExit` is successful but has no value: this link does not fire.
+    /// Like [`link`](Greenlet::link), fired only if the greenlet succeeded
+    /// (gevent's `link_value`): it returned a value, or it was killed with
+    /// plain `GreenletExit` (which gevent counts as success; then
+    /// [`value`](Greenlet::value) is `None`). The callback gets the greenlet,
+    /// as in gevent.
     ///
     /// # Examples
     ///
     /// ```
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
     /// let g = greenlet::spawn(|| 5);
-    /// g.link_value(|v| assert_eq!(*v, 5));
-    /// g.join();
+    /// g.link_value(move |g| s.set(g.value().unwrap()));
+    /// g.join().unwrap();
+    /// greenlet::sleep(std::time::Duration::ZERO); // links run on the next turn
+    /// assert_eq!(seen.get(), 5);
     /// # });
     /// ```
-    pub fn link_value(&self, callback: impl FnOnce(&T) + 'static) -> LinkId {
+    pub fn link_value(&self, callback: impl FnOnce(&Greenlet<T, D>) + 'static) -> LinkId {
         self.inner.add_link(Link::Value(Box::new(callback)))
     }
 
-    /// Like [`link`](Greenlet::link), called with the error only if the
-    /// greenlet failed (gevent's `link_exception`; not for `GreenletExit`).
+    /// Like [`link`](Greenlet::link), fired only if the greenlet failed
+    /// (gevent's `link_exception`: anything but a value or `GreenletExit`).
+    /// The callback gets the greenlet; read the error with
+    /// [`exception`](Greenlet::exception).
     ///
     /// # Examples
     ///
@@ -703,14 +834,19 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # use greenlet_core as greenlet;
     /// # greenlet::run(|| {
     /// use greenlet::hub;
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
     /// hub::set_error_handler(|_| ());
+    /// let seen = Rc::new(RefCell::new(String::new()));
+    /// let s = seen.clone();
     /// let g = greenlet::spawn(|| -> u8 { panic!("bad") });
-    /// g.link_exception(|e| assert!(e.to_string().contains("bad")));
-    /// g.join();
-    /// hub::reset_error_handler();
+    /// g.link_exception(move |g| *s.borrow_mut() = g.exception().unwrap().to_string());
+    /// g.join().unwrap();
+    /// greenlet::sleep(std::time::Duration::ZERO);
+    /// assert!(seen.borrow().contains("bad"));
     /// # });
     /// ```
-    pub fn link_exception(&self, callback: impl FnOnce(&GreenletError) + 'static) -> LinkId {
+    pub fn link_exception(&self, callback: impl FnOnce(&Greenlet<T, D>) + 'static) -> LinkId {
         self.inner.add_link(Link::Exception(Box::new(callback)))
     }
 
@@ -724,7 +860,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # greenlet::run(|| {
     /// let g = greenlet::spawn(|| ());
     /// g.rawlink(|| println!("dead"));
-    /// g.join();
+    /// g.join().unwrap();
     /// # });
     /// ```
     pub fn rawlink(&self, callback: impl FnOnce() + 'static) -> LinkId {
@@ -764,7 +900,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// let id = g.rawlink(|| unreachable!());
     /// assert!(g.unlink(id));
     /// assert!(!g.unlink(id));
-    /// g.join();
+    /// g.join().unwrap();
     /// # });
     /// ```
     pub fn unlink(&self, id: LinkId) -> bool {

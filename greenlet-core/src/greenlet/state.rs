@@ -54,7 +54,7 @@ pub(crate) enum Outcome<T> {
 /// let g = spawn(|| 1);
 /// let id = g.link(|_| unreachable!("unlinked before it could fire"));
 /// assert!(g.unlink(id));
-/// g.join();
+/// g.join().unwrap();
 /// # });
 /// ```
 ///
@@ -89,8 +89,10 @@ pub(crate) enum Link<T: 'static, D: 'static> {
     /// `rawlink` / the waiter protocol.
     Raw(Box<dyn FnOnce()>),
     Any(AnyLink<T, D>),
-    Value(Box<dyn FnOnce(&T)>),
-    Exception(Box<dyn FnOnce(&GreenletError)>),
+    /// Fired only on success (a value, or `GreenletExit`).
+    Value(AnyLink<T, D>),
+    /// Fired only on failure.
+    Exception(AnyLink<T, D>),
 }
 
 /// The non-generic part of a greenlet. Compact: one is allocated per spawn.
@@ -402,6 +404,15 @@ impl<T: 'static, D: 'static> Shared<T, D> {
         }
     }
 
+    /// gevent's `successful()`: a value, or killed with `GreenletExit`.
+    pub(crate) fn is_successful(&self) -> bool {
+        match &*self.outcome.borrow() {
+            Outcome::Value(_) | Outcome::Taken => true,
+            Outcome::Error(e) => e.is_greenlet_exit(),
+            Outcome::Pending => false,
+        }
+    }
+
     /// Dies without ever running: kill before start. The outcome is
     /// recorded (and the greenlet marked dead) *before* the unrun body is
     /// dropped: its captures' `Drop` may panic, and the handle must not be
@@ -475,18 +486,13 @@ impl<T: 'static, D: 'static> Shared<T, D> {
                 Link::Raw(f) => f(),
                 Link::Any(f) => f(&handle),
                 Link::Value(f) => {
-                    let outcome = self.outcome.borrow();
-                    if let Outcome::Value(v) = &*outcome {
-                        f(v);
+                    if self.is_successful() {
+                        f(&handle);
                     }
                 }
                 Link::Exception(f) => {
-                    let error = match &*self.outcome.borrow() {
-                        Outcome::Error(e) if !e.is_greenlet_exit() => Some(e.clone()),
-                        _ => None,
-                    };
-                    if let Some(e) = error {
-                        f(&e);
+                    if !self.is_successful() {
+                        f(&handle);
                     }
                 }
             }));

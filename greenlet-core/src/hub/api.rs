@@ -44,8 +44,8 @@ use crate::greenlet::switch;
 /// let t = Instant::now();
 /// let a = spawn(|| sleep(Duration::from_millis(20)));
 /// let b = spawn(|| sleep(Duration::from_millis(20)));
-/// a.join();
-/// b.join();
+/// a.join().unwrap();
+/// b.join().unwrap();
 /// assert!(t.elapsed() >= Duration::from_millis(20)); // slept concurrently
 /// # });
 /// ```
@@ -77,7 +77,7 @@ pub fn sleep(duration: Duration) {
 /// let g = spawn(|| sleep_unref(Duration::from_secs(3600)));
 /// hub::join(); // returns at once: the unref'd sleep does not count
 /// assert!(!g.is_ready());
-/// g.kill();
+/// g.kill().unwrap();
 /// # });
 /// ```
 #[track_caller]
@@ -151,7 +151,7 @@ pub fn sleep_secs(seconds: f64) -> Result<(), crate::InvalidDuration> {
 /// let busy = spawn(move || for i in 0..3 { l.borrow_mut().push(i); sleep(Duration::ZERO) });
 /// idle();
 /// log.borrow_mut().push(99);
-/// busy.join();
+/// busy.join().unwrap();
 /// assert_eq!(*log.borrow(), [0, 1, 2, 99]);
 /// # });
 /// ```
@@ -229,7 +229,7 @@ pub fn join() {
 ///
 /// let g = spawn(|| sleep(Duration::from_secs(60)));
 /// assert!(!hub::join_timeout(Duration::from_millis(5)));
-/// g.kill();
+/// g.kill().unwrap();
 /// assert!(hub::join_timeout(Duration::from_millis(5)));
 /// # });
 /// ```
@@ -271,6 +271,26 @@ impl fmt::Display for ErrorReport<'_> {
 
 pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 
+/// A handle to this hub's main greenlet: the native stack that runs the
+/// hub scope's closure (gevent's `get_hub().parent`). Kill it with
+/// [`GreenletRef::kill_nowait`](crate::GreenletRef::kill_nowait), the way
+/// gevent's `kill(main)` works.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{getcurrent, hub, spawn};
+/// assert_eq!(hub::main_greenlet(), getcurrent());
+/// let from_a_greenlet = spawn(|| hub::main_greenlet().is_main());
+/// assert!(from_a_greenlet.get().unwrap());
+/// # });
+/// ```
+pub fn main_greenlet() -> crate::GreenletRef {
+    crate::greenlet::main_ref()
+}
+
 /// Replaces this thread's error handler (gevent's `Hub.handle_error`).
 ///
 /// The handler is called on the hub for every greenlet that ends with an error
@@ -292,7 +312,7 @@ pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 /// let s = seen.clone();
 /// hub::set_error_handler(move |report| s.borrow_mut().push(report.to_string()));
 /// let g = spawn(|| panic!("boom"));
-/// g.join();
+/// g.join().unwrap();
 /// hub::reset_error_handler();
 /// assert_eq!(seen.borrow().len(), 1);
 /// assert!(seen.borrow()[0].contains("boom"));
@@ -429,7 +449,7 @@ pub fn set_stack_cache_limit(limit: usize) {
 /// # greenlet::run(|| {
 /// use greenlet::{hub, spawn};
 ///
-/// spawn(|| ()).join();
+/// spawn(|| ()).join().unwrap();
 /// let s = hub::stats();
 /// assert_eq!(s.greenlets, 0);
 /// assert_eq!(s.stacks_allocated, s.stacks_pooled);

@@ -64,7 +64,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) use api::report;
 pub use api::{
-    ErrorReport, Stats, default_stack_size, idle, join, join_timeout, reset_error_handler,
+    ErrorReport, Stats, default_stack_size, idle, join, join_timeout, main_greenlet,
+    reset_error_handler,
     set_default_stack_size, set_error_handler, set_stack_cache_limit, sleep, sleep_secs, sleep_unref,
     stats,
 };
@@ -844,6 +845,14 @@ pub(crate) fn raise_pending_throw() {
     if let Some((slot, throw)) = throw {
         raise(slot, throw);
     }
+}
+
+/// Queues a kill for the main greenlet (the native stack).
+pub(crate) fn kill_main(error: KillError) {
+    with_hub(|h| {
+        h.set_throw(MAIN, Throw::Kill(error));
+        h.wake_for_throw(MAIN);
+    });
 }
 
 /// `true` when the greenlet in `slot` (at `generation`) is running now.

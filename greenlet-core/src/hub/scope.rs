@@ -62,6 +62,17 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
     local::set_in_scope(false);
     match outcome {
         Ok(value) => value,
-        Err(payload) => resume_unwind(payload),
+        Err(payload) => match payload.downcast::<super::Unwind>() {
+            Ok(unwind) => match unwind.into_throw() {
+                super::Throw::Kill(kill) => {
+                    panic!("greenlet::run: the main greenlet was killed ({kill})")
+                }
+                super::Throw::Timeout { elapsed, .. } => panic!(
+                    "greenlet::run: a Timeout expired on the main greenlet outside any \
+                     `with_timeout` ({elapsed})"
+                ),
+            },
+            Err(payload) => resume_unwind(payload),
+        },
     }
 }
