@@ -173,7 +173,7 @@ where
 /// use std::time::Duration;
 ///
 /// let never = spawn(|| sleep(Duration::from_secs(60)));
-/// let first = spawn(|| 1);
+/// let first = spawn(|| ());
 /// let got: Vec<_> = iwait_with([&never, &first], WaitOptions::new().timeout(Duration::from_millis(5)))
 ///     .collect::<Result<_, _>>()
 ///     .unwrap();

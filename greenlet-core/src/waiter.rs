@@ -27,7 +27,7 @@ use crate::greenlet::state::LinkId;
 /// let a = spawn(|| 1);
 /// let b = spawn(|| 2);
 /// let objects: [&dyn Waitable; 2] = [&a, &b];
-/// let ready = wait(objects, None, None).unwrap();
+/// let ready = wait(objects).unwrap();
 /// assert_eq!(ready.len(), 2);
 /// # });
 /// ```
