@@ -222,6 +222,14 @@ fn kill_storm_every_kill_delivered_every_drop_once() {
         })
         .count();
     let storm_reports = reports.len();
+    eprintln!(
+        "kill storm: {} spawned, {} kills, {} self-kills, {} bodies finished, \
+         {killed_with_error} killed with an error, ran dry in {storm_took:?}",
+        drops.len(),
+        world.kills.get(),
+        world.self_kills.get(),
+        world.finished.get()
+    );
     drop(reports);
     world.all.borrow_mut().clear();
 
