@@ -28,7 +28,13 @@ fn in_child(scenario: &str) -> bool {
 fn run_child(name: &str, backtrace: bool) -> Output {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     Command::new(exe)
-        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, name)
         .env("RUST_BACKTRACE", if backtrace { "1" } else { "0" })
         .env_remove("RUST_LIB_BACKTRACE")

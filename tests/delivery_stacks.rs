@@ -94,7 +94,10 @@ fn finished_burst_is_trimmed_to_a_lowered_cache_limit() {
     for _ in 0..2 {
         let peak = burst(SMALL_BURST);
         let s = hub::stats();
-        assert!(peak >= SMALL_BURST, "setup: {peak} stacks mapped at the peak");
+        assert!(
+            peak >= SMALL_BURST,
+            "setup: {peak} stacks mapped at the peak"
+        );
         assert!(
             s.stacks_allocated <= 16,
             "after hub::join() {} stacks stay mapped (limit 16): {s:?}",

@@ -128,7 +128,10 @@ fn two_timeouts_due_in_one_turn_both_fire_on_the_native_stack() {
     for _ in 0..2 {
         let (inner_err, outer_err, after_sleep, took) = two_timeouts_in_one_turn();
         assert!(inner_err, "the inner timeout was not delivered");
-        assert!(!after_sleep, "the outer timeout was lost: sleep(300 ms) ran");
+        assert!(
+            !after_sleep,
+            "the outer timeout was lost: sleep(300 ms) ran"
+        );
         assert!(outer_err, "the outer with_timeout returned Ok");
         assert_band("outer timeout", took, ms(30), SOON);
         quiet();
@@ -141,7 +144,10 @@ fn two_timeouts_due_in_one_turn_both_fire_in_a_greenlet() {
         let g = spawn(two_timeouts_in_one_turn);
         let (inner_err, outer_err, after_sleep, took) = g.get().expect("returns normally");
         assert!(inner_err, "the inner timeout was not delivered");
-        assert!(!after_sleep, "the outer timeout was lost: sleep(300 ms) ran");
+        assert!(
+            !after_sleep,
+            "the outer timeout was lost: sleep(300 ms) ran"
+        );
         assert!(outer_err, "the outer with_timeout returned Ok");
         assert_band("outer timeout", took, ms(30), SOON);
         quiet();
@@ -277,7 +283,11 @@ fn start_unwinding_a(log: &Log, pause: Duration) -> (Greenlet<()>, Rc<Cell<u32>>
 fn finish_a(a: &Greenlet<()>, links: &Rc<Cell<u32>>, log: &Log) {
     a.join();
     sleep(Duration::ZERO); // links fire on the next turn
-    assert_eq!(log.take(), ["A drop end"], "A's destructor ran once, in full");
+    assert_eq!(
+        log.take(),
+        ["A drop end"],
+        "A's destructor ran once, in full"
+    );
     assert!(a.is_ready() && !a.is_active());
     assert!(
         matches!(a.try_get(), Some(Err(GreenletError::Killed(_)))),
@@ -381,10 +391,16 @@ fn kill_nowait_on_queued_greenlets_is_delivered_while_another_unwinds() {
         assert!(spinner_died, "kill_nowait on a queued greenlet was lost");
         assert!(spinner_took < SOON, "spinner died after {spinner_took:?}");
         assert_killed("spinner", spinner.get());
-        assert!(due_died, "kill_nowait on a greenlet with a due timer was lost");
+        assert!(
+            due_died,
+            "kill_nowait on a greenlet with a due timer was lost"
+        );
         assert!(due_took < SOON, "due died after {due_took:?}");
         assert_killed("due", due.get());
-        assert!(woken_died, "kill_nowait on a woken, queued greenlet was lost");
+        assert!(
+            woken_died,
+            "kill_nowait on a woken, queued greenlet was lost"
+        );
         assert!(woken_after_kill < SOON + SOON);
         assert_killed("woken", woken.get());
         assert!(a_still_unwinding, "setup: A was still unwinding");
@@ -453,7 +469,11 @@ fn self_kill_through_a_handle_never_returns() {
         });
         assert!(died, "a self-kill was lost (a_unwinding={a_unwinding})");
         assert!(took < SOON, "died after {took:?}");
-        assert_eq!(log.take(), Vec::<String>::new(), "a_unwinding={a_unwinding}");
+        assert_eq!(
+            log.take(),
+            Vec::<String>::new(),
+            "a_unwinding={a_unwinding}"
+        );
         assert_killed("self kill()", plain.get());
         assert_killed("self kill_timeout()", timed_kill.get());
         match with.get() {
@@ -498,7 +518,10 @@ fn an_unwinding_greenlets_new_throws_wait_until_its_unwind_ends() {
         finish_a(&a, &links, &log);
         assert!(ready_after_kill, "the blocking kill returned before A died");
         assert!(killer_took < ms(160), "blocking kill took {killer_took:?}");
-        assert!(timed_out, "kill_timeout(10 ms) must time out: A unwinds 100 ms");
+        assert!(
+            timed_out,
+            "kill_timeout(10 ms) must time out: A unwinds 100 ms"
+        );
         assert_band("A's unwind", took, ms(100), ms(260));
         // A ended by its first kill (GreenletExit); a report is allowed only
         // if the second kill's error became A's outcome.
