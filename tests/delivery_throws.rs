@@ -176,10 +176,17 @@ fn cancelling_a_fired_timeout_keeps_the_victims_other_due_timeout() {
             sleep(ms(5));
             std::thread::sleep(ms(20)); // both of the victim's deadlines pass
             sleep(Duration::ZERO); // one loop turn: the timers fire
-            shared.get().expect("published").cancel();
+            let t1 = shared.get().expect("published");
+            let fired = !t1.pending();
+            t1.cancel();
+            fired
         });
         let (shape, inner_fired, took) = victim.get().expect("the victim returns");
-        canceller.get().expect("the canceller returns");
+        let fired_before_cancel = canceller.get().expect("the canceller returns");
+        assert!(
+            fired_before_cancel,
+            "setup: t1 must have fired (not yet delivered) when cancelled"
+        );
         assert!(
             inner_fired,
             "expected Ok(Err(Elapsed)) (t1 cancelled, the 12 ms timeout fired), got {shape}"
