@@ -50,6 +50,8 @@ impl Rng {
 
 struct World {
     rng: Rng,
+    /// One guard in `slow_one_in` sleeps in its destructor.
+    slow_one_in: u64,
     all: RefCell<Vec<Greenlet<()>>>,
     /// Drops per greenlet id: each must end at exactly 1.
     drops: RefCell<Vec<u32>>,
@@ -100,7 +102,7 @@ fn spawn_one(world: &Rc<World>) {
     let guard = Guard {
         world: Rc::clone(world),
         id,
-        slow: world.rng.below(6) == 0,
+        slow: world.rng.below(world.slow_one_in) == 0,
     };
     let cell: Rc<OnceCell<Greenlet<()>>> = Rc::default();
     let c = Rc::clone(&cell);
@@ -170,10 +172,22 @@ fn body(w: &Rc<World>, me: &Greenlet<()>) {
 
 #[greenlet::test]
 fn kill_storm_every_kill_delivered_every_drop_once() {
+    storm(0x9E37_79B9_7F4A_7C15, 6);
+}
+
+/// Half the destructors sleep: most kills land while some other greenlet is
+/// blocked mid-unwind.
+#[greenlet::test]
+fn kill_storm_with_mostly_sleeping_destructors() {
+    storm(0xD1B5_4A32_D192_ED03, 2);
+}
+
+fn storm(seed: u64, slow_one_in: u64) {
     let t0 = Instant::now();
     let reports = Reports::install();
     let world = Rc::new(World {
-        rng: Rng(Cell::new(0x9E37_79B9_7F4A_7C15)),
+        rng: Rng(Cell::new(seed)),
+        slow_one_in,
         all: RefCell::new(Vec::new()),
         drops: RefCell::new(Vec::new()),
         after_self_kill: Cell::new(0),
