@@ -145,7 +145,7 @@ fn a_panicking_posted_callback_is_reported_once() {
 const BODY_BOOM: &str = "greenlet-body-boom-93b0";
 
 #[test]
-#[ignore = "child process of greenlet_panic_reports"]
+#[ignore = "child process of a_panicking_greenlet_body_is_reported_once and the backtrace test"]
 fn child_body_panic() {
     if !in_child("child_body_panic") {
         return;
