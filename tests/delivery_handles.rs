@@ -46,7 +46,7 @@ fn stale_handle_kills_nothing<T: std::fmt::Debug + Clone + 'static>(stale: &Gree
     let (_, took) = timed(|| {
         stale.kill_nowait();
         kill(stale);
-        stale.kill(); // dead already: returns at once
+        stale.kill().unwrap(); // dead already: returns at once
         assert!(stale.kill_timeout(ms(1)).is_ok());
     });
     assert!(took < SOON, "killing a dead handle took {took:?}");
@@ -127,7 +127,7 @@ fn stale_handles_of_finished_greenlets_never_kill_the_slots_next_occupant() {
 
         let killed = spawn(|| sleep(common::LONG));
         sleep(Duration::ZERO);
-        killed.kill();
+        killed.kill().unwrap();
         stale_handle_kills_nothing(&killed);
         quiet();
     }
@@ -149,7 +149,7 @@ fn join_on_a_killed_unstarted_greenlet_does_not_wait_for_the_slots_next_occupant
     assert!(took < SOON, "join waited {took:?} (for the next occupant?)");
     assert!(took < PROMPT);
     assert!(!next.is_ready(), "the next occupant was disturbed");
-    next.join();
+    next.join().unwrap();
     assert!(next.is_successful() && next.try_get().is_some_and(|r| r.is_ok()));
     drop(reports);
     quiet();

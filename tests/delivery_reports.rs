@@ -89,7 +89,7 @@ fn child_link_panic() {
         let g = spawn(|| 1);
         g.link(|_| panic!("{LINK_BOOM}"));
         let after = spawn(|| 2);
-        g.join();
+        g.join().unwrap();
         sleep(Duration::from_millis(5));
         assert_eq!(after.get().expect("the hub goes on"), 2);
         hub::join();
@@ -234,7 +234,7 @@ fn child_drop_panic_during_kill() {
             sleep(Duration::from_secs(30));
         });
         sleep(Duration::ZERO);
-        g.kill();
+        g.kill().unwrap();
         eprintln!("UNREACHABLE: the process survived a panic in Drop during a kill-unwind");
     });
 }

@@ -82,7 +82,7 @@ fn kill_and_timeout_due_in_one_turn_are_both_delivered() {
         let killer = spawn(move || {
             sleep(ms(5));
             let t = Instant::now();
-            v.kill();
+            v.kill().unwrap();
             (t.elapsed(), v.is_ready())
         });
         sleep(Duration::ZERO);
@@ -250,7 +250,7 @@ fn kill_timeout_returns_after_its_own_timeout_and_the_target_still_dies() {
     assert!(r.is_err(), "kill_timeout: {r:?}");
     assert_band("kill_timeout", took, ms(20), SOON);
     assert!(!target.is_ready());
-    target.join();
+    target.join().unwrap();
     assert_eq!(log.take(), ["target drop start", "target drop end"]);
     assert_killed("target", target.get());
     quiet();
@@ -288,7 +288,7 @@ fn start_unwinding_a(log: &Log, pause: Duration) -> (Greenlet<()>, Rc<Cell<u32>>
 /// exactly once.
 #[track_caller]
 fn finish_a(a: &Greenlet<()>, links: &Rc<Cell<u32>>, log: &Log) {
-    a.join();
+    a.join().unwrap();
     sleep(Duration::ZERO); // links fire on the next turn
     assert_eq!(
         log.take(),
@@ -360,7 +360,7 @@ fn kill_nowait_on_queued_greenlets_is_delivered_while_another_unwinds() {
         sleep(Duration::ZERO);
         let spun_before = spins.get();
         spinner.kill_nowait();
-        let (spinner_died, spinner_took) = timed(|| spinner.join_timeout(SOON));
+        let (spinner_died, spinner_took) = timed(|| spinner.join_timeout(SOON).is_ok());
 
         // Timer due, not processed yet.
         let l = log.clone();
@@ -372,7 +372,7 @@ fn kill_nowait_on_queued_greenlets_is_delivered_while_another_unwinds() {
         sleep(Duration::ZERO);
         std::thread::sleep(ms(10));
         due.kill_nowait();
-        let (due_died, due_took) = timed(|| due.join_timeout(SOON));
+        let (due_died, due_took) = timed(|| due.join_timeout(SOON).is_ok());
 
         // Woken by the same loop turn that resumes its killer.
         let woken = spawn(|| {
@@ -388,7 +388,7 @@ fn kill_nowait_on_queued_greenlets_is_delivered_while_another_unwinds() {
             Instant::now()
         });
         let killed_at = killer.get().expect("the killer returns");
-        let woken_died = woken.join_timeout(SOON);
+        let woken_died = woken.join_timeout(SOON).is_ok();
         let woken_after_kill = killed_at.elapsed();
 
         let a_still_unwinding = !a.is_ready();
@@ -435,7 +435,7 @@ fn kill_nowait_on_the_current_greenlet_then_sleep_dies_at_once() {
             sleep(Duration::from_secs(3600));
             l.push("after sleep");
         });
-        let (died, took) = timed(|| g.join_timeout(SOON));
+        let (died, took) = timed(|| g.join_timeout(SOON).is_ok());
         assert!(died, "the self-kill was lost (a_unwinding={a_unwinding})");
         assert!(took < SOON, "died after {took:?}");
         assert_killed("self-killed", g.get());
@@ -458,12 +458,12 @@ fn self_kill_through_a_handle_never_returns() {
         let reports = common::Reports::install();
         let l = log.clone();
         let plain = spawn_self(move |me: &Greenlet<()>| {
-            me.kill();
+            me.kill().unwrap();
             l.push("code after self-kill ran");
         });
         let l = log.clone();
         let with = spawn_self(move |me: &Greenlet<()>| {
-            me.kill_with(Shutdown("self"));
+            me.kill_with(Shutdown("self")).unwrap();
             l.push("code after self-kill_with ran");
         });
         let l = log.clone();
@@ -472,7 +472,7 @@ fn self_kill_through_a_handle_never_returns() {
             l.push("code after self-kill_timeout ran");
         });
         let (died, took) = timed(|| {
-            plain.join_timeout(SOON) && with.join_timeout(SOON) && timed_kill.join_timeout(SOON)
+            plain.join_timeout(SOON).is_ok() && with.join_timeout(SOON).is_ok() && timed_kill.join_timeout(SOON).is_ok()
         });
         assert!(died, "a self-kill was lost (a_unwinding={a_unwinding})");
         assert!(took < SOON, "died after {took:?}");

@@ -17,7 +17,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::{LONG, Reports, Shutdown};
-use greenlet::{Greenlet, GreenletError, KillError, getcurrent, hub, killall, sleep, spawn};
+use greenlet::{
+    Greenlet, GreenletError, KillError, KillOptions, getcurrent, hub, killall_with, sleep, spawn,
+};
 
 /// Greenlets spawned in all (the initial ones plus those spawned by others).
 const TOTAL: usize = 10_000;
@@ -129,11 +131,11 @@ fn body(w: &Rc<World>, me: &Greenlet<()>) {
             }
             47..=52 => {
                 w.kills.set(w.kills.get() + 1);
-                w.pick().kill();
+                w.pick().kill().unwrap();
             }
             53..=57 => {
                 w.kills.set(w.kills.get() + 1);
-                w.pick().kill_with(Shutdown("storm"));
+                w.pick().kill_with(Shutdown("storm")).unwrap();
             }
             58..=62 => {
                 w.kills.set(w.kills.get() + 1);
@@ -141,7 +143,7 @@ fn body(w: &Rc<World>, me: &Greenlet<()>) {
             }
             63..=65 => {
                 w.self_kills.set(w.self_kills.get() + 1);
-                me.kill();
+                me.kill().unwrap();
                 w.after_self_kill.set(w.after_self_kill.get() + 1);
             }
             66..=68 => {
@@ -156,7 +158,14 @@ fn body(w: &Rc<World>, me: &Greenlet<()>) {
                 let targets = [w.pick(), w.pick(), w.pick()];
                 let block = w.rng.below(2) == 0;
                 let timeout = (w.rng.below(2) == 0).then(|| ms(2));
-                let _ = killall(&targets, KillError::GreenletExit, block, timeout);
+                let mut options = KillOptions::new();
+                if !block {
+                    options = options.nowait();
+                }
+                if let Some(t) = timeout {
+                    options = options.timeout(t);
+                }
+                let _ = killall_with(&targets, options);
             }
             73..=86 => {
                 spawn_one(w);
@@ -213,7 +222,7 @@ fn storm(seed: u64, slow_one_in: u64) {
         if alive.is_empty() {
             break;
         }
-        let _ = killall(alive, KillError::GreenletExit, true, Some(ms(2_000)));
+        let _ = killall_with(alive, KillOptions::new().timeout(ms(2_000)));
     }
     hub::join();
     let alive_after_killall = all.iter().filter(|g| !g.is_ready()).count();

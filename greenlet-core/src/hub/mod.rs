@@ -145,7 +145,9 @@ impl Unwind {
             .expect("an Unwind holds its throw until it is consumed")
     }
 
-    /// Consumes the throw: the unwinding ended where it was meant to.
+    /// Consumes the throw: the unwinding ended where it was meant to. Takes
+    /// the box a caught payload comes in.
+    #[allow(clippy::boxed_local)] // payloads arrive boxed from `downcast`
     pub(crate) fn into_throw(mut self: Box<Self>) -> Throw {
         self.throw
             .take()
@@ -230,7 +232,7 @@ struct Slot {
     occupant: Occupant,
     /// Throws waiting to be raised, in order (kills and timeout expiries
     /// due in the same turn are all delivered, one per switch).
-    throws: Option<Box<VecDeque<Throw>>>,
+    throws: Option<Box<ThrowQueue>>,
     /// What the greenlet is blocked in, for `LoopExit` messages.
     waiting: &'static str,
     /// The `start_later` timer, cancelled by a kill before start.
@@ -276,6 +278,10 @@ enum TimerAction {
         throw: Box<Throw>,
     },
 }
+
+/// A greenlet's queued throws. Boxed in its slot (rare; keeps the slot,
+/// which the switch path touches, small).
+type ThrowQueue = VecDeque<Throw>;
 
 /// Throws that could not be queued (their target is gone), parked to be
 /// dropped outside the hub borrow.
@@ -431,7 +437,7 @@ impl Hub {
     }
 
     /// Removes every throw queued for `slot` (it is over).
-    fn drain_throws(&mut self, slot: u32) -> Option<Box<VecDeque<Throw>>> {
+    fn drain_throws(&mut self, slot: u32) -> Option<Box<ThrowQueue>> {
         let throws = self.slots[slot as usize].throws.take();
         if let Some(q) = &throws {
             local::add_throws_pending(-(q.len() as isize));
@@ -704,7 +710,7 @@ enum Next {
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
 pub(super) struct SlotLeftovers {
     pub(super) core: Option<Rc<dyn Core>>,
-    pub(super) throw: Option<Box<VecDeque<Throw>>>,
+    pub(super) throw: Option<Box<ThrowQueue>>,
     pub(super) body: Option<Body>,
 }
 
