@@ -7,55 +7,20 @@
 //! process with its name and spawn site: those run in a child process
 //! (this test binary re-run with `SOUNDNESS_CHILD` set).
 
+mod soundness_common;
+
 use std::cell::{OnceCell, RefCell};
-use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Output};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use greenlet::{Builder, Greenlet, SpawnErrorKind, hub, sleep, spawn};
+use soundness_common::{
+    CONTINUED, assert_aborted, in_child, print_spawn_line, run_child, spawn_line,
+};
 
 const FOREVER: Duration = Duration::from_secs(3600);
-const CHILD_ENV: &str = "SOUNDNESS_CHILD";
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD_ENV).is_some()
-}
-
-/// Re-runs one test of this binary in a child process and returns its output.
-fn run_child(test: &str) -> Output {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("the test binary can be re-run")
-}
-
-#[track_caller]
-fn assert_aborted(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "expected SIGABRT, got {}\n{stderr}",
-        out.status
-    );
-    stderr
-}
-
-/// The `SPAWN_LINE=<n>` a child printed before it aborted.
-fn spawn_line(stderr: &str) -> u32 {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("SPAWN_LINE="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the child printed no SPAWN_LINE:\n{stderr}"))
-}
-
 /// A log shared by the greenlets of one thread.
 #[derive(Clone, Default)]
 struct Log(Rc<RefCell<Vec<String>>>);
@@ -156,7 +121,10 @@ fn scope_end_joins_scoped_threads_borrowing_thread_locals() {
                     struct After(Arc<Mutex<Vec<String>>>);
                     impl Drop for After {
                         fn drop(&mut self) {
-                            self.0.lock().expect("log").push("greenlet past scope".into());
+                            self.0
+                                .lock()
+                                .expect("log")
+                                .push("greenlet past scope".into());
                         }
                     }
                     let _after = After(Arc::clone(&ev3));
@@ -202,17 +170,17 @@ fn refuser_aborts_naming_the_greenlet_and_its_spawn_site() {
             };
             let b = Builder::new().name("stubborn");
             let (g, line): (Result<Greenlet<()>, _>, u32) = (b.spawn(body), line!());
-            eprintln!("SPAWN_LINE={line}");
+            print_spawn_line(line);
             let _g = g.expect("spawned");
             sleep(Duration::ZERO);
         });
-        eprintln!("CHILD: run returned");
+        eprintln!("{CONTINUED}");
         return;
     }
     let out = run_child("refuser_aborts_naming_the_greenlet_and_its_spawn_site");
     let stderr = assert_aborted(&out);
     let line = spawn_line(&stderr);
-    assert!(!stderr.contains("CHILD: run returned"), "{stderr}");
+    assert!(!stderr.contains(CONTINUED), "{stderr}");
     assert!(stderr.contains("stubborn"), "{stderr}");
     assert!(
         stderr.contains(&format!("(spawned at tests/soundness_scope.rs:{line})")),
@@ -309,12 +277,12 @@ fn destructor_blocking_forever_aborts() {
             assert!(a_cell.set(a).is_ok() && b_cell.set(b).is_ok());
             sleep(Duration::ZERO);
         });
-        eprintln!("CHILD: run returned");
+        eprintln!("{CONTINUED}");
         return;
     }
     let out = run_child("destructor_blocking_forever_aborts");
     let stderr = assert_aborted(&out);
-    assert!(!stderr.contains("CHILD: run returned"), "{stderr}");
+    assert!(!stderr.contains(CONTINUED), "{stderr}");
     assert!(
         stderr.contains("blocks forever while unwinding"),
         "{stderr}"
