@@ -69,3 +69,30 @@ pub(crate) fn spawn_line(stderr: &str) -> u32 {
 /// Printed by a child when code after the crash point ran: must never
 /// appear.
 pub(crate) const CONTINUED: &str = "CHILD CONTINUED PAST THE CRASH POINT";
+
+/// Printed by a child whose scenario ran to the end.
+pub(crate) const SCENARIO_OK: &str = "SOUNDNESS SCENARIO OK";
+
+/// Runs `scenario` in a child process (the test `test` of this binary, re-run
+/// with [`CHILD_ENV`] set): for repros whose failure mode is a crash. The
+/// scenario asserts on the child's native stack; the parent asserts that the
+/// child exited normally after the whole scenario ran.
+#[track_caller]
+pub(crate) fn in_child_process(test: &str, scenario: impl FnOnce()) {
+    if in_child() {
+        scenario();
+        eprintln!("{SCENARIO_OK}");
+        return;
+    }
+    let out = run_child(test);
+    let stderr = assert_succeeded(&out);
+    assert!(
+        stderr.contains(SCENARIO_OK),
+        "the child did not run the scenario to the end:\n{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 passed"),
+        "the child did not run exactly this test:\n{stdout}"
+    );
+}
