@@ -14,8 +14,11 @@ use std::time::Duration;
 use greenlet::{GreenletError, hub, sleep, spawn};
 use soundness_common::in_child_process;
 
+/// Makes one of `generator`'s payloads.
+type MakePayload = fn() -> generator::Error;
+
 /// The payloads `generator` uses internally.
-fn payloads() -> Vec<(&'static str, fn() -> generator::Error)> {
+fn payloads() -> Vec<(&'static str, MakePayload)> {
     vec![
         ("Done", || generator::Error::Done),
         ("Cancel", || generator::Error::Cancel),
@@ -26,7 +29,7 @@ fn payloads() -> Vec<(&'static str, fn() -> generator::Error)> {
 }
 
 /// One payload thrown from a greenlet body while bystanders switch.
-fn foreign_payload_round(name: &str, make: fn() -> generator::Error) {
+fn foreign_payload_round(name: &str, make: MakePayload) {
     let bystanders: Vec<_> = (0..4u64)
         .map(|i| {
             spawn(move || {
