@@ -49,7 +49,7 @@ fn timeout_dropped_after_destroy_does_not_cancel_a_new_sleep() {
         let started = Rc::new(Cell::new(false));
         let s = Rc::clone(&started);
         let marker = spawn(move || s.set(true));
-        marker.join();
+        marker.join().unwrap();
         assert!(started.get());
         drop(stale);
 

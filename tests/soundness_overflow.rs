@@ -57,7 +57,7 @@ fn named_greenlet_overflow_aborts_with_name_site_and_size() {
             let g: Greenlet<u64> = g.expect("spawned");
             let _ = g.get();
             eprintln!("{CONTINUED}");
-            bystander.join();
+            bystander.join().unwrap();
         });
         eprintln!("{CONTINUED}");
         return;
@@ -108,7 +108,7 @@ fn overflow_while_unwinding_a_kill_aborts_with_the_message() {
             print_spawn_line(line);
             let g: Greenlet<()> = g.expect("spawned");
             sleep(Duration::ZERO);
-            g.kill();
+            g.kill().unwrap();
             eprintln!("{CONTINUED}");
         });
         eprintln!("{CONTINUED}");
@@ -182,7 +182,7 @@ fn native_stack_overflow_on_a_spawned_thread_gets_std_message() {
             .stack_size(256 * 1024)
             .spawn(|| {
                 greenlet::run(|| {
-                    spawn(|| sleep(Duration::ZERO)).join();
+                    spawn(|| sleep(Duration::ZERO)).join().unwrap();
                     black_box(deep(u64::MAX));
                 })
             })

@@ -246,7 +246,7 @@ struct JoinOnDrop(Rc<OnceCell<Greenlet<()>>>);
 impl Drop for JoinOnDrop {
     fn drop(&mut self) {
         if let Some(other) = self.0.get() {
-            other.join();
+            other.join().unwrap();
         }
     }
 }
