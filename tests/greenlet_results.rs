@@ -15,7 +15,7 @@ use common::{
 };
 use greenlet::{Builder, Greenlet, GreenletError, KillError, hub, sleep, spawn};
 
-#[test]
+#[greenlet::test]
 fn value_and_exception_peek_without_blocking() {
     let g = spawn(|| {
         sleep(Duration::from_millis(5));
@@ -37,7 +37,7 @@ fn value_and_exception_peek_without_blocking() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_returns_the_value_every_time() {
     let g = spawn(|| String::from("forty-two"));
     for _ in 0..3 {
@@ -48,7 +48,7 @@ fn get_returns_the_value_every_time() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn join_and_get_on_a_finished_greenlet_do_not_switch() {
     let g = spawn(|| 9);
     g.join();
@@ -70,7 +70,7 @@ fn join_and_get_on_a_finished_greenlet_do_not_switch() {
 #[derive(Debug, PartialEq)]
 struct Code(u32);
 
-#[test]
+#[greenlet::test]
 fn a_panic_becomes_a_typed_error_with_message_and_payload() {
     let reports = Reports::install();
     let g = spawn(|| -> u8 { panic!("boom {}", 7) });
@@ -109,7 +109,7 @@ fn a_panic_becomes_a_typed_error_with_message_and_payload() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_killed_greenlet_reports_greenlet_exit_and_counts_as_successful() {
     let g = spawn(|| -> u8 {
         sleep(LONG);
@@ -130,7 +130,7 @@ fn a_killed_greenlet_reports_greenlet_exit_and_counts_as_successful() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_killed_with_an_error_carries_that_error() {
     let reports = Reports::install();
     let g = spawn(|| -> u8 {
@@ -154,7 +154,7 @@ fn a_greenlet_killed_with_an_error_carries_that_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_timeout_gives_up_and_the_greenlet_keeps_running() {
     for _round in 0..2 {
         let g = spawn(|| {
@@ -172,7 +172,7 @@ fn get_timeout_gives_up_and_the_greenlet_keeps_running() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn get_timeout_returns_the_outcome_when_in_time() {
     let reports = Reports::install();
     let ok = spawn(|| {
@@ -187,7 +187,7 @@ fn get_timeout_returns_the_outcome_when_in_time() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn join_timeout_reports_whether_it_finished() {
     let g = spawn(|| sleep(Duration::from_millis(120)));
     let (done, took) = timed(|| g.join_timeout(TICK));
@@ -198,7 +198,7 @@ fn join_timeout_reports_whether_it_finished() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn into_result_moves_a_non_clone_value_out() {
     struct NotClone(Vec<u8>);
     let g = spawn(|| NotClone(vec![4, 2]));
@@ -219,7 +219,7 @@ fn into_result_moves_a_non_clone_value_out() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn into_result_keeps_the_error_for_other_handles() {
     let reports = Reports::install();
     let g = spawn(|| -> String { panic!("kept") });
@@ -235,7 +235,7 @@ fn into_result_keeps_the_error_for_other_handles() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn many_waiters_are_all_woken_once() {
     let target = spawn(|| {
         sleep(Duration::from_millis(10));
@@ -263,7 +263,7 @@ fn many_waiters_are_all_woken_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
     for _round in 0..2 {
         let g = Builder::new()
@@ -299,7 +299,7 @@ fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_for_an_unstarted_greenlet_on_the_native_stack_is_loop_exit() {
     let g = Greenlet::new(|| 1);
     let (r, took) = timed(|| g.get());
@@ -315,7 +315,7 @@ fn waiting_for_an_unstarted_greenlet_on_the_native_stack_is_loop_exit() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_with_a_timeout_waits_instead_of_loop_exit() {
     let g = spawn(|| -> u8 {
         sleep(Duration::MAX);
@@ -328,7 +328,7 @@ fn get_with_a_timeout_waits_instead_of_loop_exit() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_on_yourself_fails_at_once() {
     let log = Log::new();
     let me: Rc<OnceCell<Greenlet<String>>> = Rc::new(OnceCell::new());
@@ -385,7 +385,7 @@ fn recurse(depth: u64) -> u64 {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn stack_overflow_ends_one_greenlet_and_the_hub_lives_on() {
     let reports = Reports::install();
     let g = Builder::new()

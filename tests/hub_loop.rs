@@ -16,7 +16,7 @@ use common::{
 use greenlet::hub::{self, HubClosed, HubHandle};
 use greenlet::{Builder, Greenlet, GreenletError, getcurrent, sleep, spawn};
 
-#[test]
+#[greenlet::test]
 fn the_ready_queue_is_fifo_and_new_work_waits_for_the_next_iteration() {
     for _round in 0..2 {
         let log = Log::new();
@@ -38,7 +38,7 @@ fn the_ready_queue_is_fifo_and_new_work_waits_for_the_next_iteration() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn hub_join_runs_everything_to_completion() {
     for _round in 0..2 {
         let log = Log::new();
@@ -57,7 +57,7 @@ fn hub_join_runs_everything_to_completion() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn hub_join_timeout_gives_up_after_the_timeout() {
     let g = spawn(|| sleep(LONG));
     let (done, took) = timed(|| hub::join_timeout(TICK));
@@ -71,7 +71,7 @@ fn hub_join_timeout_gives_up_after_the_timeout() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn only_the_native_stack_can_join_the_hub() {
     let reports = Reports::install();
     let g = spawn(hub::join);
@@ -93,7 +93,7 @@ thread_local! {
     static POSTED: Cell<u32> = const { Cell::new(0) };
 }
 
-#[test]
+#[greenlet::test]
 fn a_post_from_another_thread_wakes_the_hub_and_runs_on_its_thread() {
     for _round in 0..2 {
         let g = spawn(|| sleep(Duration::MAX));
@@ -131,7 +131,7 @@ fn a_post_from_another_thread_wakes_the_hub_and_runs_on_its_thread() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn hub_join_waits_while_a_handle_is_alive() {
     let handle = hub::handle();
     let t0 = Instant::now();
@@ -149,7 +149,7 @@ fn hub_join_waits_while_a_handle_is_alive() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn posts_are_counted_until_they_run_and_their_panics_are_reported() {
     let reports = Reports::install();
     let handle = hub::handle();
@@ -181,7 +181,7 @@ fn posts_are_counted_until_they_run_and_their_panics_are_reported() {
     assert_contains(&r.error.to_string(), &["post boom"]);
 }
 
-#[test]
+#[greenlet::test]
 fn hub_handle_is_send_and_sync_and_fails_once_the_hub_is_gone() {
     fn assert_send_sync<T: Send + Sync + Clone + std::fmt::Debug>() {}
     assert_send_sync::<HubHandle>();
@@ -203,7 +203,7 @@ fn hub_handle_is_send_and_sync_and_fails_once_the_hub_is_gone() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn link_notifications_are_counted_until_they_run() {
     let g = spawn(|| ());
     let fired = Rc::new(Cell::new(0));
@@ -219,7 +219,7 @@ fn link_notifications_are_counted_until_they_run() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn the_error_handler_reports_each_failure_once_with_name_and_message() {
     let reports = Reports::install();
     let g = Builder::new()
@@ -250,7 +250,7 @@ fn the_error_handler_reports_each_failure_once_with_name_and_message() {
     assert_contains(&r.line, &["stopped", "shutdown: by test"]);
 }
 
-#[test]
+#[greenlet::test]
 fn the_error_handler_can_be_replaced() {
     let first = Reports::install();
     spawn(|| panic!("one")).join();
@@ -266,7 +266,7 @@ fn the_error_handler_can_be_replaced() {
     drop(first);
 }
 
-#[test]
+#[greenlet::test]
 fn a_panicking_error_handler_does_not_stop_the_hub() {
     let calls = Rc::new(Cell::new(0));
     let c = calls.clone();
@@ -287,7 +287,7 @@ fn a_panicking_error_handler_does_not_stop_the_hub() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_panic_ends_one_greenlet_only() {
     for _round in 0..2 {
         let reports = Reports::install();
@@ -328,7 +328,7 @@ fn a_panic_ends_one_greenlet_only() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn destroy_kills_what_is_left_runs_destructors_and_the_hub_is_reusable() {
     for _round in 0..2 {
         let log = Log::new();
@@ -371,7 +371,7 @@ fn destroy_kills_what_is_left_runs_destructors_and_the_hub_is_reusable() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn destroy_leaks_a_greenlet_that_refuses_to_die() {
     let reports = Reports::install();
     let attempts = Rc::new(Cell::new(0));
@@ -417,7 +417,7 @@ fn destroy_leaks_a_greenlet_that_refuses_to_die() {
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
 
-#[test]
+#[greenlet::test]
 fn thread_exit_destroys_the_threads_hub() {
     let (tx, rx) = mpsc::channel::<&'static str>();
     struct Tell(mpsc::Sender<&'static str>);
@@ -443,7 +443,7 @@ fn thread_exit_destroys_the_threads_hub() {
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn each_thread_has_its_own_hub() {
     let mine = spawn(|| sleep(Duration::from_millis(20)));
     let other = std::thread::spawn(|| {
@@ -462,7 +462,7 @@ fn each_thread_has_its_own_hub() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn finished_stacks_are_pooled_and_reused() {
     let base = hub::stats().stacks_allocated;
     for i in 0..20 {
@@ -513,7 +513,7 @@ fn finished_stacks_are_pooled_and_reused() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn stack_size_settings() {
     assert_eq!(hub::default_stack_size(), hub::DEFAULT_STACK_SIZE);
     hub::set_default_stack_size(128 * 1024);
@@ -531,7 +531,7 @@ fn stack_size_settings() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timing_of_a_loop_with_only_timers() {
     // No poller, no fd: the hub waits for the next deadline and no longer.
     let t0 = Instant::now();
@@ -544,7 +544,7 @@ fn timing_of_a_loop_with_only_timers() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn blocking_calls_in_a_hub_callback_are_refused() {
     let reports = Reports::install();
     let sleeper = spawn(|| sleep(LONG));

@@ -32,7 +32,7 @@ fn fill(s: &mut UnixStream) -> usize {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_blocks_the_greenlet_until_data_arrives() {
     for _round in 0..2 {
         let (a, mut b) = pair();
@@ -62,7 +62,7 @@ fn wait_read_blocks_the_greenlet_until_data_arrives() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_times_out() {
     let (a, _b) = pair();
     let (r, took) = timed(|| wait_read(&a, TICK));
@@ -74,7 +74,7 @@ fn wait_read_times_out() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_returns_at_once_when_data_is_already_there() {
     let (a, mut b) = pair();
     b.write_all(b"x").expect("write");
@@ -85,7 +85,7 @@ fn wait_read_returns_at_once_when_data_is_already_there() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_sees_a_hang_up() {
     let (a, b) = pair();
     let reader = spawn(move || wait_read(&a, LONG).is_ok());
@@ -97,7 +97,7 @@ fn wait_read_sees_a_hang_up() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_write_on_a_writable_socket_returns_at_once() {
     let (a, _b) = pair();
     let (r, took) = timed(|| wait_write(&a, LONG));
@@ -109,7 +109,7 @@ fn wait_write_on_a_writable_socket_returns_at_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_write_waits_for_room_in_a_full_buffer() {
     let (mut a, mut b) = pair();
     let filled = fill(&mut a);
@@ -143,7 +143,7 @@ fn wait_write_waits_for_room_in_a_full_buffer() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_on_the_native_stack_is_woken_by_another_thread() {
     let (a, mut b) = pair();
     let t0 = Instant::now();
@@ -161,7 +161,7 @@ fn wait_read_on_the_native_stack_is_woken_by_another_thread() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn greenlets_waiting_on_different_sockets_wake_in_the_order_data_arrives() {
     let log = Log::new();
     let mut writers = Vec::new();
@@ -190,7 +190,7 @@ fn greenlets_waiting_on_different_sockets_wake_in_the_order_data_arrives() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_greenlet_in_wait_read_deregisters_the_fd() {
     let (a, _b) = pair();
     let log = Log::new();
@@ -209,7 +209,7 @@ fn killing_a_greenlet_in_wait_read_deregisters_the_fd() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_timeout_interrupts_wait_read_and_deregisters_the_fd() {
     let (a, _b) = pair();
     let (r, took) = timed(|| with_timeout(TICK, || wait_read(&a, None)));
@@ -228,7 +228,7 @@ fn a_timeout_interrupts_wait_read_and_deregisters_the_fd() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_descriptor_that_cannot_be_polled_is_an_error() {
     let file = std::fs::File::open("/proc/self/exe").expect("open a regular file");
     let (r, took) = timed(|| wait_read(&file, LONG));
@@ -238,7 +238,7 @@ fn a_descriptor_that_cannot_be_polled_is_an_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_on_a_descriptor_inside_a_hub_callback_is_refused() {
     let reports = Reports::install();
     let (a, _b) = pair();
