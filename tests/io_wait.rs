@@ -36,11 +36,15 @@ fn fill(s: &mut UnixStream) -> usize {
 fn wait_read_blocks_the_greenlet_until_data_arrives() {
     for _round in 0..2 {
         let (a, mut b) = pair();
+        // Non-blocking: if wait_read returned before the data arrived, the
+        // read below records WouldBlock (and the test fails) instead of
+        // blocking the thread forever.
+        a.set_nonblocking(true).expect("nonblocking");
         let reader = spawn(move || {
             let (r, took) = timed(|| wait_read(&a, None));
             let mut buf = [0u8; 8];
-            let n = (&a).read(&mut buf).expect("read");
-            (r.is_ok(), took, buf[..n].to_vec())
+            let data = (&a).read(&mut buf).map(|n| buf[..n].to_vec());
+            (r.is_ok(), took, data.map_err(|e| e.kind()))
         });
         let writer = spawn(move || {
             sleep(TICK);
@@ -55,7 +59,11 @@ fn wait_read_blocks_the_greenlet_until_data_arrives() {
         );
         let (ok, took, data) = reader.get().unwrap();
         assert!(ok);
-        assert_eq!(data, b"ping");
+        assert_eq!(
+            data,
+            Ok(b"ping".to_vec()),
+            "readable when wait_read returned"
+        );
         assert_tick("wait_read until a write 50 ms later", took);
         assert_eq!(hub::stats().fds, 0);
         quiet();

@@ -216,21 +216,28 @@ fn unlink_drops_the_callback_at_once() {
 fn an_early_link_can_unlink_a_later_one() {
     // gevent: notification must not happen after unlink, even once
     // notifying has started.
+    // The callback only records; the asserts run here, on the test's stack
+    // (a panic inside a callback is caught and reported by the hub).
     let log = Log::new();
     let g = spawn(|| 5);
     let later: Rc<Cell<Option<LinkId>>> = Rc::new(Cell::new(None));
     let (l, lt) = (log.clone(), later.clone());
     g.link(move |g| {
-        l.push("first");
-        let id = lt.get().expect("second link registered");
-        assert!(g.unlink(id));
+        let unlinked = lt.get().map(|id| g.unlink(id));
+        l.push(format!("first unlinked={unlinked:?}"));
     });
     let l = log.clone();
     later.set(Some(g.link(move |_| l.push("second"))));
     let l = log.clone();
     g.rawlink(move || l.push("third"));
+    assert!(g.has_links());
     quiet();
-    assert_eq!(log.entries(), ["first", "third"]);
+    assert_eq!(log.entries(), ["first unlinked=Some(true)", "third"]);
+    assert!(!g.has_links(), "every link fired or was removed");
+    assert!(
+        !g.unlink(later.get().expect("registered")),
+        "already removed"
+    );
 }
 
 #[greenlet::test]
