@@ -52,17 +52,17 @@ fn wait_read_blocks_the_greenlet_until_data_arrives() {
             b.write_all(b"ping").expect("write");
             fds_while_waiting
         });
-        assert_eq!(
-            writer.get().unwrap(),
-            1,
-            "one fd registered while the reader waits"
-        );
         let (ok, took, data) = reader.get().unwrap();
         assert!(ok);
         assert_eq!(
             data,
             Ok(b"ping".to_vec()),
             "readable when wait_read returned"
+        );
+        assert_eq!(
+            writer.get().unwrap(),
+            1,
+            "one fd registered while the reader waits"
         );
         assert_tick("wait_read until a write 50 ms later", took);
         assert_eq!(hub::stats().fds, 0);
