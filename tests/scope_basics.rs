@@ -43,7 +43,7 @@ fn run_returns_the_closures_value() {
     assert_eq!(owned, "from a greenlet");
     // A non-'static borrow from the caller's stack is fine: run is not
     // spawn.
-    let local = vec![1, 2, 3];
+    let local = [1, 2, 3];
     let sum: i32 = greenlet::run(|| local.iter().sum());
     assert_eq!(sum, 6);
 }
