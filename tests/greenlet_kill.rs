@@ -34,7 +34,7 @@ fn assert_killed<T: Clone + std::fmt::Debug>(g: &Greenlet<T>) {
     );
 }
 
-#[test]
+#[greenlet::test]
 fn kill_before_start_never_runs_the_body() {
     for round in 0..2 {
         let ran = Rc::new(Cell::new(false));
@@ -77,7 +77,7 @@ fn kill_before_start_never_runs_the_body() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn kill_of_an_unstarted_greenlet_prevents_it_from_ever_starting() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
@@ -95,7 +95,7 @@ fn kill_of_an_unstarted_greenlet_prevents_it_from_ever_starting() {
     assert_eq!(hub::stats().greenlets, 0);
 }
 
-#[test]
+#[greenlet::test]
 fn kill_cancels_a_pending_start_later() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
@@ -111,7 +111,7 @@ fn kill_cancels_a_pending_start_later() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_with_before_start_fails_the_greenlet_without_running_it() {
     let reports = Reports::install();
     let ran = Rc::new(Cell::new(false));
@@ -128,7 +128,7 @@ fn kill_with_before_start_fails_the_greenlet_without_running_it() {
     ));
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_dead_greenlet_does_nothing() {
     let reports = Reports::install();
     let g = spawn(|| 5);
@@ -148,7 +148,7 @@ fn killing_a_dead_greenlet_does_nothing() {
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
 
-#[test]
+#[greenlet::test]
 fn kill_unwinds_a_sleeping_greenlet_and_runs_its_destructors() {
     // gevent's test_killing_dormant.
     for _round in 0..2 {
@@ -175,7 +175,7 @@ fn kill_unwinds_a_sleeping_greenlet_and_runs_its_destructors() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn kill_unwinds_a_greenlet_waiting_in_the_ready_queue() {
     let count = Rc::new(Cell::new(0));
     let log = Log::new();
@@ -200,7 +200,7 @@ fn kill_unwinds_a_greenlet_waiting_in_the_ready_queue() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn double_kill_is_harmless_and_links_fire_once() {
     let fired = Log::new();
     let g = spawn(|| sleep(LONG));
@@ -215,7 +215,7 @@ fn double_kill_is_harmless_and_links_fire_once() {
     assert_eq!(fired.entries(), ["link"]);
 }
 
-#[test]
+#[greenlet::test]
 fn the_first_pending_kill_wins() {
     let reports = Reports::install();
     let g = spawn(|| sleep(LONG));
@@ -237,7 +237,7 @@ fn the_first_pending_kill_wins() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_killing_itself_unwinds_at_the_call() {
     let log = Log::new();
     let l = log.clone();
@@ -254,7 +254,7 @@ fn a_greenlet_killing_itself_unwinds_at_the_call() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_killing_itself_with_an_error_fails_and_is_reported() {
     let reports = Reports::install();
     let log = Log::new();
@@ -276,7 +276,7 @@ fn a_greenlet_killing_itself_with_an_error_fails_and_is_reported() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_nowait_on_itself_unwinds_at_the_next_switch() {
     let log = Log::new();
     let l = log.clone();
@@ -292,7 +292,7 @@ fn kill_nowait_on_itself_unwinds_at_the_next_switch() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_nowait_neither_switches_nor_waits() {
     let log = Log::new();
     let l = log.clone();
@@ -313,7 +313,7 @@ fn kill_nowait_neither_switches_nor_waits() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn module_level_kill_is_asynchronous() {
     let g = spawn(|| sleep(LONG));
     sleep(Duration::ZERO);
@@ -339,7 +339,7 @@ fn module_level_kill_is_asynchronous() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_timeout_returns_once_dead() {
     let g = spawn(|| sleep(LONG));
     sleep(Duration::ZERO);
@@ -362,7 +362,7 @@ fn stubborn(log: &Log) -> impl FnOnce() + 'static {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn kill_timeout_gives_up_on_a_greenlet_that_will_not_die() {
     let log = Log::new();
     let g = spawn(stubborn(&log));
@@ -380,7 +380,7 @@ fn kill_timeout_gives_up_on_a_greenlet_that_will_not_die() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_body_that_re_raises_the_kill_dies_killed() {
     let log = Log::new();
     let l = log.clone();
@@ -398,7 +398,7 @@ fn a_body_that_re_raises_the_kill_dies_killed() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_joiner_leaves_the_joined_greenlet_alone() {
     for _round in 0..2 {
         let target = spawn(|| {
@@ -430,7 +430,7 @@ fn killing_a_joiner_leaves_the_joined_greenlet_alone() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_greenlet_blocked_in_get_or_wait() {
     let target = spawn(|| {
         sleep(Duration::from_millis(60));
@@ -468,7 +468,7 @@ fn killing_a_greenlet_blocked_in_get_or_wait() {
     assert_eq!(log.len(), 3, "no killed waiter ran on: {log:?}");
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_greenlet_inside_a_timeout_scope_is_a_kill_not_a_timeout() {
     let log = Log::new();
     let l = log.clone();
@@ -492,7 +492,7 @@ fn killing_a_greenlet_inside_a_timeout_scope_is_a_kill_not_a_timeout() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_greenlet_holding_a_started_timeout_cancels_it() {
     let g = spawn(|| {
         let _t = Timeout::start_new(Duration::from_secs(10));
@@ -505,7 +505,7 @@ fn killing_a_greenlet_holding_a_started_timeout_cancels_it() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn many_sleeping_greenlets_can_be_killed() {
     for _round in 0..2 {
         let drops = Log::new();
@@ -529,7 +529,7 @@ fn many_sleeping_greenlets_can_be_killed() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn a_link_may_kill_nowait_but_not_block() {
     let reports = Reports::install();
     let victim = spawn(|| sleep(LONG));
@@ -558,7 +558,7 @@ fn a_link_may_kill_nowait_but_not_block() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn the_main_greenlet_cannot_be_killed() {
     let msg = expect_panic("kill main", || getcurrent().kill_nowait());
     assert_contains(&msg, &["cannot be killed"]);
@@ -577,7 +577,7 @@ fn the_main_greenlet_cannot_be_killed() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_waits_for_slow_destructors() {
     // The victim's destructor sleeps: kill() blocks until it is done.
     struct SlowDrop;

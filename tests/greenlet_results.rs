@@ -15,7 +15,7 @@ use common::{
 };
 use greenlet::{Builder, Greenlet, GreenletError, KillError, hub, sleep, spawn};
 
-#[test]
+#[greenlet::test]
 fn value_and_exception_peek_without_blocking() {
     let g = spawn(|| {
         sleep(Duration::from_millis(5));
@@ -37,7 +37,7 @@ fn value_and_exception_peek_without_blocking() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_returns_the_value_every_time() {
     let g = spawn(|| String::from("forty-two"));
     for _ in 0..3 {
@@ -48,7 +48,7 @@ fn get_returns_the_value_every_time() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn join_and_get_on_a_finished_greenlet_do_not_switch() {
     let g = spawn(|| 9);
     g.join();
@@ -70,9 +70,10 @@ fn join_and_get_on_a_finished_greenlet_do_not_switch() {
 #[derive(Debug, PartialEq)]
 struct Code(u32);
 
-#[test]
+#[greenlet::test]
 fn a_panic_becomes_a_typed_error_with_message_and_payload() {
     let reports = Reports::install();
+    let line = line!() + 1;
     let g = spawn(|| -> u8 { panic!("boom {}", 7) });
     let err = g.get().unwrap_err();
     let p = err.as_panic().expect("Panicked");
@@ -82,14 +83,17 @@ fn a_panic_becomes_a_typed_error_with_message_and_payload() {
         shown.starts_with("panicked") && shown.ends_with(": boom 7"),
         "{shown}"
     );
-    if let Some(at) = p.location() {
-        assert_contains(at, &["greenlet_results.rs"]);
-        assert_contains(&shown, &[at]);
-    }
+    // The location is always recorded: the `panic!` above, file and line.
+    let at = p.location().expect("the panic's location is recorded");
+    let expected = format!("{}:{line}:", file!());
+    assert!(at.starts_with(&expected), "{at:?} is not at {expected:?}");
+    assert_contains(&shown, &[at]);
     assert!(!g.is_successful() && g.is_ready());
     assert_eq!(g.value(), None);
     assert!(matches!(g.exception(), Some(GreenletError::Panicked(_))));
-    assert_eq!(reports.take_one().context, "greenlet");
+    let r = reports.take_one();
+    assert_eq!(r.context, "greenlet");
+    assert_contains(&r.line, &[at]);
 
     // A non-string payload survives and can be re-raised.
     let h = spawn(|| -> u8 { std::panic::panic_any(Code(7)) });
@@ -109,7 +113,7 @@ fn a_panic_becomes_a_typed_error_with_message_and_payload() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_killed_greenlet_reports_greenlet_exit_and_counts_as_successful() {
     let g = spawn(|| -> u8 {
         sleep(LONG);
@@ -130,7 +134,7 @@ fn a_killed_greenlet_reports_greenlet_exit_and_counts_as_successful() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_killed_with_an_error_carries_that_error() {
     let reports = Reports::install();
     let g = spawn(|| -> u8 {
@@ -154,7 +158,7 @@ fn a_greenlet_killed_with_an_error_carries_that_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_timeout_gives_up_and_the_greenlet_keeps_running() {
     for _round in 0..2 {
         let g = spawn(|| {
@@ -172,7 +176,7 @@ fn get_timeout_gives_up_and_the_greenlet_keeps_running() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn get_timeout_returns_the_outcome_when_in_time() {
     let reports = Reports::install();
     let ok = spawn(|| {
@@ -187,7 +191,7 @@ fn get_timeout_returns_the_outcome_when_in_time() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn join_timeout_reports_whether_it_finished() {
     let g = spawn(|| sleep(Duration::from_millis(120)));
     let (done, took) = timed(|| g.join_timeout(TICK));
@@ -198,7 +202,7 @@ fn join_timeout_reports_whether_it_finished() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn into_result_moves_a_non_clone_value_out() {
     struct NotClone(Vec<u8>);
     let g = spawn(|| NotClone(vec![4, 2]));
@@ -219,7 +223,7 @@ fn into_result_moves_a_non_clone_value_out() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn into_result_keeps_the_error_for_other_handles() {
     let reports = Reports::install();
     let g = spawn(|| -> String { panic!("kept") });
@@ -235,7 +239,7 @@ fn into_result_keeps_the_error_for_other_handles() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn many_waiters_are_all_woken_once() {
     let target = spawn(|| {
         sleep(Duration::from_millis(10));
@@ -263,7 +267,7 @@ fn many_waiters_are_all_woken_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
     for _round in 0..2 {
         let g = Builder::new()
@@ -299,7 +303,7 @@ fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_for_an_unstarted_greenlet_on_the_native_stack_is_loop_exit() {
     let g = Greenlet::new(|| 1);
     let (r, took) = timed(|| g.get());
@@ -315,7 +319,7 @@ fn waiting_for_an_unstarted_greenlet_on_the_native_stack_is_loop_exit() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn get_with_a_timeout_waits_instead_of_loop_exit() {
     let g = spawn(|| -> u8 {
         sleep(Duration::MAX);
@@ -328,7 +332,7 @@ fn get_with_a_timeout_waits_instead_of_loop_exit() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_on_yourself_fails_at_once() {
     let log = Log::new();
     let me: Rc<OnceCell<Greenlet<String>>> = Rc::new(OnceCell::new());
@@ -372,41 +376,5 @@ fn waiting_on_yourself_fails_at_once() {
     assert_contains(p.message(), &["Greenlet::join", "itself"]);
     assert_eq!(reports.take_one().context, "greenlet");
     drop((me, me2));
-    quiet();
-}
-
-fn recurse(depth: u64) -> u64 {
-    let buf = [depth as u8; 512];
-    let buf = std::hint::black_box(buf);
-    if depth == 0 {
-        0
-    } else {
-        recurse(depth - 1) + u64::from(buf[3])
-    }
-}
-
-#[test]
-fn stack_overflow_ends_one_greenlet_and_the_hub_lives_on() {
-    let reports = Reports::install();
-    let g = Builder::new()
-        .name("deep")
-        .stack_size(32 * 1024)
-        .spawn(|| recurse(1_000_000))
-        .expect("spawn");
-    let bystander = spawn(|| {
-        sleep(Duration::from_millis(5));
-        "alive"
-    });
-    let err = g.get().unwrap_err();
-    assert!(matches!(err, GreenletError::StackOverflow), "{err:?}");
-    assert!(!g.is_successful());
-    assert_eq!(bystander.get().unwrap(), "alive");
-    let r = reports.take_one();
-    assert_contains(&r.greenlet, &["deep"]);
-    // The overflowed stack is never pooled.
-    let s = hub::stats();
-    assert_eq!(s.stacks_allocated, s.stacks_pooled, "{s:?}");
-    // The hub keeps working.
-    assert_eq!(spawn(|| 1).get().unwrap(), 1);
     quiet();
 }

@@ -13,7 +13,7 @@ use greenlet::{
     Builder, Greenlet, GreenletError, Run, getcurrent, hub, sleep, spawn, spawn_later, spawn_raw,
 };
 
-#[test]
+#[greenlet::test]
 fn spawn_runs_the_body_at_the_first_switch_not_before() {
     for round in 0..2 {
         let log = Log::new();
@@ -35,7 +35,7 @@ fn spawn_runs_the_body_at_the_first_switch_not_before() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn spawned_greenlets_run_in_spawn_order() {
     let log = Log::new();
     let gs: Vec<_> = (0..5)
@@ -51,7 +51,7 @@ fn spawned_greenlets_run_in_spawn_order() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn greenlet_new_does_nothing_until_started_and_start_is_idempotent() {
     let runs = Rc::new(Cell::new(0));
     let r = runs.clone();
@@ -79,7 +79,7 @@ fn greenlet_new_does_nothing_until_started_and_start_is_idempotent() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn start_later_runs_after_the_delay() {
     let started_at = Rc::new(Cell::new(None));
     let s = started_at.clone();
@@ -99,7 +99,7 @@ fn start_later_runs_after_the_delay() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn spawn_later_runs_after_the_delay() {
     for _round in 0..2 {
         let t0 = Instant::now();
@@ -112,7 +112,7 @@ fn spawn_later_runs_after_the_delay() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn spawn_later_with_zero_delay_is_plain_spawn() {
     let log = Log::new();
     let l = log.clone();
@@ -123,7 +123,7 @@ fn spawn_later_with_zero_delay_is_plain_spawn() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn spawn_raw_runs_without_a_handle() {
     let log = Log::new();
     for i in 0..3 {
@@ -150,7 +150,7 @@ fn spawn_raw_runs_without_a_handle() {
     );
 }
 
-#[test]
+#[greenlet::test]
 fn a_panicking_raw_greenlet_is_reported_once() {
     let reports = Reports::install();
     spawn_raw(|| panic!("raw boom"));
@@ -166,7 +166,7 @@ fn a_panicking_raw_greenlet_is_reported_once() {
     );
 }
 
-#[test]
+#[greenlet::test]
 fn builder_sets_name_and_stack_size() {
     let g = Builder::new()
         .name("worker")
@@ -201,7 +201,7 @@ fn builder_sets_name_and_stack_size() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn getcurrent_names_the_running_greenlet() {
     let me = getcurrent();
     assert!(me.is_main() && !me.is_hub() && !me.is_raw());
@@ -241,7 +241,7 @@ fn getcurrent_names_the_running_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn is_current_is_true_only_inside_the_greenlet() {
     let cell: Rc<OnceCell<Greenlet<(bool, bool)>>> = Rc::new(OnceCell::new());
     let c = cell.clone();
@@ -259,7 +259,7 @@ fn is_current_is_true_only_inside_the_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn display_shows_class_name_and_state() {
     let g = Builder::new()
         .name("disp")
@@ -299,7 +299,7 @@ fn display_shows_class_name_and_state() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn predicates_follow_a_successful_life() {
     // gevent's test_simple_exit.
     let log = Log::new();
@@ -333,7 +333,7 @@ fn predicates_follow_a_successful_life() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn predicates_follow_a_failed_life() {
     // gevent's test_error_exit.
     let reports = Reports::install();
@@ -355,7 +355,7 @@ fn predicates_follow_a_failed_life() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_child_spawned_by_a_finished_greenlet_still_runs() {
     // gevent's test_spawn_is_not_cancelled.
     let log = Log::new();
@@ -374,7 +374,7 @@ fn a_child_spawned_by_a_finished_greenlet_still_runs() {
     assert_eq!(log.entries(), ["parent done", "child"]);
 }
 
-#[test]
+#[greenlet::test]
 fn greenlets_can_spawn_and_join_children() {
     let g = spawn(|| {
         let kids: Vec<_> = (1..=4u64)
@@ -391,7 +391,7 @@ fn greenlets_can_spawn_and_join_children() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn clones_share_one_greenlet() {
     let g = spawn(|| String::from("shared"));
     let h = g.clone();
@@ -403,7 +403,7 @@ fn clones_share_one_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn greenlet_spawn_associated_function() {
     let g = Greenlet::spawn(|| 41 + 1);
     assert!(g.is_started());
@@ -411,7 +411,7 @@ fn greenlet_spawn_associated_function() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn thousands_of_greenlets_interleave_and_leave_nothing_behind() {
     for _round in 0..2 {
         let total = Rc::new(Cell::new(0u64));
@@ -466,7 +466,7 @@ impl Run for Named {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn run_structs_expose_their_fields_through_the_handle() {
     let g = Greenlet::spawn_run(Counter {
         limit: 3,
@@ -523,7 +523,7 @@ fn run_structs_expose_their_fields_through_the_handle() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn links_of_run_structs_see_the_struct() {
     let g = Greenlet::spawn_run(Counter {
         limit: 2,
@@ -538,7 +538,7 @@ fn links_of_run_structs_see_the_struct() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn counters_track_live_greenlets() {
     assert_quiet();
     let a = spawn(|| sleep(Duration::from_millis(20)));

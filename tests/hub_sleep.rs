@@ -13,7 +13,7 @@ use common::{
 };
 use greenlet::{hub, idle, sleep, sleep_secs, sleep_unref, spawn};
 
-#[test]
+#[greenlet::test]
 fn sleep_zero_interleaves_fairly() {
     for _round in 0..2 {
         let log = Log::new();
@@ -35,7 +35,7 @@ fn sleep_zero_interleaves_fairly() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_zero_round_robins_three_greenlets() {
     let log = Log::new();
     let gs: Vec<_> = ["a", "b", "c"]
@@ -60,7 +60,7 @@ fn sleep_zero_round_robins_three_greenlets() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_zero_on_the_native_stack_runs_each_ready_greenlet_once() {
     let log = Log::new();
     let l = log.clone();
@@ -79,7 +79,7 @@ fn sleep_zero_on_the_native_stack_runs_each_ready_greenlet_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_zero_alone_returns_at_once() {
     let ((), took) = timed(|| {
         for _ in 0..1000 {
@@ -90,7 +90,7 @@ fn sleep_zero_alone_returns_at_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_on_the_native_stack_lasts_at_least_the_duration() {
     for _round in 0..2 {
         let ((), took) = timed(|| sleep(TICK));
@@ -99,7 +99,7 @@ fn sleep_on_the_native_stack_lasts_at_least_the_duration() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_in_a_greenlet_lasts_at_least_the_duration() {
     let g = spawn(|| timed(|| sleep(TICK)).1);
     let took = g.get().unwrap();
@@ -107,7 +107,7 @@ fn sleep_in_a_greenlet_lasts_at_least_the_duration() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleeps_of_several_greenlets_overlap() {
     let t0 = Instant::now();
     let gs: Vec<_> = (0..5).map(|_| spawn(|| sleep(TICK))).collect();
@@ -118,7 +118,7 @@ fn sleeps_of_several_greenlets_overlap() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timers_fire_in_deadline_order() {
     let log = Log::new();
     let gs: Vec<_> = [30u64, 10, 20, 40, 5]
@@ -138,7 +138,7 @@ fn timers_fire_in_deadline_order() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn equal_deadlines_wake_in_the_order_they_slept() {
     let log = Log::new();
     let gs: Vec<_> = (0..5)
@@ -157,7 +157,7 @@ fn equal_deadlines_wake_in_the_order_they_slept() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_stream_of_sleep_zero_does_not_starve_timers() {
     let fired = Rc::new(Cell::new(false));
     let f = fired.clone();
@@ -191,7 +191,7 @@ fn a_stream_of_sleep_zero_does_not_starve_timers() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_unref_does_not_keep_the_hub_alive() {
     let g = spawn(|| sleep_unref(LONG));
     let ((), took) = timed(hub::join);
@@ -202,7 +202,7 @@ fn sleep_unref_does_not_keep_the_hub_alive() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_unref_still_sleeps_while_something_else_keeps_the_hub_alive() {
     let keeper = spawn(|| sleep(Duration::from_millis(120)));
     let ((), took) = timed(|| sleep_unref(TICK));
@@ -211,14 +211,14 @@ fn sleep_unref_still_sleeps_while_something_else_keeps_the_hub_alive() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_unref_on_the_native_stack_alone_is_loop_exit() {
     let msg = expect_panic("sleep_unref alone", || sleep_unref(LONG));
     assert_contains(&msg, &["sleep_unref", "LoopExit"]);
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleeping_forever_on_the_native_stack_alone_is_loop_exit() {
     for _round in 0..2 {
         let (msg, took) = timed(|| expect_panic("sleep(MAX)", || sleep(Duration::MAX)));
@@ -228,7 +228,7 @@ fn sleeping_forever_on_the_native_stack_alone_is_loop_exit() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn loop_exit_names_the_greenlets_that_block() {
     let g = greenlet::Builder::new()
         .name("stuck")
@@ -240,7 +240,7 @@ fn loop_exit_names_the_greenlets_that_block() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_can_sleep_forever_until_killed() {
     let g = spawn(|| sleep(Duration::MAX));
     sleep(Duration::ZERO);
@@ -251,7 +251,7 @@ fn a_greenlet_can_sleep_forever_until_killed() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_secs_follows_gevent_conventions() {
     // NaN is an error and does not switch.
     let log = Log::new();
@@ -276,7 +276,7 @@ fn sleep_secs_follows_gevent_conventions() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleep_secs_infinity_sleeps_until_killed() {
     let g = spawn(|| sleep_secs(f64::INFINITY).is_ok());
     sleep(Duration::from_millis(5));
@@ -288,7 +288,7 @@ fn sleep_secs_infinity_sleeps_until_killed() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn idle_waits_until_nothing_else_is_ready() {
     for _round in 0..2 {
         let log = Log::new();
@@ -307,7 +307,7 @@ fn idle_waits_until_nothing_else_is_ready() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn idle_in_a_greenlet_runs_after_the_busy_ones() {
     let log = Log::new();
     let l = log.clone();
@@ -334,7 +334,7 @@ fn idle_in_a_greenlet_runs_after_the_busy_ones() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn idle_does_not_wait_for_timers_that_are_not_due() {
     let sleeper = spawn(|| sleep(Duration::from_secs(10)));
     sleep(Duration::ZERO);
@@ -345,7 +345,7 @@ fn idle_does_not_wait_for_timers_that_are_not_due() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn sleeping_inside_a_hub_callback_is_refused_and_reported() {
     let reports = Reports::install();
     let g = spawn(|| ());

@@ -32,15 +32,19 @@ fn fill(s: &mut UnixStream) -> usize {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_blocks_the_greenlet_until_data_arrives() {
     for _round in 0..2 {
         let (a, mut b) = pair();
+        // Non-blocking: if wait_read returned before the data arrived, the
+        // read below records WouldBlock (and the test fails) instead of
+        // blocking the thread forever.
+        a.set_nonblocking(true).expect("nonblocking");
         let reader = spawn(move || {
             let (r, took) = timed(|| wait_read(&a, None));
             let mut buf = [0u8; 8];
-            let n = (&a).read(&mut buf).expect("read");
-            (r.is_ok(), took, buf[..n].to_vec())
+            let data = (&a).read(&mut buf).map(|n| buf[..n].to_vec());
+            (r.is_ok(), took, data.map_err(|e| e.kind()))
         });
         let writer = spawn(move || {
             sleep(TICK);
@@ -48,21 +52,25 @@ fn wait_read_blocks_the_greenlet_until_data_arrives() {
             b.write_all(b"ping").expect("write");
             fds_while_waiting
         });
+        let (ok, took, data) = reader.get().unwrap();
+        assert!(ok);
+        assert_eq!(
+            data,
+            Ok(b"ping".to_vec()),
+            "readable when wait_read returned"
+        );
         assert_eq!(
             writer.get().unwrap(),
             1,
             "one fd registered while the reader waits"
         );
-        let (ok, took, data) = reader.get().unwrap();
-        assert!(ok);
-        assert_eq!(data, b"ping");
         assert_tick("wait_read until a write 50 ms later", took);
         assert_eq!(hub::stats().fds, 0);
         quiet();
     }
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_times_out() {
     let (a, _b) = pair();
     let (r, took) = timed(|| wait_read(&a, TICK));
@@ -74,7 +82,7 @@ fn wait_read_times_out() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_returns_at_once_when_data_is_already_there() {
     let (a, mut b) = pair();
     b.write_all(b"x").expect("write");
@@ -85,7 +93,7 @@ fn wait_read_returns_at_once_when_data_is_already_there() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_sees_a_hang_up() {
     let (a, b) = pair();
     let reader = spawn(move || wait_read(&a, LONG).is_ok());
@@ -97,7 +105,7 @@ fn wait_read_sees_a_hang_up() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_write_on_a_writable_socket_returns_at_once() {
     let (a, _b) = pair();
     let (r, took) = timed(|| wait_write(&a, LONG));
@@ -109,7 +117,7 @@ fn wait_write_on_a_writable_socket_returns_at_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_write_waits_for_room_in_a_full_buffer() {
     let (mut a, mut b) = pair();
     let filled = fill(&mut a);
@@ -143,7 +151,7 @@ fn wait_write_waits_for_room_in_a_full_buffer() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_read_on_the_native_stack_is_woken_by_another_thread() {
     let (a, mut b) = pair();
     let t0 = Instant::now();
@@ -161,7 +169,7 @@ fn wait_read_on_the_native_stack_is_woken_by_another_thread() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn greenlets_waiting_on_different_sockets_wake_in_the_order_data_arrives() {
     let log = Log::new();
     let mut writers = Vec::new();
@@ -190,7 +198,7 @@ fn greenlets_waiting_on_different_sockets_wake_in_the_order_data_arrives() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killing_a_greenlet_in_wait_read_deregisters_the_fd() {
     let (a, _b) = pair();
     let log = Log::new();
@@ -209,7 +217,7 @@ fn killing_a_greenlet_in_wait_read_deregisters_the_fd() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_timeout_interrupts_wait_read_and_deregisters_the_fd() {
     let (a, _b) = pair();
     let (r, took) = timed(|| with_timeout(TICK, || wait_read(&a, None)));
@@ -228,7 +236,7 @@ fn a_timeout_interrupts_wait_read_and_deregisters_the_fd() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_descriptor_that_cannot_be_polled_is_an_error() {
     let file = std::fs::File::open("/proc/self/exe").expect("open a regular file");
     let (r, took) = timed(|| wait_read(&file, LONG));
@@ -238,7 +246,7 @@ fn a_descriptor_that_cannot_be_polled_is_an_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn waiting_on_a_descriptor_inside_a_hub_callback_is_refused() {
     let reports = Reports::install();
     let (a, _b) = pair();

@@ -29,7 +29,7 @@ fn link_all<T: std::fmt::Debug + 'static>(g: &Greenlet<T>, log: &Log, tag: &'sta
     g.rawlink(move || l.push(format!("{tag}:raw")));
 }
 
-#[test]
+#[greenlet::test]
 fn links_fire_once_in_the_order_added_on_the_turn_after_death() {
     for _round in 0..2 {
         let log = Log::new();
@@ -49,7 +49,7 @@ fn links_fire_once_in_the_order_added_on_the_turn_after_death() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn link_exception_fires_for_failures_only() {
     let reports = Reports::install();
     let log = Log::new();
@@ -83,7 +83,7 @@ fn link_exception_fires_for_failures_only() {
     assert_eq!(reports.take_one().context, "greenlet");
 }
 
-#[test]
+#[greenlet::test]
 fn a_greenlet_exit_kill_fires_neither_value_nor_exception_links() {
     let log = Log::new();
     let g = spawn(|| -> u8 {
@@ -97,7 +97,7 @@ fn a_greenlet_exit_kill_fires_neither_value_nor_exception_links() {
     assert_eq!(log.entries(), ["x:link ready=true", "x:raw"]);
 }
 
-#[test]
+#[greenlet::test]
 fn links_fire_for_a_greenlet_killed_before_start() {
     let log = Log::new();
     let g = spawn(|| 1);
@@ -115,7 +115,7 @@ fn links_fire_for_a_greenlet_killed_before_start() {
     assert_eq!(log.entries(), ["u:link ready=true", "u:raw"]);
 }
 
-#[test]
+#[greenlet::test]
 fn links_added_after_death_fire_on_the_next_turn_once() {
     let g = spawn(|| "done");
     g.join();
@@ -138,7 +138,7 @@ fn links_added_after_death_fire_on_the_next_turn_once() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn link_value_receives_a_reference_to_the_typed_value() {
     #[derive(Debug, PartialEq)]
     struct NotClone {
@@ -158,7 +158,7 @@ fn link_value_receives_a_reference_to_the_typed_value() {
     assert_eq!(g.into_result().unwrap().n, 3);
 }
 
-#[test]
+#[greenlet::test]
 fn unlink_removes_a_link_that_has_not_fired() {
     let log = Log::new();
     let g = spawn(|| ());
@@ -180,7 +180,7 @@ fn unlink_removes_a_link_that_has_not_fired() {
     assert!(!g.unlink(c));
 }
 
-#[test]
+#[greenlet::test]
 fn unlink_drops_the_callback_at_once() {
     let log = Log::new();
     let g = spawn(|| sleep(Duration::from_millis(1)));
@@ -212,28 +212,35 @@ fn unlink_drops_the_callback_at_once() {
     assert_eq!(log.entries(), ["drop holder"]);
 }
 
-#[test]
+#[greenlet::test]
 fn an_early_link_can_unlink_a_later_one() {
     // gevent: notification must not happen after unlink, even once
     // notifying has started.
+    // The callback only records; the asserts run here, on the test's stack
+    // (a panic inside a callback is caught and reported by the hub).
     let log = Log::new();
     let g = spawn(|| 5);
     let later: Rc<Cell<Option<LinkId>>> = Rc::new(Cell::new(None));
     let (l, lt) = (log.clone(), later.clone());
     g.link(move |g| {
-        l.push("first");
-        let id = lt.get().expect("second link registered");
-        assert!(g.unlink(id));
+        let unlinked = lt.get().map(|id| g.unlink(id));
+        l.push(format!("first unlinked={unlinked:?}"));
     });
     let l = log.clone();
     later.set(Some(g.link(move |_| l.push("second"))));
     let l = log.clone();
     g.rawlink(move || l.push("third"));
+    assert!(g.has_links());
     quiet();
-    assert_eq!(log.entries(), ["first", "third"]);
+    assert_eq!(log.entries(), ["first unlinked=Some(true)", "third"]);
+    assert!(!g.has_links(), "every link fired or was removed");
+    assert!(
+        !g.unlink(later.get().expect("registered")),
+        "already removed"
+    );
 }
 
-#[test]
+#[greenlet::test]
 fn a_link_added_by_a_link_fires_once() {
     let log = Log::new();
     let g = spawn(|| 1);
@@ -249,7 +256,7 @@ fn a_link_added_by_a_link_fires_once() {
     assert_eq!(log.entries(), ["first", "second", "added by first"]);
 }
 
-#[test]
+#[greenlet::test]
 fn a_panicking_link_is_reported_and_the_others_still_run() {
     let reports = Reports::install();
     for outcome_fails in [false, true] {
@@ -291,7 +298,7 @@ fn a_panicking_link_is_reported_and_the_others_still_run() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn blocking_inside_a_link_is_a_clear_error() {
     let reports = Reports::install();
     let g = spawn(|| ());
@@ -314,7 +321,7 @@ fn blocking_inside_a_link_is_a_clear_error() {
     );
 }
 
-#[test]
+#[greenlet::test]
 fn a_link_may_spawn_a_greenlet_to_do_blocking_work() {
     let log = Log::new();
     let g = spawn(|| 2);
@@ -331,7 +338,7 @@ fn a_link_may_spawn_a_greenlet_to_do_blocking_work() {
     assert_eq!(log.entries(), ["follow-up 2"]);
 }
 
-#[test]
+#[greenlet::test]
 fn every_greenlet_fires_each_of_its_links_exactly_once() {
     let counts = Rc::new(RefCell::new(vec![0u32; 100]));
     let gs: Vec<_> = (0..100u64)
@@ -357,7 +364,7 @@ fn every_greenlet_fires_each_of_its_links_exactly_once() {
     assert_eq!(hub::stats().callbacks, 0);
 }
 
-#[test]
+#[greenlet::test]
 fn rawlink_through_the_waitable_trait() {
     let g = spawn(|| 1);
     let w: &dyn Waitable = &g;
@@ -374,7 +381,7 @@ fn rawlink_through_the_waitable_trait() {
     assert!(!w.unlink(id));
 }
 
-#[test]
+#[greenlet::test]
 fn links_fire_when_a_timeout_ends_the_greenlet() {
     let reports = Reports::install();
     let log = Log::new();

@@ -1,7 +1,15 @@
 //! Helpers shared by the behaviour tests (`mod common;` in each test file).
 //!
-//! Every test runs on its own libtest thread, so it has its own hub; the
-//! helpers below only ever look at the calling thread's hub.
+//! Every test runs inside a hub scope of its own (`#[greenlet::test]`, or
+//! `#[test]` calling `greenlet::run`); the helpers below only ever look at
+//! the calling thread's hub. A thread a test starts needs its own
+//! `greenlet::run` to spawn greenlets.
+//!
+//! Rule for the suite: greenlet bodies and hub callbacks (links, posts,
+//! error handlers) only *record* (a [`Log`], a `Cell`, a return value);
+//! the assertions run on the test's own stack. A panic inside a callback
+//! is caught and reported by the hub, so an `assert!` there cannot fail
+//! the test.
 #![allow(dead_code, unreachable_pub)]
 
 use std::any::Any;
