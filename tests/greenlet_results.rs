@@ -13,7 +13,7 @@ use common::{
     LONG, Log, PROMPT, Reports, Shutdown, TICK, assert_contains, assert_tick, expect_panic, quiet,
     timed,
 };
-use greenlet::{Builder, Greenlet, GreenletError, KillError, hub, sleep, spawn};
+use greenlet::{Builder, Greenlet, GreenletError, KillError, WaitError, hub, sleep, spawn};
 
 #[greenlet::test]
 fn value_and_exception_peek_without_blocking() {
@@ -57,8 +57,8 @@ fn join_and_get_on_a_finished_greenlet_do_not_switch() {
     let other = spawn(move || l.push("other"));
     g.join();
     assert_eq!(g.get().unwrap(), 9);
-    assert!(g.join_timeout(Duration::ZERO));
-    assert_eq!(g.get_timeout(Duration::ZERO).unwrap().unwrap(), 9);
+    assert!(g.join_timeout(Duration::ZERO).is_ok());
+    assert_eq!(g.get_timeout(Duration::ZERO).unwrap(), 9);
     assert!(
         log.is_empty(),
         "waiting on a finished greenlet must not switch"
@@ -166,7 +166,10 @@ fn get_timeout_gives_up_and_the_greenlet_keeps_running() {
             "late"
         });
         let (r, took) = timed(|| g.get_timeout(TICK));
-        let elapsed = r.expect_err("not finished in 50 ms");
+        let elapsed = match r {
+            Err(GreenletError::Timeout(e)) => e,
+            other => panic!("not finished in 50 ms, expected a timeout: {other:?}"),
+        };
         assert_tick("get_timeout(50ms)", took);
         assert_eq!(elapsed.duration(), Some(TICK));
         assert!(!g.is_ready(), "giving up does not kill it");
@@ -183,9 +186,9 @@ fn get_timeout_returns_the_outcome_when_in_time() {
         sleep(Duration::from_millis(5));
         1
     });
-    assert_eq!(ok.get_timeout(PROMPT).expect("in time").unwrap(), 1);
+    assert_eq!(ok.get_timeout(PROMPT).expect("in time"), 1);
     let bad = spawn(|| -> u8 { panic!("inner") });
-    let r = bad.get_timeout(PROMPT).expect("in time");
+    let r = bad.get_timeout(PROMPT);
     assert!(matches!(r, Err(GreenletError::Panicked(_))), "{r:?}");
     assert_eq!(reports.take_one().context, "greenlet");
     quiet();
@@ -194,10 +197,10 @@ fn get_timeout_returns_the_outcome_when_in_time() {
 #[greenlet::test]
 fn join_timeout_reports_whether_it_finished() {
     let g = spawn(|| sleep(Duration::from_millis(120)));
-    let (done, took) = timed(|| g.join_timeout(TICK));
+    let (done, took) = timed(|| g.join_timeout(TICK).is_ok());
     assert!(!done);
     assert_tick("join_timeout(50ms)", took);
-    assert!(g.join_timeout(PROMPT));
+    assert!(g.join_timeout(PROMPT).is_ok());
     assert!(g.is_ready());
     quiet();
 }
@@ -290,7 +293,7 @@ fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
         let msg = expect_panic("join", || g.join());
         assert_contains(&msg, &["Greenlet::join", "LoopExit"]);
         let msg = expect_panic("join_timeout with an unreachable deadline", || {
-            g.join_timeout(Duration::MAX)
+            g.join_timeout(Duration::MAX).is_ok()
         });
         assert_contains(&msg, &["LoopExit"]);
         let r = g.clone().into_result();
@@ -342,11 +345,11 @@ fn waiting_on_yourself_fails_at_once() {
         let me = m.get().expect("handle published");
         let mut out = Vec::new();
         match me.get() {
-            Err(GreenletError::LoopExit(e)) => out.push(format!("get: {}", e.blocked().join("|"))),
+            Err(GreenletError::JoinSelf) => out.push("get: JoinSelf".to_owned()),
             other => out.push(format!("get: unexpected {other:?}")),
         }
         match me.get_timeout(Duration::from_secs(1)) {
-            Ok(Err(GreenletError::LoopExit(_))) => out.push("get_timeout: LoopExit".into()),
+            Err(GreenletError::JoinSelf) => out.push("get_timeout: JoinSelf".into()),
             other => out.push(format!("get_timeout: unexpected {other:?}")),
         }
         l.push("still running");
@@ -361,20 +364,19 @@ fn waiting_on_yourself_fails_at_once() {
         "self-waits must not wait: {took:?}"
     );
     assert!(out.starts_with("get: "), "{out}");
-    assert_contains(&out, &["would wait for itself", "get_timeout: LoopExit"]);
+    assert_eq!(out, "get: JoinSelf; get_timeout: JoinSelf");
     assert_eq!(log.entries(), ["still running", "bystander"]);
     bystander.join();
 
-    // join on yourself panics, which ends the greenlet with that panic.
+    // join on yourself is an error value, not a panic: nothing is reported.
     let reports = Reports::install();
-    let me2: Rc<OnceCell<Greenlet<()>>> = Rc::new(OnceCell::new());
+    type Joiner = Greenlet<Result<(), WaitError>>;
+    let me2: Rc<OnceCell<Joiner>> = Rc::new(OnceCell::new());
     let m2 = me2.clone();
     let j = spawn(move || m2.get().expect("handle").join());
     assert!(me2.set(j.clone()).is_ok());
-    let err = j.get().unwrap_err();
-    let p = err.as_panic().expect("join on itself panics");
-    assert_contains(p.message(), &["Greenlet::join", "itself"]);
-    assert_eq!(reports.take_one().context, "greenlet");
+    assert!(matches!(j.get().unwrap(), Err(WaitError::JoinSelf)));
+    assert!(reports.is_empty(), "a self-join is not a failure of the greenlet");
     drop((me, me2));
     quiet();
 }

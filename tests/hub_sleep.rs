@@ -28,7 +28,7 @@ fn sleep_zero_interleaves_fairly() {
             })
             .collect();
         for g in &gs {
-            g.join();
+            g.join().unwrap();
         }
         assert_eq!(log.entries(), ["1A", "2A", "1B", "2B"]);
         quiet();
@@ -51,7 +51,7 @@ fn sleep_zero_round_robins_three_greenlets() {
         })
         .collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     assert_eq!(
         log.entries(),
@@ -74,7 +74,7 @@ fn sleep_zero_on_the_native_stack_runs_each_ready_greenlet_once() {
     assert_eq!(log.entries(), ["g0"]);
     sleep(Duration::ZERO);
     assert_eq!(log.entries(), ["g0", "g1"]);
-    g.join();
+    g.join().unwrap();
     assert_eq!(log.entries(), ["g0", "g1", "g2"]);
     quiet();
 }
@@ -112,7 +112,7 @@ fn sleeps_of_several_greenlets_overlap() {
     let t0 = Instant::now();
     let gs: Vec<_> = (0..5).map(|_| spawn(|| sleep(TICK))).collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     assert_tick("five concurrent 50 ms sleeps", t0.elapsed());
     quiet();
@@ -132,7 +132,7 @@ fn timers_fire_in_deadline_order() {
         })
         .collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     assert_eq!(log.entries(), ["5", "10", "20", "30", "40"]);
     quiet();
@@ -151,7 +151,7 @@ fn equal_deadlines_wake_in_the_order_they_slept() {
         })
         .collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     assert_eq!(log.entries(), ["0", "1", "2", "3", "4"]);
     quiet();
@@ -187,7 +187,7 @@ fn a_stream_of_sleep_zero_does_not_starve_timers() {
         Duration::from_millis(20),
         TICK_UPPER,
     );
-    timer.join();
+    timer.join().unwrap();
     quiet();
 }
 
@@ -198,7 +198,7 @@ fn sleep_unref_does_not_keep_the_hub_alive() {
     assert!(took < PROMPT, "hub::join waited for an unref'd sleep");
     assert!(!g.is_ready(), "the unref'd sleeper is still asleep");
     assert_eq!(hub::stats().timers, 1);
-    g.kill();
+    g.kill().unwrap();
     quiet();
 }
 
@@ -207,7 +207,7 @@ fn sleep_unref_still_sleeps_while_something_else_keeps_the_hub_alive() {
     let keeper = spawn(|| sleep(Duration::from_millis(120)));
     let ((), took) = timed(|| sleep_unref(TICK));
     assert_tick("sleep_unref(50ms) with a referenced sleeper alive", took);
-    keeper.join();
+    keeper.join().unwrap();
     quiet();
 }
 
@@ -236,7 +236,7 @@ fn loop_exit_names_the_greenlets_that_block() {
         .expect("spawn");
     let msg = expect_panic("sleep(MAX) with a stuck greenlet", || sleep(Duration::MAX));
     assert_contains(&msg, &["LoopExit", "stuck", "sleep"]);
-    g.kill();
+    g.kill().unwrap();
     quiet();
 }
 
@@ -246,7 +246,7 @@ fn a_greenlet_can_sleep_forever_until_killed() {
     sleep(Duration::ZERO);
     assert!(!g.is_ready());
     assert_eq!(hub::stats().timers, 0, "no deadline: no timer");
-    g.kill();
+    g.kill().unwrap();
     assert!(g.is_successful());
     quiet();
 }
@@ -268,7 +268,7 @@ fn sleep_secs_follows_gevent_conventions() {
         ["ran"],
         "sleep_secs(-1) yields like sleep(0)"
     );
-    g.join();
+    g.join().unwrap();
     // A positive value sleeps that long.
     let (r, took) = timed(|| sleep_secs(0.05));
     assert!(r.is_ok());
@@ -281,7 +281,7 @@ fn sleep_secs_infinity_sleeps_until_killed() {
     let g = spawn(|| sleep_secs(f64::INFINITY).is_ok());
     sleep(Duration::from_millis(5));
     assert!(!g.is_ready());
-    g.kill();
+    g.kill().unwrap();
     assert!(g.is_successful());
     let msg = expect_panic("sleep_secs(inf) alone", || sleep_secs(f64::INFINITY));
     assert_contains(&msg, &["LoopExit"]);
@@ -301,7 +301,7 @@ fn idle_waits_until_nothing_else_is_ready() {
         });
         idle();
         log.push("idle");
-        busy.join();
+        busy.join().unwrap();
         assert_eq!(log.entries(), ["0", "1", "2", "idle"]);
         quiet();
     }
@@ -326,9 +326,9 @@ fn idle_in_a_greenlet_runs_after_the_busy_ones() {
             })
         })
         .collect();
-    idler.join();
+    idler.join().unwrap();
     for b in &busy {
-        b.join();
+        b.join().unwrap();
     }
     assert_eq!(log.entries(), ["b0.0", "b1.0", "b0.1", "b1.1", "idle"]);
     quiet();
@@ -341,7 +341,7 @@ fn idle_does_not_wait_for_timers_that_are_not_due() {
     let ((), took) = timed(idle);
     assert!(took < PROMPT, "idle waited for a far timer: {took:?}");
     assert!(!sleeper.is_ready());
-    sleeper.kill();
+    sleeper.kill().unwrap();
     quiet();
 }
 
@@ -356,7 +356,7 @@ fn sleeping_inside_a_hub_callback_is_refused_and_reported() {
         sleep(Duration::from_millis(1));
         l.push("link end");
     });
-    g.join();
+    g.join().unwrap();
     sleep(Duration::ZERO);
     assert_eq!(log.entries(), ["link start"]);
     let r = reports.take_one();

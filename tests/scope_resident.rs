@@ -47,7 +47,7 @@ fn idle_greenlets_cost_a_few_kib_resident_of_a_256_kib_stack() {
     // allocator and the hub's tables so the measurement sees stacks only.
     hub::set_stack_cache_limit(0);
     let warm: Vec<_> = (0..COUNT).map(|_| spawn(|| ())).collect();
-    warm.iter().for_each(|g| g.join());
+    warm.iter().for_each(|g| g.join().unwrap());
     drop(warm);
     sleep(Duration::from_millis(1)); // the loop trims the stack cache
     assert_eq!(hub::stats().stacks_allocated, 0, "{:?}", hub::stats());
