@@ -79,7 +79,7 @@ fn is_greenlet_exit<T: Clone + std::fmt::Debug>(g: &Greenlet<T>) -> bool {
     matches!(g.get(), Err(GreenletError::Killed(KillError::GreenletExit)))
 }
 
-#[test]
+#[greenlet::test]
 fn kill_before_start_never_runs_the_body_and_links_fire_once() {
     twice(|| {
         let base = Baseline::take();
@@ -181,7 +181,7 @@ fn kill_before_start_never_runs_the_body_and_links_fire_once() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn kill_twice_and_after_death_change_nothing() {
     twice(|| {
         let base = Baseline::take();
@@ -259,7 +259,7 @@ fn kill_twice_and_after_death_change_nothing() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn self_kill_unwinds_at_the_call() {
     twice(|| {
         let base = Baseline::take();
@@ -364,7 +364,7 @@ fn kill_while_blocked(what: &str, block: impl FnOnce() + 'static) {
     links.assert(1, 0, 0);
 }
 
-#[test]
+#[greenlet::test]
 fn kill_while_blocked_in_sleep_join_get_wait_and_timeouts() {
     twice(|| {
         let base = Baseline::take();
@@ -436,7 +436,7 @@ fn kill_while_blocked_in_sleep_join_get_wait_and_timeouts() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn kill_timeout_on_a_body_that_swallows_the_kill() {
     twice(|| {
         let base = Baseline::take();
@@ -505,7 +505,7 @@ fn kill_timeout_on_a_body_that_swallows_the_kill() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn leaked_greenlet_handle_is_inert_after_destroy() {
     // A greenlet leaked by hub::destroy keeps a handle in user hands: it
     // must not alias a greenlet of the fresh hub that reuses its slot.
@@ -577,7 +577,7 @@ impl Drop for SlowDrop {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn kills_and_timeouts_during_a_blocking_destructor_do_not_abort() {
     // A kill unwinds the victim; its destructor sleeps. A second kill and
     // an expiring timeout cannot be raised while it unwinds (a panic during
@@ -618,7 +618,7 @@ fn kills_and_timeouts_during_a_blocking_destructor_do_not_abort() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn destroy_lets_destructors_that_block_run_to_their_end() {
     twice(|| {
         let base = Baseline::take();
@@ -681,7 +681,7 @@ fn destructor_waits_for_a_result_scenario() {
     base.check();
 }
 
-#[test]
+#[greenlet::test]
 fn a_second_kill_during_a_destructor_that_waits_for_a_result_does_not_abort() {
     // While a greenlet unwinds, a pending kill cannot be raised (a panic
     // during a panic aborts). The second kill must not make the
@@ -705,7 +705,7 @@ fn a_second_kill_during_a_destructor_that_waits_for_a_result_does_not_abort() {
     );
 }
 
-#[test]
+#[greenlet::test]
 fn destroy_kills_blocked_greenlets_and_runs_their_destructors() {
     twice(|| {
         let base = Baseline::take();
@@ -795,7 +795,7 @@ fn destroy_kills_blocked_greenlets_and_runs_their_destructors() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn thread_exit_kills_blocked_greenlets_and_runs_their_destructors() {
     for _ in 0..2 {
         let dropped = Arc::new(AtomicUsize::new(0));
@@ -850,7 +850,7 @@ fn thread_exit_kills_blocked_greenlets_and_runs_their_destructors() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn destroy_from_a_greenlet_or_a_callback_is_refused() {
     twice(|| {
         let base = Baseline::take();

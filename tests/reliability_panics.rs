@@ -42,7 +42,7 @@ fn assert_bystanders_done(gs: &[Greenlet<u32>]) {
     assert_eq!(got, [10, 20, 30]);
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_a_body_ends_only_that_greenlet() {
     twice(|| {
         let base = Baseline::take();
@@ -105,7 +105,7 @@ fn panic_in_a_body_ends_only_that_greenlet() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_a_link_is_reported_and_the_other_links_still_run() {
     twice(|| {
         let base = Baseline::take();
@@ -159,7 +159,7 @@ fn panic_in_a_link_is_reported_and_the_other_links_still_run() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_a_posted_hub_callback_is_reported() {
     twice(|| {
         let base = Baseline::take();
@@ -193,7 +193,7 @@ fn panic_in_a_posted_hub_callback_is_reported() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_a_timer_started_body_is_reported() {
     // The public API has no raw timer callback: `start_later` and
     // `spawn_later` bodies are what the timer starts.
@@ -231,7 +231,7 @@ fn wait_for(counter: &Counter, n: usize) {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_a_signal_handler_is_reported() {
     // SIGUSR1 is used by no other test of this binary.
     twice(|| {
@@ -308,7 +308,7 @@ fn error_handler_panics_scenario() {
     base.check();
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_the_error_handler_falls_back_to_stderr() {
     if in_child() {
         error_handler_panics_scenario();
@@ -339,7 +339,7 @@ fn panic_in_the_error_handler_falls_back_to_stderr() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn join_or_get_on_yourself_is_an_error_not_a_hang() {
     twice(|| {
         let base = Baseline::take();
@@ -394,7 +394,7 @@ fn join_or_get_on_yourself_is_an_error_not_a_hang() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn blocking_inside_a_link_or_a_posted_callback_is_reported() {
     twice(|| {
         let base = Baseline::take();
@@ -453,7 +453,7 @@ fn blocking_inside_a_link_or_a_posted_callback_is_reported() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn native_stack_waiting_on_nothing_gets_loop_exit_naming_the_waiters() {
     twice(|| {
         let base = Baseline::take();
