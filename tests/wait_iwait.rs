@@ -178,12 +178,16 @@ fn iwait_yields_each_object_as_it_finishes() {
 #[greenlet::test]
 fn iwait_with_a_count_stops_early_and_unlinks_the_rest() {
     let gs = [sleeper(40), sleeper(1), sleeper(20)];
-    let got: Vec<u64> = iwait(&gs, None, 2)
-        .map(|g| g.value().expect("value"))
-        .collect();
+    let mut it = iwait(&gs, None, 2);
+    let first = it.next().map(|g| g.value().expect("value"));
+    // While iterating, the pending objects carry iwait's link.
+    let linked_while_waiting = gs[0].has_links();
+    let got: Vec<u64> = first.into_iter().chain(it.map(|g| g.value().expect("value"))).collect();
     assert_eq!(got, [1, 20]);
+    assert!(linked_while_waiting);
     assert!(!gs[0].is_ready());
-    // The abandoned link on gs[0] is gone: its death queues nothing for us.
+    // The abandoned link on gs[0] is gone once the count is reached.
+    assert!(!gs[0].has_links(), "iwait left its link on the unfinished greenlet");
     gs[0].join();
     quiet();
 }
@@ -194,7 +198,13 @@ fn dropping_iwait_early_unlinks_its_callbacks() {
     {
         let mut it = iwait(&gs, None, None);
         assert_eq!(it.next().map(|g| g.value()), Some(Some(5)));
+        assert!(gs[1].has_links() && gs[2].has_links(), "iwait links them");
     }
+    assert!(!gs[1].is_ready() && !gs[2].is_ready());
+    assert!(
+        !gs[1].has_links() && !gs[2].has_links(),
+        "dropping iwait did not unlink"
+    );
     for g in &gs {
         g.join();
     }
