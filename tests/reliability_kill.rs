@@ -36,6 +36,9 @@ impl std::error::Error for Shutdown {}
 #[derive(Clone, Default)]
 struct Links {
     any: Counter,
+    /// `link` callbacks that ran before death (recorded in the callback,
+    /// asserted on the test's stack).
+    early: Counter,
     raw: Counter,
     value: Counter,
     exception: Counter,
@@ -44,14 +47,17 @@ struct Links {
 impl Links {
     fn attach<T: 'static, D: 'static>(g: &Greenlet<T, D>) -> Links {
         let l = Links::default();
-        let (a, r, v, e) = (
+        let (a, early, r, v, e) = (
             l.any.clone(),
+            l.early.clone(),
             l.raw.clone(),
             l.value.clone(),
             l.exception.clone(),
         );
         g.link(move |g| {
-            assert!(g.is_ready(), "links run after death");
+            if !g.is_ready() {
+                early.hit();
+            }
             a.hit();
         });
         g.rawlink(move || r.hit());
@@ -62,6 +68,7 @@ impl Links {
 
     #[track_caller]
     fn assert(&self, any: usize, value: usize, exception: usize) {
+        assert_eq!(self.early.get(), 0, "a link ran before death");
         assert_eq!(
             (
                 self.any.get(),
@@ -274,11 +281,13 @@ fn self_kill_unwinds_at_the_call() {
             let me: Rc<OnceCell<Greenlet<u8>>> = Rc::new(OnceCell::new());
             let (m, after, dropped) = (Rc::clone(&me), Counter::new(), Counter::new());
             let (a, guard) = (after.clone(), dropped.guard());
+            let is_current = Rc::new(std::cell::Cell::new(false));
+            let cur = Rc::clone(&is_current);
             let g = Greenlet::new(move || {
                 let _guard = guard;
                 sleep(Duration::ZERO);
                 let this = m.get().expect("set before start").clone();
-                assert!(this.is_current());
+                cur.set(this.is_current()); // checked by the test
                 match how {
                     How::Kill => this.kill(),
                     How::With => this.kill_with(Shutdown),
@@ -293,6 +302,7 @@ fn self_kill_unwinds_at_the_call() {
             let links = Links::attach(&g);
             g.start();
             g.join();
+            assert!(is_current.get(), "{how:?}: the body is the current greenlet");
             assert_eq!(after.get(), 0, "{how:?}: code after a self-kill ran");
             assert_eq!(dropped.get(), 1, "{how:?}");
             assert_eq!(g.value(), None);

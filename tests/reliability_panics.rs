@@ -57,9 +57,11 @@ fn panic_in_a_body_ends_only_that_greenlet() {
                 panic!("body boom")
             })
             .expect("one stack");
+        // The callback only records; the test checks.
         bad.link_exception(move |err| {
-            assert!(err.to_string().contains("body boom"), "{err}");
-            e.hit();
+            if err.to_string().contains("body boom") {
+                e.hit();
+            }
         });
         let typed = spawn(|| -> u8 { std::panic::panic_any(42u32) });
         match bad.get() {
