@@ -194,7 +194,10 @@ fn stack_size_option_sets_the_greenlet_stack() {
     let small = small_stack().get().unwrap();
     // 300 frames of at least 1 KiB: more than the 256 KiB default holds.
     let (big, sum) = big_stack(300).get().unwrap();
-    assert!(small > 0 && small <= 16 * KIB, "16 KiB stack: {small} bytes left");
+    assert!(
+        small > 0 && small <= 16 * KIB,
+        "16 KiB stack: {small} bytes left"
+    );
     assert!(
         default > 16 * KIB && default <= hub::DEFAULT_STACK_SIZE,
         "default stack: {default} bytes left"

@@ -137,7 +137,10 @@ fn leak_check_ends_as_soon_as_the_work_finishes() {
     let elapsed = started.elapsed();
     assert!(ran_dry);
     assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(90), "returned early: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(90),
+        "returned early: {elapsed:?}"
+    );
 }
 
 /// Also a test on its own (leak_check = false: it passes); called by
@@ -262,7 +265,9 @@ mod app {
         assert_eq!(DROPS.get(), 0, "the leftover is alive while main runs");
         // stack_cache_limit = 4: ten stacks in use at once, then finished;
         // once the loop has waited (it trims then), at most 4 stay cached.
-        let ten: Vec<_> = (0..10).map(|_| spawn(|| sleep(Duration::from_millis(1)))).collect();
+        let ten: Vec<_> = (0..10)
+            .map(|_| spawn(|| sleep(Duration::from_millis(1))))
+            .collect();
         for g in &ten {
             g.join();
         }
@@ -278,7 +283,10 @@ fn main_applies_options_and_kills_leftovers_on_return() {
     let started = Instant::now();
     let (stack, cached) = app::main().expect("main succeeds");
     assert_eq!(stack, 96 * 1024);
-    assert!(cached <= 4, "stack_cache_limit = 4, yet {cached} stacks cached");
+    assert!(
+        cached <= 4,
+        "stack_cache_limit = 4, yet {cached} stacks cached"
+    );
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "main does not wait"

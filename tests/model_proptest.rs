@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::{Greenlet, GreenletError, KillError, hub, sleep, spawn, spawn_later, with_timeout};
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner,
-};
+use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use reliability_common::{Baseline, Counter, Reports};
 
 #[derive(Debug, Clone, Copy)]
@@ -498,9 +496,10 @@ fn run_property(label: &str, seed: Option<u8>, cases: u32) -> Tally {
         ..Config::default()
     };
     let mut runner = match seed {
-        Some(seed) => {
-            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]))
-        }
+        Some(seed) => TestRunner::new_with_rng(
+            config,
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+        ),
         None => TestRunner::new(config),
     };
     let tally = Cell::new(Tally::default());

@@ -302,7 +302,10 @@ fn self_kill_unwinds_at_the_call() {
             let links = Links::attach(&g);
             g.start();
             g.join();
-            assert!(is_current.get(), "{how:?}: the body is the current greenlet");
+            assert!(
+                is_current.get(),
+                "{how:?}: the body is the current greenlet"
+            );
             assert_eq!(after.get(), 0, "{how:?}: code after a self-kill ran");
             assert_eq!(dropped.get(), 1, "{how:?}");
             assert_eq!(g.value(), None);
@@ -854,11 +857,17 @@ fn scope_end_kills_blocked_greenlets_and_runs_their_destructors() {
                     // The scope ends with all three blocked.
                 })
             }));
-            assert_eq!(ended.is_err(), unwind, "a panicking body is resumed after the kills");
+            assert_eq!(
+                ended.is_err(),
+                unwind,
+                "a panicking body is resumed after the kills"
+            );
             // Outside the scope: the hub was reset, nothing is alive.
             hub::stats()
         });
-        let after = thread.join().expect("scope end with live greenlets must not panic");
+        let after = thread
+            .join()
+            .expect("scope end with live greenlets must not panic");
         assert_eq!(live_at_end.load(Ordering::SeqCst), 3);
         assert_eq!(dropped.load(Ordering::SeqCst), 2, "unwind={unwind}");
         assert_eq!(linked.load(Ordering::SeqCst), 3, "unwind={unwind}");
@@ -894,10 +903,18 @@ fn scope_end_aborts_on_a_greenlet_that_swallows_kills() {
     assert!(!stdout.contains("scope ended normally"), "{stdout}");
     {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{:?}\n{stderr}",
+            out.status
+        );
     }
     assert!(stderr.contains("swallower"), "{stderr}");
-    assert!(stderr.contains("reliability_kill.rs:"), "names the spawn site: {stderr}");
+    assert!(
+        stderr.contains("reliability_kill.rs:"),
+        "names the spawn site: {stderr}"
+    );
 }
 
 #[greenlet::test]

@@ -12,9 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenlet::{
-    Greenlet, GreenletError, KillError, hub, sleep, sleep_secs, spawn, with_timeout,
-};
+use greenlet::{Greenlet, GreenletError, KillError, hub, sleep, sleep_secs, spawn, with_timeout};
 use reliability_common::{Baseline, Counter, Reports, assert_band, ms};
 
 const THREADS: usize = 10;

@@ -182,12 +182,18 @@ fn iwait_with_a_count_stops_early_and_unlinks_the_rest() {
     let first = it.next().map(|g| g.value().expect("value"));
     // While iterating, the pending objects carry iwait's link.
     let linked_while_waiting = gs[0].has_links();
-    let got: Vec<u64> = first.into_iter().chain(it.map(|g| g.value().expect("value"))).collect();
+    let got: Vec<u64> = first
+        .into_iter()
+        .chain(it.map(|g| g.value().expect("value")))
+        .collect();
     assert_eq!(got, [1, 20]);
     assert!(linked_while_waiting);
     assert!(!gs[0].is_ready());
     // The abandoned link on gs[0] is gone once the count is reached.
-    assert!(!gs[0].has_links(), "iwait left its link on the unfinished greenlet");
+    assert!(
+        !gs[0].has_links(),
+        "iwait left its link on the unfinished greenlet"
+    );
     gs[0].join();
     quiet();
 }
