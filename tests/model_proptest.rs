@@ -517,10 +517,13 @@ fn run_property(label: &str, seed: Option<u8>, cases: u32) -> Tally {
     t
 }
 
+/// A category's name, a program that reaches it, and its count in a tally.
+type Coverage = (&'static str, Program, fn(&Tally) -> usize);
+
 /// Hand-written programs, one per outcome category of the model: the
 /// categories are covered whatever the random generator picks (and however
 /// the machine's timing falls), and each one is checked against the model.
-fn coverage_programs() -> Vec<(&'static str, Program, fn(&Tally) -> usize)> {
+fn coverage_programs() -> Vec<Coverage> {
     let spawn = |steps: Vec<Step>, end: End| Spec {
         create: Create::Spawn,
         steps,
