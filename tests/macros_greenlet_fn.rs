@@ -191,17 +191,17 @@ const KIB: usize = 1024;
 #[greenlet::test]
 fn stack_size_option_sets_the_greenlet_stack() {
     let default = default_stack().get().unwrap();
-    let small = small_stack().get().unwrap();
-    // 300 frames of at least 1 KiB: more than the 256 KiB default holds.
-    let (big, sum) = big_stack(300).get().unwrap();
-    assert!(
-        small > 0 && small <= 16 * KIB,
-        "16 KiB stack: {small} bytes left"
-    );
     assert!(
         default > 16 * KIB && default <= hub::DEFAULT_STACK_SIZE,
         "default stack: {default} bytes left"
     );
+    let small = small_stack().get().unwrap();
+    assert!(
+        small > 0 && small <= 16 * KIB,
+        "16 KiB stack: {small} bytes left"
+    );
+    // 300 frames of at least 1 KiB: more than the 256 KiB default holds.
+    let (big, sum) = big_stack(300).get().unwrap();
     assert!(
         big > hub::DEFAULT_STACK_SIZE && big <= 1024 * KIB,
         "1 MiB stack: {big} bytes left"
