@@ -28,7 +28,7 @@ fn record(log: Log, entry: &'static str) -> usize {
     log.borrow().len()
 }
 
-#[test]
+#[greenlet::test]
 fn call_spawns_and_body_runs_at_the_next_switch() {
     let log = log();
     let g = record(log.clone(), "body");
@@ -42,26 +42,28 @@ fn call_spawns_and_body_runs_at_the_next_switch() {
 
 #[greenlet]
 fn download(url: String, tries: u32) -> Vec<u8> {
-    sleep(Duration::from_millis(20));
+    sleep(Duration::from_millis(50));
     format!("{url}#{tries}").into_bytes()
 }
 
-#[test]
+#[greenlet::test]
 fn greenlet_functions_run_concurrently() {
     let started = Instant::now();
     let gs: Vec<_> = (0..5).map(|i| download(format!("u{i}"), i)).collect();
     let got: Vec<_> = gs.iter().map(|g| g.get().unwrap()).collect();
     let elapsed = started.elapsed();
     assert_eq!(got[3], b"u3#3");
-    assert!(elapsed >= Duration::from_millis(20), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+    // Five 50 ms sleeps: under 100 ms only if no two of them ran one after
+    // the other (serial would take 250 ms).
     assert!(
-        elapsed < Duration::from_millis(120),
+        elapsed < Duration::from_millis(100),
         "sleeps did not overlap: {elapsed:?}"
     );
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn name_defaults_to_the_function_name() {
     let g = download("x".into(), 1);
     assert_eq!(g.name(), Some("download"));
@@ -78,7 +80,7 @@ fn named() -> u8 {
     1
 }
 
-#[test]
+#[greenlet::test]
 fn name_option_overrides_the_name() {
     let g = named();
     assert_eq!(g.name(), Some("fetcher"));
@@ -91,7 +93,7 @@ fn counted(hits: Rc<Cell<u32>>) {
     hits.set(hits.get() + 1);
 }
 
-#[test]
+#[greenlet::test]
 fn start_later_returns_an_unstarted_greenlet() {
     let hits = Rc::new(Cell::new(0));
     let g = counted(hits.clone());
@@ -106,7 +108,7 @@ fn start_later_returns_an_unstarted_greenlet() {
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn start_later_then_start_later_with_delay() {
     let hits = Rc::new(Cell::new(0));
     let g = counted(hits.clone());
@@ -120,7 +122,7 @@ fn start_later_then_start_later_with_delay() {
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn kill_before_the_first_switch_means_the_body_never_runs() {
     let hits = Rc::new(Cell::new(0));
     let g = {
@@ -147,40 +149,64 @@ fn deep(depth: u32) -> u32 {
     }
 }
 
+/// Bytes of stack left below this frame, measured: the distance from a
+/// local down to the start of the memory mapping that holds it
+/// (`/proc/self/maps`). A greenlet stack has a `PROT_NONE` guard page
+/// below it, so its mapping starts exactly where the stack ends. Nothing
+/// overflows (an overflow aborts the process).
+#[inline(never)]
+fn stack_left() -> usize {
+    let local = std::hint::black_box(0u8);
+    let addr = std::ptr::from_ref(&local) as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("Linux has /proc/self/maps");
+    for line in maps.lines() {
+        let range = line.split_whitespace().next().expect("a range per line");
+        let (lo, hi) = range.split_once('-').expect("lo-hi");
+        let lo = usize::from_str_radix(lo, 16).expect("hex");
+        let hi = usize::from_str_radix(hi, 16).expect("hex");
+        if (lo..hi).contains(&addr) {
+            return addr - lo;
+        }
+    }
+    panic!("{addr:#x} is in no mapping");
+}
+
 #[greenlet(stack_size = 16 * 1024)]
-fn small_stack(depth: u32) -> u32 {
-    deep(depth)
+fn small_stack() -> usize {
+    stack_left()
 }
 
-#[greenlet(stack_size = 4 * 1024 * 1024)]
-fn big_stack(depth: u32) -> u32 {
-    deep(depth)
+#[greenlet]
+fn default_stack() -> usize {
+    stack_left()
 }
 
-#[test]
+#[greenlet(stack_size = 1024 * 1024)]
+fn big_stack(depth: u32) -> (usize, u32) {
+    (stack_left(), deep(depth))
+}
+
+const KIB: usize = 1024;
+
+#[greenlet::test]
 fn stack_size_option_sets_the_greenlet_stack() {
-    // 400 frames of at least 1 KiB: more than the 256 KiB default stack.
-    let big = big_stack(400);
-    assert_eq!(big.get().unwrap(), deep(400)); // same result as on the native stack
-    hub::set_error_handler(|_| {});
-    let small = small_stack(400);
-    assert!(matches!(small.get(), Err(GreenletError::StackOverflow)));
-    hub::reset_error_handler();
-    let stats = hub::stats();
-    assert!(stats.is_quiet(), "hub not quiet: {stats:?}");
-}
-
-/// Regression: after a greenlet overflowed its stack, the next resume on the
-/// same hub used to panic ("resume() must be called from the native stack"),
-/// because the overflowed body never cleared its published scope.
-#[test]
-fn a_greenlet_runs_after_another_overflowed_its_stack() {
-    hub::set_error_handler(|_| {});
-    let small = small_stack(400);
-    assert!(matches!(small.get(), Err(GreenletError::StackOverflow)));
-    hub::reset_error_handler();
-    let next = early(0);
-    assert_eq!(next.get().unwrap(), "zero");
+    let default = default_stack().get().unwrap();
+    assert!(
+        default > 16 * KIB && default <= hub::DEFAULT_STACK_SIZE,
+        "default stack: {default} bytes left"
+    );
+    let small = small_stack().get().unwrap();
+    assert!(
+        small > 0 && small <= 16 * KIB,
+        "16 KiB stack: {small} bytes left"
+    );
+    // 300 frames of at least 1 KiB: more than the 256 KiB default holds.
+    let (big, sum) = big_stack(300).get().unwrap();
+    assert!(
+        big > hub::DEFAULT_STACK_SIZE && big <= 1024 * KIB,
+        "1 MiB stack: {big} bytes left"
+    );
+    assert_eq!(sum, deep(300)); // same result as on the native stack
     assert_quiet();
 }
 
@@ -199,7 +225,7 @@ fn pair<A: Clone, const N: usize>(a: A) -> [A; N] {
     std::array::from_fn(|_| a.clone())
 }
 
-#[test]
+#[greenlet::test]
 fn generic_functions() {
     assert_eq!(sum_all(vec![1u8, 2, 3]).get().unwrap(), 6);
     assert_eq!(sum_all(vec![10u32, 20]).get().unwrap(), 30);
@@ -230,7 +256,7 @@ fn early(n: u32) -> &'static str {
     "nonzero"
 }
 
-#[test]
+#[greenlet::test]
 fn result_unit_and_early_return() {
     assert_eq!(parse_number(" 21 ".into()).get().unwrap(), Ok(42));
     assert!(parse_number("x".into()).get().unwrap().is_err());
@@ -248,7 +274,7 @@ fn shown(n: u32) -> impl std::fmt::Display {
     n + 1
 }
 
-#[test]
+#[greenlet::test]
 fn impl_trait_return_type() {
     assert_eq!(shown(1).into_result().unwrap().to_string(), "2");
     assert_quiet();
@@ -270,7 +296,7 @@ mod workers {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn functions_in_modules_keep_their_visibility() {
     assert_eq!(workers::double(4).get().unwrap(), 8);
     let t = workers::nested::triple(5);
@@ -285,7 +311,7 @@ fn patterns((a, b): (u32, u32), mut n: u32, [x, y]: [u8; 2]) -> u32 {
     n + u32::from(x) + u32::from(y)
 }
 
-#[test]
+#[greenlet::test]
 fn argument_patterns() {
     assert_eq!(patterns((2, 3), 1, [4, 5]).get().unwrap(), 16);
     assert_quiet();
@@ -312,7 +338,7 @@ fn green_call(a: Noisy, _: Noisy, c: Noisy) {
     let _ = &c;
 }
 
-#[test]
+#[greenlet::test]
 fn arguments_live_until_the_body_ends_and_drop_like_a_plain_call() {
     let plain = log();
     plain_call(
@@ -338,7 +364,7 @@ fn arguments_live_until_the_body_ends_and_drop_like_a_plain_call() {
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killed_body_drops_its_arguments_once() {
     let log = log();
     #[greenlet]
@@ -357,7 +383,7 @@ fn killed_body_drops_its_arguments_once() {
     assert_quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn panic_in_the_body_is_a_typed_error() {
     #[greenlet]
     fn explode(why: String) -> u8 {
@@ -401,7 +427,7 @@ impl Connection {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn methods_taking_self_by_value_and_associated_functions() {
     let log = log();
     let a = Connection::open("a", log.clone()).into_result().unwrap();

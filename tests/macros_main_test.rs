@@ -1,8 +1,8 @@
 //! `#[greenlet::main]` and `#[greenlet::test]`.
 //!
-//! Some `#[greenlet::test]` functions here are `#[ignore]`d and called by
-//! plain tests instead, which then check what happened after they returned
-//! (or panicked) on the same thread.
+//! Some `#[greenlet::test]` functions here are also called by plain tests,
+//! which then check what happened after they returned (or panicked) on the
+//! same thread; each says so. None is `#[ignore]`d: each passes on its own.
 
 use greenlet::{getcurrent, hub, sleep, sleep_unref, spawn};
 use std::cell::Cell;
@@ -70,8 +70,11 @@ fn result_returning_test() -> Result<(), std::num::ParseIntError> {
     Ok(())
 }
 
+/// Also a test on its own (it must fail the leak check); called by
+/// `leak_check_fails_at_once_on_an_unreferenced_leftover`, which checks the
+/// message and the time.
 #[greenlet::test]
-#[ignore = "called by leak_check_fails_at_once_on_an_unreferenced_leftover"]
+#[should_panic(expected = "greenlet::test: the hub is not back to baseline after the test")]
 fn leaks_an_unreferenced_sleeper() {
     spawn(|| sleep_unref(Duration::from_secs(60)));
 }
@@ -88,38 +91,62 @@ fn leak_check_fails_at_once_on_an_unreferenced_leftover() {
     assert!(message.contains("greenlets: 1"), "{message}");
     assert!(message.contains("leak_check = false"), "{message}");
     assert!(!message.contains("still busy"), "{message}");
+    // No "still busy" above: the settle wait ran dry at once. (The bound
+    // only catches a hang: printing the panic with a backtrace is slow.)
     assert!(
         elapsed < Duration::from_millis(500),
         "nothing referenced: no wait ({elapsed:?})"
     );
-    hub::destroy();
+    // The scope killed the leftover: nothing outlives the test.
     assert!(hub::stats().is_quiet());
 }
 
+/// Also a test on its own (it must fail the leak check); called by
+/// `leak_check_waits_briefly_for_referenced_work`, which checks the
+/// message and the time.
 #[greenlet::test]
-#[ignore = "called by leak_check_waits_one_second_for_referenced_work"]
+#[should_panic(expected = "greenlet::test: the hub is not back to baseline after the test")]
 fn leaks_a_referenced_sleeper() {
     spawn(|| sleep(Duration::from_secs(60)));
 }
 
 #[test]
-fn leak_check_waits_one_second_for_referenced_work() {
+fn leak_check_waits_briefly_for_referenced_work() {
     let started = Instant::now();
     let message = panic_message(catch_unwind(leaks_a_referenced_sleeper).unwrap_err());
     let elapsed = started.elapsed();
     assert!(
-        message.contains("still busy 1 s after the test body returned"),
+        message.contains("still busy 100 ms after the test body returned"),
         "{message}"
     );
     assert!(message.contains("timers: 1"), "{message}");
-    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
-    hub::destroy();
+    // A leaky test costs the short settle bound, not a fixed second.
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    // (Printing the panic with a backtrace takes a few hundred ms.)
+    assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
     assert!(hub::stats().is_quiet());
 }
 
+#[greenlet::test]
+fn leak_check_ends_as_soon_as_the_work_finishes() {
+    // Not joined: the settle wait (`hub::join_timeout`) returns when this
+    // ends, well before its 100 ms bound; the check then passes.
+    let started = Instant::now();
+    spawn(|| sleep(Duration::from_millis(30)));
+    let ran_dry = hub::join_timeout(Duration::from_millis(100));
+    let elapsed = started.elapsed();
+    assert!(ran_dry);
+    assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(90),
+        "returned early: {elapsed:?}"
+    );
+}
+
+/// Also a test on its own (leak_check = false: it passes); called by
+/// `leftovers_are_killed_when_the_test_ends`, which checks what happened
+/// after it returned.
 #[greenlet::test(leak_check = false)]
-#[ignore = "called by leftovers_are_killed_when_the_test_ends"]
 fn leaves_a_guarded_sleeper() {
     spawn(|| {
         let _guard = Guard;
@@ -146,16 +173,19 @@ fn leftovers_are_killed_when_the_test_ends() {
     assert!(hub::stats().is_quiet());
 }
 
-#[greenlet::test]
-#[ignore = "called by leak_check_is_skipped_when_the_test_returns_err"]
-fn returns_err_with_a_leftover() -> Result<(), String> {
-    spawn(|| sleep_unref(Duration::from_secs(60)));
-    Err("the real failure".to_string())
-}
-
+// A test returning `Err` fails when run on its own, and `#[should_panic]`
+// needs `()`: so `returns_err_with_a_leftover` is a nested item, compiled
+// with the macro but not registered with libtest (`unnameable_test_items`);
+// only this test calls it.
 #[test]
+#[allow(unnameable_test_items)]
 fn leak_check_is_skipped_when_the_test_returns_err() {
-    DROPS.set(0);
+    #[greenlet::test]
+    fn returns_err_with_a_leftover() -> Result<(), String> {
+        spawn(|| sleep_unref(Duration::from_secs(60)));
+        Err("the real failure".to_string())
+    }
+
     assert_eq!(
         returns_err_with_a_leftover(),
         Err("the real failure".to_string())
@@ -166,8 +196,9 @@ fn leak_check_is_skipped_when_the_test_returns_err() {
     );
 }
 
+/// Also a test on its own; called by `every_test_starts_on_a_fresh_hub`
+/// after a scope that left greenlets behind.
 #[greenlet::test]
-#[ignore = "called by every_test_starts_on_a_fresh_hub"]
 fn expects_a_fresh_hub() {
     let stats = hub::stats();
     assert!(stats.is_quiet(), "{stats:?}");
@@ -177,16 +208,38 @@ fn expects_a_fresh_hub() {
 #[test]
 fn every_test_starts_on_a_fresh_hub() {
     DROPS.set(0);
-    // Leftovers on this thread's hub, as a previous test could leave them.
-    spawn(|| {
-        let _guard = Guard;
-        sleep(Duration::from_secs(60));
+    // Leftovers in a scope on this thread, as a previous test could leave them.
+    let live = greenlet::run(|| {
+        spawn(|| {
+            let _guard = Guard;
+            sleep(Duration::from_secs(60));
+        });
+        sleep(Duration::ZERO);
+        hub::stats().greenlets
     });
-    sleep(Duration::ZERO);
-    assert_eq!(hub::stats().greenlets, 1);
+    assert_eq!(live, 1);
+    assert_eq!(DROPS.get(), 1, "the old scope's greenlet was killed");
     expects_a_fresh_hub();
-    assert_eq!(DROPS.get(), 1, "the old hub's greenlet was killed");
     assert!(hub::stats().is_quiet());
+}
+
+/// The example of the `#[greenlet::test]` docs (greenlet-macros/src/lib.rs),
+/// compiled and run here: rustdoc strips `#[test]` items from doctests.
+mod doc_example {
+    use greenlet::{sleep, spawn};
+    use std::time::Duration;
+
+    #[greenlet::test]
+    fn greenlets_finish() {
+        let g = spawn(|| sleep(Duration::from_millis(1)));
+        g.join();
+        assert!(g.is_successful());
+    }
+
+    #[greenlet::test(leak_check = false)]
+    fn leaves_a_sleeper() {
+        spawn(|| sleep(Duration::from_secs(60))); // killed when the test ends
+    }
 }
 
 // ================================================================ main
@@ -198,7 +251,7 @@ mod app {
 
     /// A `main` with options, returning a value for the test to inspect.
     #[greenlet::main(stack_size = 96 * 1024, stack_cache_limit = 4)]
-    pub(crate) fn main() -> Result<usize, String> {
+    pub(crate) fn main() -> Result<(usize, usize), String> {
         let stack = hub::default_stack_size();
         // A leftover: main does not wait for it, and it is killed on return.
         spawn(|| {
@@ -210,7 +263,17 @@ mod app {
             return Err("wrong value".into());
         }
         assert_eq!(DROPS.get(), 0, "the leftover is alive while main runs");
-        Ok(stack)
+        // stack_cache_limit = 4: ten stacks in use at once, then finished;
+        // once the loop has waited (it trims then), at most 4 stay cached.
+        let ten: Vec<_> = (0..10)
+            .map(|_| spawn(|| sleep(Duration::from_millis(1))))
+            .collect();
+        for g in &ten {
+            g.join();
+        }
+        sleep(Duration::from_millis(1));
+        let cached = hub::stats().stacks_pooled;
+        Ok((stack, cached))
     }
 }
 
@@ -218,7 +281,12 @@ mod app {
 fn main_applies_options_and_kills_leftovers_on_return() {
     DROPS.set(0);
     let started = Instant::now();
-    assert_eq!(app::main(), Ok(96 * 1024));
+    let (stack, cached) = app::main().expect("main succeeds");
+    assert_eq!(stack, 96 * 1024);
+    assert!(
+        cached <= 4,
+        "stack_cache_limit = 4, yet {cached} stacks cached"
+    );
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "main does not wait"
@@ -231,4 +299,22 @@ fn main_applies_options_and_kills_leftovers_on_return() {
     assert!(hub::stats().is_quiet());
     hub::set_default_stack_size(hub::DEFAULT_STACK_SIZE);
     hub::set_stack_cache_limit(hub::DEFAULT_STACK_CACHE_LIMIT);
+}
+
+/// `#[greenlet::test(stack_size = …)]` and `#[greenlet::main(…)]` options
+/// are hub settings: the next scope on the thread (the next test libtest
+/// runs on it) must start with the defaults, as `greenlet::run` documents
+/// ("the next scope on this thread starts fresh").
+#[test]
+#[ignore = "core bug: hub config (stack size, stack cache limit) survives scope end"]
+fn settings_do_not_leak_into_the_next_scope() {
+    greenlet::run(|| {
+        hub::set_default_stack_size(64 * 1024);
+        hub::set_stack_cache_limit(3);
+    });
+    let size = greenlet::run(hub::default_stack_size);
+    // Restore for later tests on this thread whatever the outcome.
+    hub::set_default_stack_size(hub::DEFAULT_STACK_SIZE);
+    hub::set_stack_cache_limit(hub::DEFAULT_STACK_CACHE_LIMIT);
+    assert_eq!(size, hub::DEFAULT_STACK_SIZE);
 }

@@ -28,7 +28,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn negative_seconds_mean_now() {
     twice(|| {
         let base = Baseline::take();
@@ -80,7 +80,7 @@ fn negative_seconds_mean_now() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn nan_seconds_are_an_error_and_do_not_switch() {
     twice(|| {
         let base = Baseline::take();
@@ -118,7 +118,7 @@ fn nan_seconds_are_an_error_and_do_not_switch() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn duration_max_and_infinity_mean_no_deadline() {
     twice(|| {
         let base = Baseline::take();
@@ -242,7 +242,7 @@ fn duration_max_and_infinity_mean_no_deadline() {
     });
 }
 
-#[test]
+#[greenlet::test]
 fn zero_timeout_fires_at_the_first_switch() {
     twice(|| {
         let base = Baseline::take();

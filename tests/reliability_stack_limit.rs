@@ -31,7 +31,7 @@ fn max_map_count() -> Option<usize> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-#[test]
+#[greenlet::test]
 fn spawn_until_the_stack_limit_then_recover() {
     let limit = hub::max_live_stacks();
     assert!(limit > 1000, "implausible budget {limit}");

@@ -16,7 +16,7 @@ use greenlet::{
     GreenletError, KillError, Timeout, hub, sleep, spawn, with_timeout, with_timeout_value,
 };
 
-#[test]
+#[greenlet::test]
 fn the_inner_timeout_lands_at_the_inner_scope() {
     for _round in 0..2 {
         let log = Log::new();
@@ -48,7 +48,7 @@ fn the_inner_timeout_lands_at_the_inner_scope() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn the_outer_timeout_passes_through_the_inner_scope() {
     for _round in 0..2 {
         let log = Log::new();
@@ -77,7 +77,7 @@ fn the_outer_timeout_passes_through_the_inner_scope() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn nested_with_timeout_value_does_not_swallow_the_outer_timeout() {
     // gevent's test_nested_with_timeout.
     let r = with_timeout(Duration::from_millis(20), || {
@@ -91,7 +91,7 @@ fn nested_with_timeout_value_does_not_swallow_the_outer_timeout() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn after_the_inner_timeout_the_outer_one_still_fires_on_time() {
     let t0 = Instant::now();
     let r = with_timeout(Duration::from_millis(80), || {
@@ -111,7 +111,7 @@ fn after_the_inner_timeout_the_outer_one_still_fires_on_time() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn the_middle_of_three_timeouts_lands_at_its_own_scope() {
     let log = Log::new();
     let r = with_timeout(Duration::from_secs(5), || {
@@ -130,7 +130,7 @@ fn the_middle_of_three_timeouts_lands_at_its_own_scope() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn not_my_timeout_is_re_raised_by_a_scope_in_a_greenlet() {
     let reports = Reports::install();
     let log = Log::new();
@@ -153,7 +153,7 @@ fn not_my_timeout_is_re_raised_by_a_scope_in_a_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_kill_passes_through_timeout_scopes() {
     let log = Log::new();
     let l = log.clone();
@@ -174,7 +174,7 @@ fn a_kill_passes_through_timeout_scopes() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_panic_passes_through_timeout_scopes() {
     let reports = Reports::install();
     let g = spawn(|| -> u8 {
@@ -190,7 +190,7 @@ fn a_panic_passes_through_timeout_scopes() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn cancel_inside_the_scope_withdraws_the_timeout() {
     let t = Timeout::new(Duration::from_millis(10));
     let r = t.scope(|| {
@@ -202,7 +202,7 @@ fn cancel_inside_the_scope_withdraws_the_timeout() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn cancel_withdraws_an_expiry_that_fired_but_was_not_delivered() {
     // Choreography: A starts a 20 ms timeout and sleeps 100 ms; B sleeps
     // 10 ms (an earlier deadline) and then cancels A's timeout. The native
@@ -242,7 +242,7 @@ fn cancel_withdraws_an_expiry_that_fired_but_was_not_delivered() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_withdrawn_expiry_does_not_end_a_join_early() {
     // As above, but A is blocked in `get` on a greenlet that finishes after
     // 100 ms: after B withdraws A's fired timeout, A must keep waiting and
@@ -277,7 +277,7 @@ fn a_withdrawn_expiry_does_not_end_a_join_early() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn nested_scopes_in_concurrent_greenlets_do_not_interfere() {
     let run = |outer_ms: u64, inner_ms: u64| {
         spawn(move || {
@@ -304,7 +304,7 @@ fn nested_scopes_in_concurrent_greenlets_do_not_interfere() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_scope_reports_its_own_error_value() {
     let inner = Timeout::with_error(Duration::from_millis(10), std::io::Error::other("inner"));
     let outer = Timeout::with_error(Duration::from_secs(5), std::io::Error::other("outer"));

@@ -16,7 +16,7 @@ use greenlet::{
     with_timeout, with_timeout_value,
 };
 
-#[test]
+#[greenlet::test]
 fn a_timeout_does_nothing_until_started_and_can_be_cancelled_and_restarted() {
     let t = Timeout::new(Duration::from_millis(20));
     assert!(!t.pending());
@@ -44,7 +44,7 @@ fn a_timeout_does_nothing_until_started_and_can_be_cancelled_and_restarted() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn dropping_a_started_timeout_cancels_it() {
     {
         let _t = Timeout::start_new(Duration::from_millis(10));
@@ -56,7 +56,7 @@ fn dropping_a_started_timeout_cancels_it() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn scope_interrupts_a_blocked_call_after_the_duration() {
     for _round in 0..2 {
         let log = Log::new();
@@ -84,7 +84,7 @@ fn scope_interrupts_a_blocked_call_after_the_duration() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn scope_returns_the_value_when_in_time_and_cancels() {
     let t = Timeout::new(Duration::from_secs(5));
     let r = t.scope(|| {
@@ -104,7 +104,7 @@ fn scope_returns_the_value_when_in_time_and_cancels() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timeout_run_is_a_silent_scope() {
     // gevent's `with Timeout(5, False): data = ...`.
     let data = Timeout::run(Duration::from_millis(10), || {
@@ -118,7 +118,7 @@ fn timeout_run_is_a_silent_scope() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn with_timeout_and_with_timeout_value() {
     // gevent's test_with_timeout.
     let short = Duration::from_millis(10);
@@ -138,7 +138,7 @@ fn with_timeout_and_with_timeout_value() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timeout_never_never_expires() {
     let t = Timeout::never();
     assert_eq!(t.duration(), None);
@@ -158,7 +158,7 @@ fn timeout_never_never_expires() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn huge_durations_mean_never() {
     let t = Timeout::new(Duration::MAX);
     t.start();
@@ -172,7 +172,7 @@ fn huge_durations_mean_never() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timeouts_from_seconds() {
     assert!(Timeout::from_secs_f64(f64::NAN).is_err());
     assert_eq!(
@@ -196,7 +196,7 @@ fn timeouts_from_seconds() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn with_error_carries_the_error() {
     let t = Timeout::with_error(Duration::from_millis(5), Shutdown("slow"));
     let e = t.scope(|| sleep(LONG)).expect_err("expired");
@@ -208,7 +208,7 @@ fn with_error_carries_the_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_zero_timeout_fires_at_the_first_switch() {
     let log = Log::new();
     let l = log.clone();
@@ -224,7 +224,7 @@ fn a_zero_timeout_fires_at_the_first_switch() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_timeout_interrupts_a_sleep_zero_loop() {
     // gevent's test__sleep0.
     let spins = std::cell::Cell::new(0u64);
@@ -247,7 +247,7 @@ fn a_timeout_interrupts_a_sleep_zero_loop() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn expiry_interrupts_join_get_and_waits_without_touching_the_target() {
     let target = spawn(|| -> u8 {
         sleep(Duration::from_millis(150));
@@ -265,7 +265,7 @@ fn expiry_interrupts_join_get_and_waits_without_touching_the_target() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn expiry_interrupts_idle() {
     let busy = spawn(|| {
         let t0 = Instant::now();
@@ -280,7 +280,7 @@ fn expiry_interrupts_idle() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn destructors_run_when_a_timeout_unwinds() {
     let log = Log::new();
     let l = log.clone();
@@ -294,7 +294,7 @@ fn destructors_run_when_a_timeout_unwinds() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn an_uncaught_timeout_ends_the_greenlet_with_a_timeout_error() {
     for _round in 0..2 {
         let reports = Reports::install();
@@ -326,7 +326,7 @@ fn an_uncaught_timeout_ends_the_greenlet_with_a_timeout_error() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn an_uncaught_timeout_with_an_error_reports_that_error() {
     let reports = Reports::install();
     let g = spawn(|| {
@@ -345,7 +345,7 @@ fn an_uncaught_timeout_with_an_error_reports_that_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timeouts_on_the_native_stack() {
     let (r, took) = timed(|| with_timeout(TICK, || sleep(LONG)));
     assert!(r.is_err());
@@ -378,7 +378,7 @@ fn timeouts_on_the_native_stack() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn timeouts_of_different_greenlets_are_independent() {
     let a = spawn(|| timed(|| with_timeout(Duration::from_millis(20), || sleep(LONG))).1);
     let b = spawn(|| timed(|| with_timeout(Duration::from_millis(70), || sleep(LONG))).1);
@@ -405,7 +405,7 @@ fn timeouts_of_different_greenlets_are_independent() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_timeout_that_outlives_its_greenlet_cannot_hit_a_newer_one() {
     // The greenlet starts a timeout and hands it out alive.
     let g = spawn(|| {
@@ -425,7 +425,7 @@ fn a_timeout_that_outlives_its_greenlet_cannot_hit_a_newer_one() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn a_timeout_can_expire_again_after_a_restart() {
     let t = Timeout::new(Duration::from_millis(10));
     for _ in 0..2 {
@@ -437,7 +437,7 @@ fn a_timeout_can_expire_again_after_a_restart() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn an_unreferenced_timeout_does_not_keep_the_hub_alive() {
     let unref = spawn(|| {
         let t = Timeout::new(LONG).unref();
@@ -469,7 +469,7 @@ fn an_unreferenced_timeout_does_not_keep_the_hub_alive() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn starting_a_timeout_in_a_hub_callback_is_refused() {
     let reports = Reports::install();
     let g = spawn(|| ());

@@ -29,7 +29,7 @@ fn values<T: Clone>(gs: &[&Greenlet<T>]) -> Vec<T> {
         .collect()
 }
 
-#[test]
+#[greenlet::test]
 fn wait_returns_objects_in_the_order_they_became_ready() {
     for _round in 0..2 {
         let gs = [sleeper(30), sleeper(10), sleeper(20)];
@@ -39,7 +39,7 @@ fn wait_returns_objects_in_the_order_they_became_ready() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn wait_with_a_count_returns_the_first_ones() {
     let gs = [sleeper(60), sleeper(5), sleeper(30)];
     let ready = wait(&gs, None, 1).expect("no LoopExit");
@@ -55,7 +55,7 @@ fn wait_with_a_count_returns_the_first_ones() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_with_a_timeout_returns_what_is_ready_by_then() {
     let fast = sleeper(1);
     let slow = spawn(|| -> u64 {
@@ -71,7 +71,7 @@ fn wait_with_a_timeout_returns_what_is_ready_by_then() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_on_ready_objects_returns_them_in_the_given_order() {
     let gs: Vec<_> = (0..4u64).map(|i| spawn(move || i)).collect();
     for g in &gs {
@@ -83,7 +83,7 @@ fn wait_on_ready_objects_returns_them_in_the_given_order() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_on_nothing_returns_at_once() {
     let none: [&Greenlet<()>; 0] = [];
     let (ready, took) = timed(|| wait(none, None, None).expect("no LoopExit"));
@@ -95,7 +95,7 @@ fn wait_on_nothing_returns_at_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn wait_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
     let forever = greenlet::Builder::new()
         .name("forever")
@@ -133,7 +133,7 @@ impl Waitable for Labelled<'_> {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn waitable_trait_objects_mix_types() {
     let a = sleeper(20);
     let b = spawn(|| {
@@ -155,7 +155,7 @@ fn waitable_trait_objects_mix_types() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_yields_each_object_as_it_finishes() {
     for _round in 0..2 {
         let slow = sleeper(TICK.as_millis() as u64);
@@ -175,33 +175,49 @@ fn iwait_yields_each_object_as_it_finishes() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_with_a_count_stops_early_and_unlinks_the_rest() {
     let gs = [sleeper(40), sleeper(1), sleeper(20)];
-    let got: Vec<u64> = iwait(&gs, None, 2)
-        .map(|g| g.value().expect("value"))
+    let mut it = iwait(&gs, None, 2);
+    let first = it.next().map(|g| g.value().expect("value"));
+    // While iterating, the pending objects carry iwait's link.
+    let linked_while_waiting = gs[0].has_links();
+    let got: Vec<u64> = first
+        .into_iter()
+        .chain(it.map(|g| g.value().expect("value")))
         .collect();
     assert_eq!(got, [1, 20]);
+    assert!(linked_while_waiting);
     assert!(!gs[0].is_ready());
-    // The abandoned link on gs[0] is gone: its death queues nothing for us.
+    // The abandoned link on gs[0] is gone once the count is reached.
+    assert!(
+        !gs[0].has_links(),
+        "iwait left its link on the unfinished greenlet"
+    );
     gs[0].join();
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn dropping_iwait_early_unlinks_its_callbacks() {
     let gs = [sleeper(5), sleeper(10), sleeper(15)];
     {
         let mut it = iwait(&gs, None, None);
         assert_eq!(it.next().map(|g| g.value()), Some(Some(5)));
+        assert!(gs[1].has_links() && gs[2].has_links(), "iwait links them");
     }
+    assert!(!gs[1].is_ready() && !gs[2].is_ready());
+    assert!(
+        !gs[1].has_links() && !gs[2].has_links(),
+        "dropping iwait did not unlink"
+    );
     for g in &gs {
         g.join();
     }
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_with_a_timeout_stops_at_the_deadline() {
     let fast = sleeper(1);
     let slow = spawn(|| -> u64 {
@@ -220,7 +236,7 @@ fn iwait_with_a_timeout_stops_at_the_deadline() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_tolerates_the_caller_switching_between_items() {
     let gs = [sleeper(1), sleeper(5), sleeper(10)];
     let mut got = Vec::new();
@@ -233,7 +249,7 @@ fn iwait_tolerates_the_caller_switching_between_items() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_reports_loop_exit_instead_of_hanging() {
     let forever = spawn(|| sleep(Duration::MAX));
     let quick = spawn(|| ());
@@ -249,7 +265,7 @@ fn iwait_reports_loop_exit_instead_of_hanging() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn iwait_and_wait_work_inside_greenlets() {
     let g = spawn(|| {
         let kids = [sleeper(15), sleeper(5), sleeper(10)];
@@ -263,7 +279,7 @@ fn iwait_and_wait_work_inside_greenlets() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_waits_for_every_greenlet() {
     let gs: Vec<_> = (1..=3u64).map(|i| spawn(move || i * 10)).collect();
     let done = joinall(&gs, None, true, None).expect("no failures");
@@ -277,7 +293,7 @@ fn joinall_waits_for_every_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_with_a_timeout_returns_those_that_finished() {
     let fast = sleeper(1);
     let slow = spawn(|| -> u64 {
@@ -292,7 +308,7 @@ fn joinall_with_a_timeout_returns_those_that_finished() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_raise_error_returns_the_first_failure_and_others_keep_running() {
     let reports = Reports::install();
     // gevent's test_joinall_exception_order: the earliest failure wins.
@@ -317,7 +333,7 @@ fn joinall_raise_error_returns_the_first_failure_and_others_keep_running() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_count_works_without_raise_error() {
     let reports = Reports::install();
     let sleeper = spawn(|| {
@@ -336,7 +352,7 @@ fn joinall_count_works_without_raise_error() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_on_an_unstarted_greenlet() {
     let never = Greenlet::new(|| 1);
     let (done, took) = timed(|| joinall([&never], TICK, false, None).expect("bounded"));
@@ -347,7 +363,7 @@ fn joinall_on_an_unstarted_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn joinall_and_killall_mix_result_types() {
     let a = spawn(|| 1u8);
     let b = spawn(|| "two");
@@ -365,7 +381,7 @@ fn joinall_and_killall_mix_result_types() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killall_kills_never_started_greenlets_without_running_them() {
     for _round in 0..2 {
         let ran = Rc::new(Cell::new(0));
@@ -387,7 +403,7 @@ fn killall_kills_never_started_greenlets_without_running_them() {
     }
 }
 
-#[test]
+#[greenlet::test]
 fn killall_blocks_until_all_are_dead_and_destructors_ran() {
     let log = Log::new();
     let gs: Vec<_> = ["a", "b", "c"]
@@ -408,7 +424,7 @@ fn killall_blocks_until_all_are_dead_and_destructors_ran() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killall_without_block_returns_at_once() {
     let log = Log::new();
     let l = log.clone();
@@ -427,7 +443,7 @@ fn killall_without_block_returns_at_once() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killall_with_a_timeout_gives_up_on_greenlets_that_will_not_die() {
     let stubborn = spawn(|| {
         let _ = catch_unwind(AssertUnwindSafe(|| sleep(LONG)));
@@ -443,7 +459,7 @@ fn killall_with_a_timeout_gives_up_on_greenlets_that_will_not_die() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killall_with_an_error_fails_every_greenlet() {
     let reports = Reports::install();
     let gs: Vec<_> = (0..3).map(|_| spawn(|| sleep(LONG))).collect();
@@ -466,7 +482,7 @@ fn killall_with_an_error_fails_every_greenlet() {
     quiet();
 }
 
-#[test]
+#[greenlet::test]
 fn killall_from_a_greenlet() {
     let victims: Vec<_> = (0..3).map(|_| spawn(|| sleep(LONG))).collect();
     let v = victims.clone();

@@ -15,12 +15,14 @@ mod validate;
 
 use proc_macro::TokenStream;
 
-/// Makes a function spawn itself as a greenlet, or a struct run as one.
+/// Calling a `#[greenlet] fn` spawns its body as a new greenlet; on an
+/// `impl Run for Type`, the struct runs as one.
 ///
 /// # On a function
 ///
-/// Calling the function spawns its body as a new greenlet and returns the
-/// started [`Greenlet<T>`] handle, where `T` is the declared return type:
+/// Each call spawns the body as a new greenlet (it does not run it in the
+/// caller) and returns the started [`Greenlet<T>`] handle, where `T` is the
+/// declared return type:
 /// `download(url, 3)` is gevent's `spawn(download, url, 3)`. The arguments
 /// are moved into the greenlet, so they must be owned or `'static`; generic
 /// type parameters get a `'static` bound. The body runs when the caller next
@@ -36,9 +38,11 @@ use proc_macro::TokenStream;
 ///     format!("{url} after {tries} tries").into_bytes()
 /// }
 ///
-/// let g = download("https://example.org".to_string(), 3); // spawned
-/// assert_eq!(g.name(), Some("download"));
-/// assert_eq!(g.get().unwrap(), b"https://example.org after 3 tries");
+/// greenlet::run(|| {
+///     let g = download("https://example.org".to_string(), 3); // spawned
+///     assert_eq!(g.name(), Some("download"));
+///     assert_eq!(g.get().unwrap(), b"https://example.org after 3 tries");
+/// });
 /// ```
 ///
 /// Options (`#[greenlet(option = value, …)]`):
@@ -59,10 +63,12 @@ use proc_macro::TokenStream;
 ///     text.parse().ok()
 /// }
 ///
-/// let g = parse::<u32>("42".into());
-/// assert!(!g.is_started());
-/// g.start();
-/// assert_eq!(g.get().unwrap(), Some(42));
+/// greenlet::run(|| {
+///     let g = parse::<u32>("42".into());
+///     assert!(!g.is_started());
+///     g.start();
+///     assert_eq!(g.get().unwrap(), Some(42));
+/// });
 /// ```
 ///
 /// Methods taking `self` by value work too (`conn.serve()` spawns); `&self`
@@ -77,8 +83,10 @@ use proc_macro::TokenStream;
 ///
 /// # Panics
 ///
-/// The generated function panics, like `greenlet::spawn`, when no greenlet
-/// stack can be mapped (not with `start = "later"`).
+/// The generated function panics, like `greenlet::spawn`, when called
+/// outside a hub scope (`greenlet::run`, `#[greenlet::main]`,
+/// `#[greenlet::test]`) or when no greenlet stack can be mapped (not with
+/// `start = "later"`).
 ///
 /// # On `impl Run for Type`
 ///
@@ -111,10 +119,12 @@ use proc_macro::TokenStream;
 ///     }
 /// }
 ///
-/// let w = Worker { jobs: 3, done: Cell::new(0) }.spawn();
-/// assert_eq!(w.jobs, 3); // a field, read from outside
-/// assert_eq!(w.get().unwrap(), 3);
-/// assert!(w.to_string().starts_with("<Worker at "));
+/// greenlet::run(|| {
+///     let w = Worker { jobs: 3, done: Cell::new(0) }.spawn();
+///     assert_eq!(w.jobs, 3); // a field, read from outside
+///     assert_eq!(w.get().unwrap(), 3);
+///     assert!(w.to_string().starts_with("<Worker at "));
+/// });
 /// ```
 ///
 /// Options: `class = "…"` (the name `Display` shows), `name = "…"` and
@@ -128,11 +138,11 @@ pub fn greenlet(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::greenlet(attr.into(), item.into()).into()
 }
 
-/// Sets up the hub for `fn main`.
+/// Runs `fn main` inside a hub scope (`greenlet::run`).
 ///
 /// The body runs on the thread's own stack, which is the main greenlet: it
 /// blocks with `sleep`, `join`, `get`, running the hub meanwhile. When the
-/// body returns, the hub is destroyed: as in gevent (and Go), returning from
+/// body returns (or panics), the scope ends: as in gevent (and Go), returning from
 /// `main` does not wait for the other greenlets; those still alive are
 /// killed with `GreenletExit`, so their destructors run, before `main`
 /// returns. End `main` with `greenlet::hub::join()` to wait for them.
@@ -158,21 +168,27 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::main(attr.into(), item.into()).into()
 }
 
-/// A `#[test]` on a fresh hub that checks nothing leaks.
+/// A `#[test]` that runs inside its own hub scope and checks nothing leaks.
 ///
-/// The test starts on a fresh hub (also when libtest reuses a thread). After
-/// the body returns, the hub runs for up to one second so that what the test
-/// started can finish, then the test asserts the hub counters are back to a
+/// The body runs in `greenlet::run`, so the test starts on a fresh hub (also
+/// when libtest reuses a thread) and whatever it leaves behind is killed
+/// before the test returns. After the body returns, the check runs the hub
+/// for at most 100 ms so that what the test started can finish; the wait
+/// ends as soon as the hub runs dry (`hub::join_timeout`), so a test that
+/// cleaned up pays nothing. Then it asserts the hub counters are back to a
 /// fresh hub's (`hub::stats().is_quiet()`: no live greenlet, timer, fd or
 /// callback, every stack pooled); the message lists the counters. The check
-/// is skipped when the body returns an `Err`. Finally the hub is destroyed,
-/// killing whatever is left.
+/// is skipped when the body returns an `Err`.
 ///
 /// Options: `leak_check = false` (skip the check), `stack_size = N`,
 /// `crate = "path"`. Other attributes (`#[should_panic]`, `#[ignore]`) are
 /// kept; do not add `#[test]` as well.
 ///
-/// ```
+/// Rustdoc drops `#[test]` items from doctests, so this example is not run
+/// here; the same two tests are compiled and run in the crate's
+/// `tests/macros_main_test.rs` (module `doc_example`).
+///
+/// ```ignore
 /// use greenlet::{sleep, spawn};
 /// use std::time::Duration;
 ///

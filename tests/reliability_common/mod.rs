@@ -216,10 +216,18 @@ pub(crate) fn in_child() -> bool {
 
 /// Re-runs exactly one test of the current test binary in a child process,
 /// uncaptured, and returns its output (to read what it wrote on stderr).
+/// `--include-ignored` so that an `#[ignore]`d test run by hand with
+/// `--ignored` still runs its child half.
 pub(crate) fn run_child(test_name: &str) -> Output {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     Command::new(exe)
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            test_name,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .expect("the test binary can be re-run")

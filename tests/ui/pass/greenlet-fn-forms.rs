@@ -75,6 +75,7 @@ impl Server {
     }
 }
 
+#[greenlet::main]
 fn main() {
     unit().join();
     assert_eq!(fallible("41".into()).get().unwrap(), Ok(42));

@@ -47,6 +47,7 @@ impl greenlet::Run for Own {
     fn run(&self) {}
 }
 
+#[greenlet::main]
 fn main() {
     let g: Greenlet<u32, Job> = Job {
         n: 2,
