@@ -64,13 +64,12 @@ mod wait;
 mod waiter;
 
 pub use greenlet::error::{
-    AlreadyPending, Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
-    SpawnErrorKind, WaitError,
-    duration_from_secs_f64,
+    AlreadyPending, Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError,
+    SpawnError, SpawnErrorKind, WaitError, duration_from_secs_f64,
 };
 pub use greenlet::{
-    AnyGreenlet, Builder, CloneValue, KillOptions, WaitOptions, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
-    spawn_raw,
+    AnyGreenlet, Builder, CloneValue, Greenlet, GreenletRef, KillOptions, LinkId, Run, WaitOptions,
+    getcurrent, kill, spawn, spawn_later, spawn_raw,
 };
 pub use hub::{idle, run, sleep, sleep_secs, sleep_unref};
 

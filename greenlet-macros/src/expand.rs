@@ -199,12 +199,18 @@ fn greenlet_fn(options: &Options, item: ItemFn) -> TokenStream {
         .as_ref()
         .map(|bytes| quote!(.stack_size(#bytes)));
     let builder = quote!(#private::Builder::new().name(#name) #stack_size);
-    let (track_caller, body) = if options.start_later {
-        (None, quote!(#builder.build(#closure)))
-    } else {
-        let has_track_caller = attrs.iter().any(|a| a.path().is_ident("track_caller"));
+    // The caller's line is the greenlet's spawn site (overflow and leak
+    // messages name it).
+    let has_track_caller = attrs.iter().any(|a| a.path().is_ident("track_caller"));
+    let track_caller = (!has_track_caller).then(|| quote!(#[track_caller]));
+    let (must_use, body) = if options.start_later {
         (
-            (!has_track_caller).then(|| quote!(#[track_caller])),
+            Some(quote!(#[must_use = "a `start = \"later\"` greenlet does not run until started"])),
+            quote!(#builder.build(#closure)),
+        )
+    } else {
+        (
+            None,
             unwrap_spawned(
                 &private,
                 quote!(#builder.spawn(#closure)),
@@ -215,6 +221,7 @@ fn greenlet_fn(options: &Options, item: ItemFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #track_caller
+        #must_use
         #vis #outer {
             #body
         }
@@ -405,6 +412,8 @@ fn run_helpers(options: &Options, item: &ItemImpl) -> TokenStream {
             }
 
             #[doc = #doc_into]
+            #[must_use = "a greenlet made with `into_greenlet` does not run until started"]
+            #[track_caller]
             pub fn into_greenlet(self) -> #handle {
                 #builder.build_run(self)
             }
@@ -572,6 +581,7 @@ fn leak_check(private: &TokenStream, item: &ItemFn, result: &syn::Ident) -> Toke
     let ran_dry = private_ident("__greenlet_ran_dry");
     let stats = private_ident("__greenlet_stats");
     let message = "greenlet::test: the hub is not back to baseline after the test: {:?}{}\n\
+                   live greenlets:{}\n\
                    help: join or kill the greenlets the test started and drop its timeouts, \
                    or opt out with `#[greenlet::test(leak_check = false)]`";
     let waited = format!(" (still busy {SETTLE_MILLIS} ms after the test body returned)");
@@ -586,6 +596,10 @@ fn leak_check(private: &TokenStream, item: &ItemFn, result: &syn::Ident) -> Toke
                 #message,
                 #stats,
                 if #ran_dry { "" } else { #waited },
+                #private::hub::live_greenlets()
+                    .iter()
+                    .map(|line| #private::std::format!("\n  {line}"))
+                    .collect::<#private::std::string::String>(),
             );
         }
     }

@@ -205,7 +205,9 @@ impl Error for GreenletError {
             GreenletError::Timeout(e) => e.source(),
             GreenletError::LoopExit(e) => e.source(),
             GreenletError::Spawn(e) => e.source(),
-            GreenletError::Panicked(_) | GreenletError::JoinSelf | GreenletError::ValueTaken => None,
+            GreenletError::Panicked(_) | GreenletError::JoinSelf | GreenletError::ValueTaken => {
+                None
+            }
         }
     }
 }

@@ -18,8 +18,8 @@
 
 mod builder;
 mod current;
-mod options;
 pub(crate) mod error;
+mod options;
 mod run;
 pub(crate) mod state;
 #[allow(unsafe_code)] // the generator glue: see the module docs
@@ -31,9 +31,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use builder::{Builder, spawn, spawn_later, spawn_raw};
+pub(crate) use current::main_ref;
 pub use current::{AnyGreenlet, GreenletRef, getcurrent, kill};
 pub use options::{KillOptions, WaitOptions};
-pub(crate) use current::main_ref;
 pub use run::Run;
 pub use state::LinkId;
 
@@ -161,12 +161,20 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
         }
         let core = self.inner.header.core();
         let body_size = core.body_size();
-        let (slot, generation) =
-            match hub::start(Some(core), None, body_size, self.inner.header.stack_size(), later) {
-                Ok(started) => started,
-                Err((e, _)) => panic!("{api}: {e}"),
-            };
-        self.inner.header.life.set(Life::Started { slot, generation });
+        let (slot, generation) = match hub::start(
+            Some(core),
+            None,
+            body_size,
+            self.inner.header.stack_size(),
+            later,
+        ) {
+            Ok(started) => started,
+            Err((e, _)) => panic!("{api}: {e}"),
+        };
+        self.inner
+            .header
+            .life
+            .set(Life::Started { slot, generation });
         self.inner.header.was_started.set(true);
     }
 
@@ -275,7 +283,11 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
 
     /// Waits until dead, or until `timeout` passed (`Err(Elapsed)`).
     #[track_caller]
-    fn wait_dead(&self, operation: &'static str, timeout: Option<Duration>) -> Result<(), WaitError> {
+    fn wait_dead(
+        &self,
+        operation: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<(), WaitError> {
         if self.is_ready() {
             return Ok(());
         }
@@ -886,7 +898,11 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # });
     /// ```
     pub fn has_links(&self) -> bool {
-        self.inner.links.borrow().iter().any(|(_, link)| link.is_some())
+        self.inner
+            .links
+            .borrow()
+            .iter()
+            .any(|(_, link)| link.is_some())
     }
 
     /// Removes a link that has not fired yet; `true` if it was still there.

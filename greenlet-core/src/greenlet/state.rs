@@ -29,7 +29,10 @@ use crate::hub::{self, ErrorReport, Throw, Unwind, Waker};
 pub(crate) enum Life {
     New,
     /// Has hub slot `slot` while the slot's generation is `generation`.
-    Started { slot: u32, generation: u32 },
+    Started {
+        slot: u32,
+        generation: u32,
+    },
     Dead,
 }
 
@@ -513,14 +516,16 @@ impl<T: 'static, D: 'static> Shared<T, D> {
         match self.header.life.get() {
             Life::Dead => {}
             Life::New => self.die_unstarted(error),
-            Life::Started { slot, generation } => match hub::kill_slot(slot, generation, error.clone()) {
-                hub::KillStart::Cancelled(leftovers) => {
-                    // Outcome first; what the slot held after.
-                    self.die_unstarted(error);
-                    drop(leftovers);
+            Life::Started { slot, generation } => {
+                match hub::kill_slot(slot, generation, error.clone()) {
+                    hub::KillStart::Cancelled(leftovers) => {
+                        // Outcome first; what the slot held after.
+                        self.die_unstarted(error);
+                        drop(leftovers);
+                    }
+                    hub::KillStart::Thrown | hub::KillStart::IsCurrent | hub::KillStart::Gone => {}
                 }
-                hub::KillStart::Thrown | hub::KillStart::IsCurrent | hub::KillStart::Gone => {}
-            },
+            }
         }
     }
 }

@@ -135,7 +135,6 @@ impl Stack {
     pub(crate) fn is_idle(&self) -> bool {
         self.generator.is_done()
     }
-
 }
 
 /// A stack is only ever dropped idle (finished or never loaded): dropping

@@ -271,6 +271,31 @@ impl fmt::Display for ErrorReport<'_> {
 
 pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 
+/// One line per greenlet alive on this thread's hub: its `Display`, where it
+/// was spawned and what it waits in (the same lines as
+/// [`LoopExit::blocked`](crate::LoopExit::blocked)). For leak reports and
+/// debugging.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{hub, sleep, spawn};
+/// use std::time::Duration;
+/// let g = spawn(|| sleep(Duration::from_secs(60)));
+/// sleep(Duration::ZERO);
+/// let live = hub::live_greenlets();
+/// assert_eq!(live.len(), 1);
+/// assert!(live[0].contains("waits in sleep"), "{live:?}");
+/// g.kill().unwrap();
+/// assert!(hub::live_greenlets().is_empty());
+/// # });
+/// ```
+pub fn live_greenlets() -> Vec<String> {
+    super::live_report()
+}
+
 /// A handle to this hub's main greenlet: the native stack that runs the
 /// hub scope's closure (gevent's `get_hub().parent`). Kill it with
 /// [`GreenletRef::kill_nowait`](crate::GreenletRef::kill_nowait), the way

@@ -64,10 +64,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) use api::report;
 pub use api::{
-    ErrorReport, Stats, default_stack_size, idle, join, join_timeout, main_greenlet,
-    reset_error_handler,
-    set_default_stack_size, set_error_handler, set_stack_cache_limit, sleep, sleep_secs, sleep_unref,
-    stats,
+    ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
+    main_greenlet, reset_error_handler, set_default_stack_size, set_error_handler,
+    set_stack_cache_limit, sleep, sleep_secs, sleep_unref, stats,
 };
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
@@ -419,7 +418,9 @@ impl Hub {
     /// Queues a throw for `slot`, behind the ones already pending.
     fn set_throw(&mut self, slot: u32, throw: Throw) {
         let s = &mut self.slots[slot as usize];
-        s.throws.get_or_insert_with(Default::default).push_back(throw);
+        s.throws
+            .get_or_insert_with(Default::default)
+            .push_back(throw);
         local::add_throws_pending(1);
     }
 
@@ -530,7 +531,15 @@ impl Hub {
             .filter(|(_, s)| s.state != SlotState::Free)
             .map(|(i, s)| {
                 let who = match s.core() {
-                    Some(core) => core.describe_as(self.current),
+                    Some(core) => {
+                        let at = core.header().spawned_at;
+                        format!(
+                            "{} (spawned at {}:{})",
+                            core.describe_as(self.current),
+                            at.file(),
+                            at.line()
+                        )
+                    }
                     None => format!("<raw greenlet #{i}>"),
                 };
                 let what = match (s.state, s.ran) {
@@ -539,7 +548,8 @@ impl Hub {
                     _ if s.waiting.is_empty() => "a switch",
                     _ => s.waiting,
                 };
-                format!("{who} waits in {what}")
+                let unwinding = if s.unwinding { " while unwinding" } else { "" };
+                format!("{who} waits in {what}{unwinding}")
             })
             .collect()
     }
@@ -757,7 +767,10 @@ pub(crate) fn start(
         h.spawned_while_ending += 1;
         let effective = stack_size.unwrap_or(h.config.stack_size);
         if body_size.saturating_add(BODY_HEADROOM) > effective {
-            return Err((crate::SpawnError::body_too_large(body_size, effective), body));
+            return Err((
+                crate::SpawnError::body_too_large(body_size, effective),
+                body,
+            ));
         }
         if let Err(e) = h.reserve_unit(stack_size) {
             return Err((e, body));
@@ -859,6 +872,12 @@ pub(crate) fn kill_main(error: KillError) {
         h.set_throw(MAIN, Throw::Kill(error));
         h.wake_for_throw(MAIN);
     });
+}
+
+/// One line per live greenlet: what it is, where it was spawned, what it
+/// waits in.
+pub(crate) fn live_report() -> Vec<String> {
+    with_hub(|h| h.blocked_report())
 }
 
 /// `true` when the greenlet in `slot` (at `generation`) is running now.

@@ -59,7 +59,9 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                     finish(slot, Some(stack), None);
                     continue;
                 }
-                let info = core_info.as_deref().map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
+                let info = core_info
+                    .as_deref()
+                    .map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
                 (slot, stack, info)
             }
             Next::NoStack(slot, boxed) => {

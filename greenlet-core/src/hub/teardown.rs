@@ -143,7 +143,10 @@ fn shutdown() {
                 continue; // already dying; new throws would wait anyway
             }
             if g.swallowed >= MAX_SWALLOWED {
-                abort_with(g, "refuses to die: it swallowed every kill (a `catch_unwind` that does not re-raise)");
+                abort_with(
+                    g,
+                    "refuses to die: it swallowed every kill (a `catch_unwind` that does not re-raise)",
+                );
             }
             match &g.core {
                 Some(core) => core.kill_nowait(KillError::GreenletExit),
@@ -166,7 +169,10 @@ fn shutdown() {
             // for something that will never happen.
             for g in live_greenlets() {
                 if g.unwinding {
-                    abort_with(&g, "blocks forever while unwinding at the end of its hub scope");
+                    abort_with(
+                        &g,
+                        "blocks forever while unwinding at the end of its hub scope",
+                    );
                 }
             }
         }
@@ -177,7 +183,11 @@ fn shutdown() {
                     std::io::Error::other(format!(
                         "destructor still running after {} s (waiting in {}); the hub scope waits for it",
                         SLOW_REPORT.as_secs(),
-                        if g.waiting.is_empty() { "a switch" } else { g.waiting },
+                        if g.waiting.is_empty() {
+                            "a switch"
+                        } else {
+                            g.waiting
+                        },
                     )),
                 )));
                 report(&ErrorReport {
@@ -216,7 +226,11 @@ fn abort_with(g: &Live, why: &str) -> ! {
         "greenlet {} {why}; waiting in {}; aborting (leaking its frames could leave \
          borrows of freed thread-locals behind)",
         describe(g),
-        if g.waiting.is_empty() { "a switch" } else { g.waiting },
+        if g.waiting.is_empty() {
+            "a switch"
+        } else {
+            g.waiting
+        },
     );
     std::process::abort()
 }
