@@ -22,15 +22,31 @@
 //!
 //! # Model
 //!
-//! Each OS thread has its own hub, created on first use. Greenlets never
-//! leave the thread that spawned them (their handles are `!Send`). They are
-//! cooperative: one runs at a time, until it blocks in something of this
-//! crate (`sleep`, `join`, `get`, `wait`, a timeout, a socket). A call that
-//! blocks the OS thread (`std::thread::sleep`, blocking std I/O) stalls every
-//! greenlet of that thread.
+//! Each OS thread runs its greenlets on its own hub, inside a **hub scope**:
+//! [`run`] (or `#[greenlet::main]` / `#[greenlet::test]`) runs a closure on
+//! the thread's main greenlet (its native stack) and, when the closure
+//! returns or unwinds, kills every greenlet left and waits until their
+//! destructors ran, so no greenlet outlives the code that could lend it
+//! borrows. Spawning outside a scope is an error ([`SpawnErrorKind::NoScope`]).
+//! Greenlets never leave the thread that spawned them (their handles are
+//! `!Send`). They are cooperative: one runs at a time, until it blocks in
+//! something of this crate (`sleep`, `join`, `get`, `wait`, a timeout, a
+//! socket). A call that blocks the OS thread (`std::thread::sleep`, blocking
+//! std I/O) stalls every greenlet of that thread.
 //!
 //! The crate requires `panic = "unwind"`: kills and timeouts are delivered by
-//! unwinding.
+//! unwinding. They are queued per greenlet and raised one per switch, in
+//! order; while a greenlet unwinds, throws aimed at it wait until its unwind
+//! ends. A greenlet stack overflow aborts the process with the greenlet's
+//! name, spawn site and stack size (its frames can never be unwound safely).
+//!
+//! # Errors
+//!
+//! Blocking calls return `Result`: [`WaitError`] says why a wait did not
+//! complete (`LoopExit`, `JoinSelf`, `Elapsed`), [`GreenletError`] how a
+//! greenlet ended (and converts from `WaitError`). Panics are kept for
+//! programming errors no type can express, such as blocking inside a hub
+//! callback, and name the API involved.
 //!
 //! # Environment
 //!

@@ -13,9 +13,9 @@ use std::time::Duration;
 /// [`Greenlet::exception`] reports). The others say why *waiting* for the
 /// result failed ([`WaitError`] converts into them): `LoopExit` (nothing
 /// could ever finish the wait), `JoinSelf` (a greenlet waited for itself),
-/// `Timeout` again when the wait of [`Greenlet::get_timeout`] elapsed (as in
+/// `Timeout` again when the wait of [`Greenlet::get_timeout`](crate::Greenlet::get_timeout) elapsed (as in
 /// gevent, where `get(timeout=…)` raises `Timeout`), and `ValueTaken` (the
-/// value was moved out by [`Greenlet::take`]).
+/// value was moved out by [`Greenlet::take`](crate::Greenlet::take)).
 ///
 /// A greenlet killed with plain [`KillError::GreenletExit`] counts as
 /// *successful* ([`Greenlet::is_successful`]), exactly like gevent, but since
