@@ -197,8 +197,6 @@ fn has_frame_line(stderr: &str) -> bool {
 }
 
 #[test]
-#[ignore = "core bug: with RUST_BACKTRACE=1, PanicError::backtrace() is Some but the default \
-            error handler prints only the one-line report, no backtrace"]
 fn with_rust_backtrace_a_greenlet_panic_report_includes_a_backtrace() {
     let stderr = passing_child("child_body_panic", true);
     assert_reported_once(&stderr, BODY_BOOM);

@@ -13,8 +13,8 @@ use common::{
     expect_panic, quiet, spawn_self, timed,
 };
 use greenlet::{
-    AnyGreenlet, Greenlet, GreenletError, KillError, Timeout, getcurrent, hub, iwait, kill, sleep,
-    spawn, wait, with_timeout,
+    AnyGreenlet, Greenlet, GreenletError, KillError, Timeout, WaitError, getcurrent, hub, iwait,
+    kill, sleep, spawn, wait, with_timeout,
 };
 
 /// The state gevent's `assertKilled` checks, for a plain `GreenletExit` kill.
@@ -48,7 +48,7 @@ fn kill_before_start_never_runs_the_body() {
         g.link(move |g| l.push(format!("link ready={}", g.is_ready())));
         let t0 = Instant::now();
         if round == 0 {
-            g.kill();
+            g.kill().unwrap();
         } else {
             g.kill_nowait();
         }
@@ -70,7 +70,7 @@ fn kill_before_start_never_runs_the_body() {
         );
         assert_eq!(links.entries(), ["link ready=true", "late link"]);
         // Killing again does nothing.
-        g.kill();
+        g.kill().unwrap();
         quiet();
         assert_eq!(links.len(), 2);
         assert_killed(&g);
@@ -85,7 +85,7 @@ fn kill_of_an_unstarted_greenlet_prevents_it_from_ever_starting() {
     let fired = Rc::new(Cell::new(0));
     let f = fired.clone();
     g.rawlink(move || f.set(f.get() + 1));
-    g.kill();
+    g.kill().unwrap();
     assert!(g.is_ready() && g.is_successful());
     assert!(!g.is_started(), "killed before start: never started");
     g.start(); // no-op on a dead greenlet
@@ -102,7 +102,7 @@ fn kill_cancels_a_pending_start_later() {
     let g = Greenlet::new(move || r.set(true));
     g.start_later(Duration::from_millis(20));
     assert_eq!(hub::stats().timers, 1);
-    g.kill();
+    g.kill().unwrap();
     assert_eq!(hub::stats().timers, 0, "the start timer is cancelled");
     assert_eq!(hub::stats().greenlets, 0);
     sleep(Duration::from_millis(40));
@@ -117,7 +117,7 @@ fn kill_with_before_start_fails_the_greenlet_without_running_it() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let g = spawn(move || r.set(true));
-    g.kill_with(Shutdown("early"));
+    g.kill_with(Shutdown("early")).unwrap();
     assert!(g.is_ready() && !g.is_successful());
     quiet();
     assert!(!ran.get());
@@ -135,9 +135,9 @@ fn killing_a_dead_greenlet_does_nothing() {
     let fired = Rc::new(Cell::new(0));
     let f = fired.clone();
     g.rawlink(move || f.set(f.get() + 1));
-    g.join();
-    g.kill();
-    g.kill_with(Shutdown("late"));
+    g.join().unwrap();
+    g.kill().unwrap();
+    g.kill_with(Shutdown("late")).unwrap();
     g.kill_nowait();
     kill(&g);
     assert!(g.kill_timeout(Duration::from_millis(1)).is_ok());
@@ -166,7 +166,8 @@ fn kill_unwinds_a_sleeping_greenlet_and_runs_its_destructors() {
         });
         sleep(Duration::from_millis(5));
         assert_eq!(log.entries(), ["start"]);
-        let ((), took) = timed(|| g.kill());
+        let (r, took) = timed(|| g.kill());
+        r.expect("kill succeeds");
         assert!(took < PROMPT, "the kill ends the 30 s sleep: {took:?}");
         // kill() returns once it is dead: the unwinding is complete.
         assert_eq!(log.entries(), ["start", "drop inner", "drop outer"]);
@@ -192,7 +193,7 @@ fn kill_unwinds_a_greenlet_waiting_in_the_ready_queue() {
     sleep(Duration::ZERO);
     let before = count.get();
     assert!(before >= 2);
-    g.kill();
+    g.kill().unwrap();
     assert_killed(&g);
     assert_eq!(log.entries(), ["drop spinner"]);
     sleep(Duration::ZERO);
@@ -207,9 +208,9 @@ fn double_kill_is_harmless_and_links_fire_once() {
     let f = fired.clone();
     g.link(move |_| f.push("link"));
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     assert_killed(&g);
-    g.kill();
+    g.kill().unwrap();
     assert_killed(&g);
     quiet();
     assert_eq!(fired.entries(), ["link"]);
@@ -222,7 +223,7 @@ fn the_first_pending_kill_wins() {
     sleep(Duration::ZERO);
     g.kill_nowait();
     g.kill_nowait_with(KillError::new(Shutdown("second")));
-    g.join();
+    g.join().unwrap();
     assert_killed(&g);
     assert!(reports.is_empty(), "{:?}", reports.all());
 
@@ -230,7 +231,7 @@ fn the_first_pending_kill_wins() {
     sleep(Duration::ZERO);
     h.kill_nowait_with(KillError::new(Shutdown("first")));
     h.kill_nowait();
-    h.join();
+    h.join().unwrap();
     assert!(!h.is_successful());
     assert_contains(&h.exception().expect("failed").to_string(), &["first"]);
     assert_eq!(reports.take_one().context, "greenlet");
@@ -244,11 +245,11 @@ fn a_greenlet_killing_itself_unwinds_at_the_call() {
     let g = spawn_self(move |me: &Greenlet<u8>| {
         let _guard = DropLog::new("self", &l);
         l.push("before");
-        me.kill();
+        me.kill().unwrap();
         l.push("after kill");
         1
     });
-    g.join();
+    g.join().unwrap();
     assert_eq!(log.entries(), ["before", "drop self"]);
     assert_killed(&g);
     quiet();
@@ -261,7 +262,7 @@ fn a_greenlet_killing_itself_with_an_error_fails_and_is_reported() {
     let l = log.clone();
     let g = spawn_self(move |me: &Greenlet<u8>| {
         l.push("before");
-        me.kill_with(Shutdown("self"));
+        me.kill_with(Shutdown("self")).unwrap();
         l.push("after kill");
         1
     });
@@ -286,7 +287,7 @@ fn kill_nowait_on_itself_unwinds_at_the_next_switch() {
         sleep(Duration::ZERO);
         l.push("after switch");
     });
-    g.join();
+    g.join().unwrap();
     assert_eq!(log.entries(), ["still running"]);
     assert_killed(&g);
     quiet();
@@ -306,10 +307,10 @@ fn kill_nowait_neither_switches_nor_waits() {
     victim.kill_nowait();
     assert!(log.is_empty(), "kill_nowait must not switch: {log:?}");
     assert!(!victim.is_ready(), "it dies when it next runs");
-    victim.join();
+    victim.join().unwrap();
     assert_eq!(log.entries(), ["other ran", "drop victim"]);
     assert_killed(&victim);
-    other.join();
+    other.join().unwrap();
     quiet();
 }
 
@@ -319,7 +320,7 @@ fn module_level_kill_is_asynchronous() {
     sleep(Duration::ZERO);
     kill(&g);
     assert!(!g.is_ready());
-    g.join();
+    g.join().unwrap();
     assert_killed(&g);
 
     // Through a trait object, mixing result types.
@@ -333,8 +334,8 @@ fn module_level_kill_is_asynchronous() {
     for g in both {
         kill(g);
     }
-    a.join();
-    b.join();
+    a.join().unwrap();
+    b.join().unwrap();
     assert!(a.is_successful() && b.is_successful());
     quiet();
 }
@@ -368,13 +369,15 @@ fn kill_timeout_gives_up_on_a_greenlet_that_will_not_die() {
     let g = spawn(stubborn(&log));
     sleep(Duration::ZERO);
     let (r, took) = timed(|| g.kill_timeout(TICK));
-    let elapsed = r.expect_err("it swallowed the kill");
+    let Err(WaitError::Elapsed(elapsed)) = r else {
+        panic!("it swallowed the kill: expected Elapsed, got {r:?}");
+    };
     assert_eq!(elapsed.duration(), Some(TICK));
     assert_tick("kill_timeout(50ms)", took);
     assert!(!g.is_ready());
     assert_eq!(log.entries(), ["swallowed=true"]);
     // A second kill is delivered again and this time it dies.
-    g.kill();
+    g.kill().unwrap();
     assert_killed(&g);
     assert_eq!(log.entries(), ["swallowed=true", "drop stubborn"]);
     quiet();
@@ -392,7 +395,7 @@ fn a_body_that_re_raises_the_kill_dies_killed() {
         l.push("unreachable");
     });
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     assert_eq!(log.entries(), ["cleanup"]);
     assert_killed(&g);
     quiet();
@@ -410,11 +413,11 @@ fn killing_a_joiner_leaves_the_joined_greenlet_alone() {
         let t = target.clone();
         let joiner = spawn(move || {
             let _g = DropLog::new("joiner", &l);
-            t.join();
+            t.join().unwrap();
             l.push("joined");
         });
         sleep(Duration::ZERO);
-        joiner.kill();
+        joiner.kill().unwrap();
         assert_eq!(log.entries(), ["drop joiner"]);
         assert!(!target.is_ready(), "the target keeps running");
         // A new greenlet may reuse the joiner's slot: the target finishing
@@ -446,19 +449,19 @@ fn killing_a_greenlet_blocked_in_get_or_wait() {
     let (t2, l2) = (target.clone(), log.clone());
     let waiter = spawn(move || {
         let _g = DropLog::new("waiter", &l2);
-        let r = wait([&t2], None, None).map(|v| v.len());
+        let r = wait([&t2]).map(|v| v.len());
         l2.push(format!("waited {r:?}"));
     });
     let (t3, l3) = (target.clone(), log.clone());
     let iwaiter = spawn(move || {
         let _g = DropLog::new("iwaiter", &l3);
-        let n = iwait([&t3], None, None).count();
+        let n = iwait([&t3]).count();
         l3.push(format!("iwaited {n}"));
     });
     sleep(Duration::ZERO);
-    getter.kill();
-    waiter.kill();
-    iwaiter.kill();
+    getter.kill().unwrap();
+    waiter.kill().unwrap();
+    iwaiter.kill().unwrap();
     assert_eq!(
         log.entries(),
         ["drop getter", "drop waiter", "drop iwaiter"]
@@ -481,7 +484,7 @@ fn killing_a_greenlet_inside_a_timeout_scope_is_a_kill_not_a_timeout() {
     });
     sleep(Duration::ZERO);
     assert_eq!(hub::stats().timers, 2, "the timeout and the sleep");
-    g.kill();
+    g.kill().unwrap();
     assert_eq!(log.entries(), ["drop scoped"]);
     assert_killed(&g);
     assert_eq!(
@@ -499,7 +502,7 @@ fn killing_a_greenlet_holding_a_started_timeout_cancels_it() {
         sleep(LONG);
     });
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     assert_killed(&g);
     assert_eq!(hub::stats().timers, 0);
     quiet();
@@ -521,7 +524,7 @@ fn many_sleeping_greenlets_can_be_killed() {
         sleep(Duration::ZERO);
         assert_eq!(hub::stats().timers, 200);
         for g in &gs {
-            g.kill();
+            g.kill().unwrap();
         }
         assert_eq!(drops.count("drop g"), 200);
         assert!(gs.iter().all(Greenlet::is_successful));
@@ -545,8 +548,8 @@ fn a_link_may_kill_nowait_but_not_block() {
     let victim = spawn(|| sleep(LONG));
     let trigger = spawn(|| ());
     let v = victim.clone();
-    trigger.link(move |_| v.kill());
-    trigger.join();
+    trigger.link(move |_| v.kill().unwrap());
+    trigger.join().unwrap();
     sleep(Duration::ZERO);
     let r = reports.take_one();
     assert_eq!(r.context, "link callback");
@@ -554,7 +557,7 @@ fn a_link_may_kill_nowait_but_not_block() {
         &r.error.to_string(),
         &["cannot block inside a hub callback"],
     );
-    victim.kill();
+    victim.kill().unwrap();
     quiet();
 }
 
@@ -571,7 +574,7 @@ fn the_main_greenlet_cannot_be_killed() {
         sleep(Duration::ZERO);
         l.push("next turn");
     });
-    g.join();
+    g.join().unwrap();
     assert_eq!(log.entries(), ["same turn"]);
     assert_killed(&g);
     quiet();
@@ -592,7 +595,8 @@ fn kill_waits_for_slow_destructors() {
         sleep(LONG);
     });
     sleep(Duration::ZERO);
-    let ((), took) = timed(|| g.kill());
+    let (r, took) = timed(|| g.kill());
+    r.expect("kill succeeds");
     assert_band(
         "kill of a greenlet whose destructor sleeps 50 ms",
         took,

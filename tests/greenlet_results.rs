@@ -29,7 +29,7 @@ fn value_and_exception_peek_without_blocking() {
     assert!(g.exception().is_none());
     assert!(g.try_get().is_none());
     assert!(log.is_empty(), "value/exception/try_get must not switch");
-    g.join();
+    g.join().unwrap();
     assert_eq!(g.value(), Some(vec![1, 2, 3]));
     assert!(g.exception().is_none());
     assert_eq!(g.try_get().expect("ready").unwrap(), [1, 2, 3]);
@@ -51,11 +51,11 @@ fn get_returns_the_value_every_time() {
 #[greenlet::test]
 fn join_and_get_on_a_finished_greenlet_do_not_switch() {
     let g = spawn(|| 9);
-    g.join();
+    g.join().unwrap();
     let log = Log::new();
     let l = log.clone();
     let other = spawn(move || l.push("other"));
-    g.join();
+    g.join().unwrap();
     assert_eq!(g.get().unwrap(), 9);
     assert!(g.join_timeout(Duration::ZERO).is_ok());
     assert_eq!(g.get_timeout(Duration::ZERO).unwrap(), 9);
@@ -63,7 +63,7 @@ fn join_and_get_on_a_finished_greenlet_do_not_switch() {
         log.is_empty(),
         "waiting on a finished greenlet must not switch"
     );
-    other.join();
+    other.join().unwrap();
     quiet();
 }
 
@@ -120,7 +120,7 @@ fn a_killed_greenlet_reports_greenlet_exit_and_counts_as_successful() {
         1
     });
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     let err = g.get().unwrap_err();
     assert!(
         matches!(err, GreenletError::Killed(KillError::GreenletExit)),
@@ -142,7 +142,7 @@ fn a_greenlet_killed_with_an_error_carries_that_error() {
         1
     });
     sleep(Duration::ZERO);
-    g.kill_with(Shutdown("results"));
+    g.kill_with(Shutdown("results")).unwrap();
     let err = g.get().unwrap_err();
     let GreenletError::Killed(KillError::Error(inner)) = &err else {
         panic!("expected Killed(Error), got {err:?}");
@@ -261,7 +261,7 @@ fn many_waiters_are_all_woken_once() {
         .collect();
     assert_eq!(target.get().unwrap(), 7);
     for w in &waiters {
-        w.join();
+        w.join().unwrap();
     }
     assert_eq!(
         log.entries(),
@@ -300,7 +300,7 @@ fn get_on_the_native_stack_is_loop_exit_when_nothing_can_finish() {
         assert!(matches!(r, Err(GreenletError::LoopExit(_))), "{r:?}");
 
         assert!(!g.is_ready(), "LoopExit does not touch the greenlet");
-        g.kill();
+        g.kill().unwrap();
         assert!(g.is_ready());
         quiet();
     }
@@ -331,7 +331,7 @@ fn get_with_a_timeout_waits_instead_of_loop_exit() {
     let (r, took) = timed(|| g.get_timeout(TICK));
     assert!(r.is_err(), "times out instead of LoopExit");
     assert_tick("get_timeout on a forever-greenlet", took);
-    g.kill();
+    g.kill().unwrap();
     quiet();
 }
 
@@ -366,7 +366,7 @@ fn waiting_on_yourself_fails_at_once() {
     assert!(out.starts_with("get: "), "{out}");
     assert_eq!(out, "get: JoinSelf; get_timeout: JoinSelf");
     assert_eq!(log.entries(), ["still running", "bystander"]);
-    bystander.join();
+    bystander.join().unwrap();
 
     // join on yourself is an error value, not a panic: nothing is reported.
     let reports = Reports::install();
@@ -376,7 +376,10 @@ fn waiting_on_yourself_fails_at_once() {
     let j = spawn(move || m2.get().expect("handle").join());
     assert!(me2.set(j.clone()).is_ok());
     assert!(matches!(j.get().unwrap(), Err(WaitError::JoinSelf)));
-    assert!(reports.is_empty(), "a self-join is not a failure of the greenlet");
+    assert!(
+        reports.is_empty(),
+        "a self-join is not a failure of the greenlet"
+    );
     drop((me, me2));
     quiet();
 }

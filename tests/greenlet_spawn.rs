@@ -93,7 +93,7 @@ fn start_later_runs_after_the_delay() {
         "start_later must not run at once"
     );
     assert_eq!(hub::stats().timers, 1, "start_later arms one timer");
-    g.join();
+    g.join().unwrap();
     let ran = started_at.get().expect("body ran");
     assert_tick("start_later(50ms)", ran - t0);
     quiet();
@@ -235,7 +235,7 @@ fn getcurrent_names_the_running_greenlet() {
     let il = in_link.clone();
     let h = spawn(|| ());
     h.link(move |_| il.set(Some(getcurrent().is_hub())));
-    h.join();
+    h.join().unwrap();
     sleep(Duration::ZERO);
     assert_eq!(in_link.get(), Some(true));
     quiet();
@@ -283,12 +283,12 @@ fn display_shows_class_name_and_state() {
     );
 
     let killed = spawn(|| ());
-    killed.kill();
+    killed.kill().unwrap();
     assert!(killed.to_string().ends_with(": dead (killed)>"), "{killed}");
 
     let reports = Reports::install();
     let failed = spawn(|| panic!("disp boom"));
-    failed.join();
+    failed.join().unwrap();
     let shown = failed.to_string();
     // Dead with an error: labelled as such, not like success or a kill.
     assert!(
@@ -326,7 +326,7 @@ fn predicates_follow_a_successful_life() {
     sleep(Duration::from_millis(1));
     assert_eq!(state(&g), (true, true, false, false, false, None, false));
     assert!(log.is_empty());
-    g.join();
+    g.join().unwrap();
     sleep(Duration::ZERO);
     assert_eq!(state(&g), (false, true, true, true, true, Some(5), false));
     assert_eq!(log.entries(), ["linked"]);
@@ -343,7 +343,7 @@ fn predicates_follow_a_failed_life() {
     });
     sleep(Duration::from_millis(1));
     assert!(g.is_active() && !g.is_ready() && g.exception().is_none());
-    g.join();
+    g.join().unwrap();
     assert!(!g.is_active() && g.is_ready() && g.is_dead() && !g.is_successful());
     assert_eq!(g.value(), None);
     let e = g.exception().expect("the panic is the exception");
@@ -365,7 +365,7 @@ fn a_child_spawned_by_a_finished_greenlet_still_runs() {
         spawn(move || l2.push("child"));
         l.push("parent done");
     });
-    parent.join();
+    parent.join().unwrap();
     assert_eq!(
         log.entries().first().map(String::as_str),
         Some("parent done")
@@ -532,7 +532,7 @@ fn links_of_run_structs_see_the_struct() {
     let seen_in_link = Rc::new(Cell::new(None));
     let s = seen_in_link.clone();
     g.link(move |g| s.set(Some((g.limit, g.seen.get()))));
-    g.join();
+    g.join().unwrap();
     sleep(Duration::ZERO);
     assert_eq!(seen_in_link.get(), Some((2, 2)));
     quiet();
@@ -551,8 +551,8 @@ fn counters_track_live_greenlets() {
     assert_eq!(s.greenlets, 2);
     assert_eq!(s.timers, 2, "both are sleeping");
     assert!(s.stacks_allocated >= 2 && s.stacks_pooled < s.stacks_allocated);
-    a.join();
-    b.join();
+    a.join().unwrap();
+    b.join().unwrap();
     assert_eq!(hub::stats().greenlets, 0);
     quiet();
 }

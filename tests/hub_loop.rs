@@ -64,7 +64,7 @@ fn hub_join_timeout_gives_up_after_the_timeout() {
     assert!(!done);
     assert_tick("hub::join_timeout(50ms)", took);
     assert!(!g.is_ready());
-    g.kill();
+    g.kill().unwrap();
     let (done, took) = timed(|| hub::join_timeout(LONG));
     assert!(done);
     assert!(took < PROMPT);
@@ -118,7 +118,7 @@ fn a_post_from_another_thread_wakes_the_hub_and_runs_on_its_thread() {
         });
         // Without the handle this would be LoopExit; with it the hub waits
         // for the post, which kills the sleeper.
-        g.join();
+        g.join().unwrap();
         assert_tick("join woken by a post after 50 ms", t0.elapsed());
         assert_eq!(
             rx.recv_timeout(PROMPT),
@@ -228,7 +228,7 @@ fn the_error_handler_reports_each_failure_once_with_name_and_message() {
         .name("worker")
         .spawn(|| -> u8 { panic!("worker boom") })
         .expect("spawn");
-    g.join();
+    g.join().unwrap();
     quiet();
     let r = reports.take_one();
     assert_eq!(r.context, "greenlet");
@@ -239,14 +239,14 @@ fn the_error_handler_reports_each_failure_once_with_name_and_message() {
     // Killed with GreenletExit: not an error, not reported.
     let k = spawn(|| sleep(LONG));
     sleep(Duration::ZERO);
-    k.kill();
+    k.kill().unwrap();
     // Killed with an error: reported.
     let e = Builder::new()
         .name("stopped")
         .spawn(|| sleep(LONG))
         .expect("spawn");
     sleep(Duration::ZERO);
-    e.kill_with(Shutdown("by test"));
+    e.kill_with(Shutdown("by test")).unwrap();
     quiet();
     let r = reports.take_one();
     assert_contains(&r.line, &["stopped", "shutdown: by test"]);
@@ -255,10 +255,10 @@ fn the_error_handler_reports_each_failure_once_with_name_and_message() {
 #[greenlet::test]
 fn the_error_handler_can_be_replaced() {
     let first = Reports::install();
-    spawn(|| panic!("one")).join();
+    spawn(|| panic!("one")).join().unwrap();
     let second = Reports::install(); // replaces the first handler
-    spawn(|| panic!("two")).join();
-    spawn(|| panic!("three")).join();
+    spawn(|| panic!("two")).join().unwrap();
+    spawn(|| panic!("three")).join().unwrap();
     quiet();
     assert_eq!(first.len(), 1);
     assert_eq!(second.len(), 2);
@@ -282,7 +282,7 @@ fn a_panicking_error_handler_does_not_stop_the_hub() {
         "fine"
     });
     assert_eq!(good.get().unwrap(), "fine");
-    bad.join();
+    bad.join().unwrap();
     hub::reset_error_handler();
     assert_eq!(calls.get(), 1);
     assert!(bad.exception().is_some());
@@ -373,31 +373,78 @@ fn destroy_kills_what_is_left_runs_destructors_and_the_hub_is_reusable() {
     }
 }
 
+/// Env var set in the child process of [`destroy_aborts_on_a_greenlet_that_refuses_to_die`].
+const CHILD_ENV: &str = "GREENLET_HUB_LOOP_CHILD";
+
+/// `hub::destroy` kills a greenlet that swallows every kill three times,
+/// then aborts the process naming it (leaking its frames could leave
+/// borrows of freed thread-locals behind). Runs in a child process.
+#[test]
+fn destroy_aborts_on_a_greenlet_that_refuses_to_die() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        greenlet::run(|| {
+            Builder::new()
+                .name("stubborn")
+                .spawn(|| {
+                    let mut attempts = 0;
+                    loop {
+                        // Wrong on purpose: swallows every kill.
+                        let r =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sleep(LONG)));
+                        if r.is_err() {
+                            attempts += 1;
+                            eprintln!("SWALLOWED={attempts}");
+                        }
+                    }
+                })
+                .expect("spawn");
+            sleep(Duration::ZERO);
+            hub::destroy();
+            eprintln!("DESTROY RETURNED");
+        });
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "destroy_aborts_on_a_greenlet_that_refuses_to_die",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the test binary can be re-run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "expected SIGABRT, got {}\n{stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("DESTROY RETURNED"), "{stderr}");
+    let swallowed: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("SWALLOWED="))
+        .collect();
+    assert_eq!(
+        swallowed,
+        ["1", "2", "3"],
+        "killed three times, then given up: {stderr}"
+    );
+    assert_contains(&stderr, &["stubborn", "refuses to die"]);
+}
+
 #[greenlet::test]
-fn destroy_leaks_a_greenlet_that_refuses_to_die() {
+fn a_handle_to_a_greenlet_ended_by_destroy_is_inert() {
     let reports = Reports::install();
-    let attempts = Rc::new(Cell::new(0));
-    let a = attempts.clone();
-    let stubborn = spawn(move || {
-        loop {
-            // Wrong on purpose: swallows every kill.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sleep(LONG)));
-            if r.is_err() {
-                a.set(a.get() + 1);
-            }
-        }
-    });
+    let old = spawn(|| sleep(LONG));
     sleep(Duration::ZERO);
     hub::destroy();
-    assert_eq!(attempts.get(), 3, "killed three times, then given up");
-    let s = hub::stats();
-    assert_eq!(s.leaked_stacks, 1, "{s:?}");
-    assert_eq!(s.greenlets, 0);
-    // Its handles no longer point into the hub: it is over as far as
-    // anyone can observe, and the leak is reported.
-    assert!(stubborn.is_ready(), "{stubborn}");
-    let r = reports.take_one();
-    assert_eq!(r.context, "hub::destroy");
+    assert!(old.is_ready() && old.is_successful(), "{old}");
+    assert_eq!(hub::stats().greenlets, 0);
 
     // A newer greenlet must not be touched through the stale handle.
     let fresh = spawn(|| {
@@ -405,7 +452,8 @@ fn destroy_leaks_a_greenlet_that_refuses_to_die() {
         "fresh"
     });
     sleep(Duration::ZERO);
-    stubborn.kill_nowait();
+    old.kill_nowait();
+    old.kill().expect("killing a dead greenlet is a no-op");
     assert_eq!(
         fresh.get().unwrap(),
         "fresh",
@@ -478,7 +526,7 @@ fn each_thread_has_its_own_hub() {
     .expect("other thread");
     assert_eq!(other, (0, 3, 3, true));
     assert_eq!(hub::stats().greenlets, 1, "only our own greenlet");
-    mine.join();
+    mine.join().unwrap();
     quiet();
 }
 
@@ -504,7 +552,7 @@ fn finished_stacks_are_pooled_and_reused() {
     assert!(busy.stacks_allocated >= 10, "{busy:?}");
     assert!(busy.stacks_allocated - busy.stacks_pooled >= 10, "{busy:?}");
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     quiet();
     let peak = hub::stats().stacks_allocated;
@@ -515,7 +563,7 @@ fn finished_stacks_are_pooled_and_reused() {
         .map(|_| spawn(|| sleep(Duration::from_millis(1))))
         .collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     quiet();
     assert_eq!(
@@ -557,9 +605,9 @@ fn timing_of_a_loop_with_only_timers() {
     let t0 = Instant::now();
     let a = spawn(|| sleep(Duration::from_millis(20)));
     let b = spawn(|| sleep(TICK));
-    a.join();
+    a.join().unwrap();
     assert_band("first timer", t0.elapsed(), Duration::from_millis(20), TICK);
-    b.join();
+    b.join().unwrap();
     assert_tick("second timer", t0.elapsed());
     quiet();
 }
@@ -570,11 +618,11 @@ fn blocking_calls_in_a_hub_callback_are_refused() {
     let sleeper = spawn(|| sleep(LONG));
     let g = spawn(|| ());
     let s = sleeper.clone();
-    g.link(move |_| s.join());
+    g.link(move |_| s.join().unwrap());
     let s = sleeper.clone();
     g.link(move |_| drop(s.get_timeout(Duration::from_millis(1))));
     g.link(move |_| greenlet::idle());
-    g.join();
+    g.join().unwrap();
     sleep(Duration::ZERO);
     let all = reports.take();
     assert_eq!(all.len(), 3, "{all:#?}");
@@ -593,6 +641,6 @@ fn blocking_calls_in_a_hub_callback_are_refused() {
     assert!(took >= Duration::from_millis(5), "{took:?}");
     assert_eq!(spawn(|| 3).get().unwrap(), 3);
     assert!(!sleeper.is_ready());
-    sleeper.kill();
+    sleeper.kill().unwrap();
     quiet();
 }

@@ -191,7 +191,7 @@ fn greenlets_waiting_on_different_sockets_wake_in_the_order_data_arrives() {
         sleep(Duration::from_millis(5));
     }
     for r in &readers {
-        r.join();
+        r.join().unwrap();
     }
     assert_eq!(log.entries(), ["third", "first", "second"]);
     assert_eq!(hub::stats().fds, 0);
@@ -210,7 +210,7 @@ fn killing_a_greenlet_in_wait_read_deregisters_the_fd() {
     });
     sleep(Duration::ZERO);
     assert_eq!(hub::stats().fds, 1);
-    g.kill();
+    g.kill().unwrap();
     assert_eq!(log.entries(), ["drop reader"]);
     assert_eq!(hub::stats().fds, 0);
     assert!(g.is_successful());
@@ -254,7 +254,7 @@ fn waiting_on_a_descriptor_inside_a_hub_callback_is_refused() {
     g.link(move |_| {
         let _ = wait_read(&a, None);
     });
-    g.join();
+    g.join().unwrap();
     quiet();
     let r = reports.take_one();
     assert_eq!(r.context, "link callback");

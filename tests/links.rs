@@ -12,13 +12,26 @@ use common::{DropLog, LONG, Log, Reports, Shutdown, assert_contains, quiet};
 use greenlet::{Greenlet, GreenletError, LinkId, Waitable, getcurrent, hub, sleep, spawn};
 
 /// Adds one link of each kind, logging `<tag>:<kind>`.
-fn link_all<T: std::fmt::Debug + 'static>(g: &Greenlet<T>, log: &Log, tag: &'static str) {
+/// `link_value` gets the greenlet: `<tag>:value <v>` when it returned a
+/// value, `<tag>:value none` when it was killed with plain `GreenletExit`
+/// (a success without a value, as in gevent).
+fn link_all<T: std::fmt::Debug + Clone + 'static>(g: &Greenlet<T>, log: &Log, tag: &'static str) {
     let l = log.clone();
     g.link(move |g| l.push(format!("{tag}:link ready={}", g.is_ready())));
     let l = log.clone();
-    g.link_value(move |v| l.push(format!("{tag}:value {v:?}")));
+    g.link_value(move |g| {
+        assert!(g.is_ready() && g.is_successful());
+        assert!(g.exception().is_none());
+        l.push(match g.value() {
+            Some(v) => format!("{tag}:value {v:?}"),
+            None => format!("{tag}:value none"),
+        })
+    });
     let l = log.clone();
-    g.link_exception(move |e| {
+    g.link_exception(move |g| {
+        assert!(g.is_ready() && !g.is_successful());
+        assert!(g.value().is_none());
+        let e = g.exception().expect("a failed greenlet has an exception");
         l.push(format!(
             "{tag}:exception {}",
             e.as_panic()
@@ -70,7 +83,7 @@ fn link_exception_fires_for_failures_only() {
     });
     link_all(&k, &log, "k");
     sleep(Duration::ZERO);
-    k.kill_with(Shutdown("x"));
+    k.kill_with(Shutdown("x")).unwrap();
     quiet();
     assert_eq!(
         log.entries(),
@@ -83,8 +96,10 @@ fn link_exception_fires_for_failures_only() {
     assert_eq!(reports.take_one().context, "greenlet");
 }
 
+/// gevent counts a plain `GreenletExit` kill as success: `link_value` fires
+/// (with no value), `link_exception` does not.
 #[greenlet::test]
-fn a_greenlet_exit_kill_fires_neither_value_nor_exception_links() {
+fn a_greenlet_exit_kill_fires_value_links_without_a_value() {
     let log = Log::new();
     let g = spawn(|| -> u8 {
         sleep(LONG);
@@ -92,9 +107,12 @@ fn a_greenlet_exit_kill_fires_neither_value_nor_exception_links() {
     });
     link_all(&g, &log, "x");
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     quiet();
-    assert_eq!(log.entries(), ["x:link ready=true", "x:raw"]);
+    assert_eq!(
+        log.entries(),
+        ["x:link ready=true", "x:value none", "x:raw"]
+    );
 }
 
 #[greenlet::test]
@@ -102,23 +120,29 @@ fn links_fire_for_a_greenlet_killed_before_start() {
     let log = Log::new();
     let g = spawn(|| 1);
     link_all(&g, &log, "n");
-    g.kill();
+    g.kill().unwrap();
     assert!(log.is_empty());
     quiet();
-    assert_eq!(log.entries(), ["n:link ready=true", "n:raw"]);
+    assert_eq!(
+        log.entries(),
+        ["n:link ready=true", "n:value none", "n:raw"]
+    );
 
     let log = Log::new();
     let u = Greenlet::new(|| 1);
     link_all(&u, &log, "u");
-    u.kill();
+    u.kill().unwrap();
     quiet();
-    assert_eq!(log.entries(), ["u:link ready=true", "u:raw"]);
+    assert_eq!(
+        log.entries(),
+        ["u:link ready=true", "u:value none", "u:raw"]
+    );
 }
 
 #[greenlet::test]
 fn links_added_after_death_fire_on_the_next_turn_once() {
     let g = spawn(|| "done");
-    g.join();
+    g.join().unwrap();
     sleep(Duration::ZERO);
     for round in 0..3 {
         let log = Log::new();
@@ -139,7 +163,7 @@ fn links_added_after_death_fire_on_the_next_turn_once() {
 }
 
 #[greenlet::test]
-fn link_value_receives_a_reference_to_the_typed_value() {
+fn link_value_receives_the_greenlet_and_can_take_a_value_that_is_not_clone() {
     #[derive(Debug, PartialEq)]
     struct NotClone {
         name: String,
@@ -151,11 +175,16 @@ fn link_value_receives_a_reference_to_the_typed_value() {
     });
     let seen = Rc::new(RefCell::new(None));
     let s = seen.clone();
-    g.link_value(move |v: &NotClone| *s.borrow_mut() = Some((v.name.clone(), v.n)));
+    g.link_value(move |g: &Greenlet<NotClone>| {
+        // Ready: `take` does not block inside the hub callback.
+        let v = g.take().expect("a value");
+        *s.borrow_mut() = Some((v.name.clone(), v.n));
+    });
     quiet();
     assert_eq!(*seen.borrow(), Some(("typed".to_owned(), 3)));
-    // The value is still there for into_result.
-    assert_eq!(g.into_result().unwrap().n, 3);
+    // The callback moved it out.
+    assert!(matches!(g.take(), Err(GreenletError::ValueTaken)));
+    assert!(matches!(g.into_result(), Err(GreenletError::ValueTaken)));
 }
 
 #[greenlet::test]
@@ -326,8 +355,8 @@ fn a_link_may_spawn_a_greenlet_to_do_blocking_work() {
     let log = Log::new();
     let g = spawn(|| 2);
     let l = log.clone();
-    g.link_value(move |v| {
-        let v = *v;
+    g.link_value(move |g| {
+        let v = g.value().expect("a value");
         let l = l.clone();
         spawn(move || {
             sleep(Duration::from_millis(1));
@@ -349,7 +378,7 @@ fn every_greenlet_fires_each_of_its_links_exactly_once() {
             });
             for _ in 0..2 {
                 let c = counts.clone();
-                g.link_value(move |v| c.borrow_mut()[*v as usize] += 1);
+                g.link_value(move |g| c.borrow_mut()[g.value().expect("a value") as usize] += 1);
             }
             g
         })
@@ -391,10 +420,10 @@ fn links_fire_when_a_timeout_ends_the_greenlet() {
         1
     });
     let l = log.clone();
-    g.link_exception(move |e| {
+    g.link_exception(move |g| {
         l.push(format!(
             "timeout={}",
-            matches!(e, GreenletError::Timeout(_))
+            matches!(g.exception(), Some(GreenletError::Timeout(_)))
         ))
     });
     quiet();

@@ -71,7 +71,7 @@ fn name_defaults_to_the_function_name() {
         g.to_string().starts_with("<Greenlet \"download\" at "),
         "{g}"
     );
-    g.join();
+    g.join().unwrap();
     assert_quiet();
 }
 
@@ -103,7 +103,7 @@ fn start_later_returns_an_unstarted_greenlet() {
     assert_eq!(hits.get(), 0, "an unstarted greenlet must not run");
     assert_eq!(hub::stats().stacks_allocated, 0, "unstarted holds no stack");
     g.start();
-    g.join();
+    g.join().unwrap();
     assert_eq!(hits.get(), 1);
     assert_quiet();
 }
@@ -114,7 +114,7 @@ fn start_later_then_start_later_with_delay() {
     let g = counted(hits.clone());
     let started = Instant::now();
     g.start_later(Duration::from_millis(30));
-    g.join();
+    g.join().unwrap();
     let elapsed = started.elapsed();
     assert_eq!(hits.get(), 1);
     assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
@@ -132,7 +132,7 @@ fn kill_before_the_first_switch_means_the_body_never_runs() {
         }
         bump(hits.clone())
     };
-    g.kill();
+    g.kill().unwrap();
     assert!(g.is_dead() && g.is_successful());
     hub::join();
     assert_eq!(hits.get(), 0);
@@ -262,7 +262,7 @@ fn result_unit_and_early_return() {
     assert!(parse_number("x".into()).get().unwrap().is_err());
     let log = log();
     let g: greenlet::Greenlet<()> = nothing(log.clone());
-    g.join();
+    g.join().unwrap();
     assert_eq!(*log.borrow(), ["ran"]);
     assert_eq!(early(0).get().unwrap(), "zero");
     assert_eq!(early(1).get().unwrap(), "nonzero");
@@ -354,7 +354,7 @@ fn arguments_live_until_the_body_ends_and_drop_like_a_plain_call() {
         Noisy(green.clone(), "c"),
     );
     push(&green, "spawned");
-    g.join();
+    g.join().unwrap();
     assert_eq!(green.borrow().first().map(String::as_str), Some("spawned"));
     assert_eq!(
         green.borrow()[1..],
@@ -378,7 +378,7 @@ fn killed_body_drops_its_arguments_once() {
         log.borrow().is_empty(),
         "arguments live while the body sleeps"
     );
-    g.kill();
+    g.kill().unwrap();
     assert_eq!(*log.borrow(), ["drop guard"]);
     assert_quiet();
 }

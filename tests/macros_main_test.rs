@@ -232,7 +232,7 @@ mod doc_example {
     #[greenlet::test]
     fn greenlets_finish() {
         let g = spawn(|| sleep(Duration::from_millis(1)));
-        g.join();
+        g.join().unwrap();
         assert!(g.is_successful());
     }
 
@@ -269,7 +269,7 @@ mod app {
             .map(|_| spawn(|| sleep(Duration::from_millis(1))))
             .collect();
         for g in &ten {
-            g.join();
+            g.join().unwrap();
         }
         sleep(Duration::from_millis(1));
         let cached = hub::stats().stacks_pooled;
@@ -306,7 +306,6 @@ fn main_applies_options_and_kills_leftovers_on_return() {
 /// runs on it) must start with the defaults, as `greenlet::run` documents
 /// ("the next scope on this thread starts fresh").
 #[test]
-#[ignore = "core bug: hub config (stack size, stack cache limit) survives scope end"]
 fn settings_do_not_leak_into_the_next_scope() {
     greenlet::run(|| {
         hub::set_default_stack_size(64 * 1024);

@@ -62,7 +62,7 @@ fn display_uses_the_struct_name() {
     let g = sleeper(0.0).spawn();
     assert!(g.to_string().starts_with("<Sleeper at 0x"), "{g}");
     assert_eq!(<Sleeper as Run>::class_name(), "Sleeper");
-    g.join();
+    g.join().unwrap();
     assert!(g.to_string().ends_with(": dead>"), "{g}");
     assert_quiet();
 }
@@ -96,7 +96,7 @@ fn into_greenlet_is_unstarted_until_start() {
 #[greenlet::test]
 fn kill_before_start_never_runs_run() {
     let g = sleeper(0.0).spawn();
-    g.kill();
+    g.kill().unwrap();
     assert!(g.is_dead() && g.is_successful());
     assert_eq!(g.naps.get(), 0);
     assert!(g.log.borrow().is_empty());
@@ -107,7 +107,7 @@ fn kill_before_start_never_runs_run() {
 fn struct_outlives_the_greenlet_through_the_handle() {
     let g = sleeper(0.001).spawn();
     let clone = g.clone();
-    g.join();
+    g.join().unwrap();
     drop(g);
     assert_eq!(clone.naps.get(), 3);
     assert_eq!(clone.log.borrow().len(), 3);
@@ -181,8 +181,8 @@ fn generic_struct_with_unit_output() {
         seen: RefCell::new(Vec::new()),
     }
     .spawn();
-    g.join();
-    n.join();
+    g.join().unwrap();
+    n.join().unwrap();
     assert_eq!(*g.seen.borrow(), ['a', 'b']);
     assert_eq!(*n.seen.borrow(), [1]);
     assert!(g.to_string().starts_with("<Collector at "), "{g}");
@@ -263,8 +263,13 @@ fn link_exception_sees_the_struct_failure_once() {
     let (l1, l2) = (log.clone(), log.clone());
     let bad = Fails { fail: true }.spawn();
     let good = Fails { fail: false }.spawn();
-    bad.link_exception(move |e| l1.borrow_mut().push(format!("bad: {e}")));
-    good.link_exception(move |e| l2.borrow_mut().push(format!("good: {e}")));
+    bad.link_exception(move |g| {
+        let e = g.exception().expect("failed");
+        l1.borrow_mut().push(format!("bad: {e}"));
+    });
+    good.link_exception(move |g| {
+        l2.borrow_mut().push(format!("good: {:?}", g.exception()));
+    });
     hub::join();
     hub::reset_error_handler();
     assert_eq!(log.borrow().len(), 1, "{:?}", log.borrow());

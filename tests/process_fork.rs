@@ -77,7 +77,7 @@ fn child_runs_greenlets_and_exits_with_code() {
     let waiter = spawn(move || timed(|| waitpid(pid)));
     let (status, elapsed) = waiter.into_result().expect("waiter greenlet");
     let status = status.expect("waitpid");
-    ticker.kill();
+    ticker.kill().unwrap();
     assert_eq!(status.code(), Some(42), "{status:?}");
     assert!(
         elapsed >= TICK,
@@ -419,7 +419,7 @@ fn signal_burst_interrupts_the_hub_thread() {
         reader.get().expect("reader"),
         "wait_read failed under the burst"
     );
-    writer.join();
+    writer.join().unwrap();
     sender.join().expect("sender");
     let deadline = Instant::now() + Duration::from_secs(5);
     while hits.get() == 0 && Instant::now() < deadline {

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::{
-    Greenlet, GreenletError, InvalidDuration, Timeout, duration_from_secs_f64, hub, sleep,
-    sleep_secs, spawn, spawn_later, with_timeout,
+    Greenlet, GreenletError, InvalidDuration, Timeout, WaitError, duration_from_secs_f64, hub,
+    sleep, sleep_secs, spawn, spawn_later, with_timeout,
 };
 use reliability_common::{Baseline, Counter, Log, NO_HANG, PROMPT, assert_band, ms, twice};
 
@@ -110,8 +110,8 @@ fn nan_seconds_are_an_error_and_do_not_switch() {
         });
         let b = spawn(move || l2.push("b"));
         assert_eq!(a.get().expect("a returns"), Err(InvalidDuration));
-        b.join();
-        g.join();
+        b.join().unwrap();
+        g.join().unwrap();
         assert!(ran.get());
         assert_eq!(log.take(), ["a1", "a2", "b"]);
         base.check();
@@ -130,7 +130,7 @@ fn duration_max_and_infinity_mean_no_deadline() {
         // A Timeout of Duration::MAX arms no timer; the scoped forms run the
         // body to completion.
         let t = Timeout::new(Duration::MAX);
-        t.start();
+        t.start().unwrap();
         assert!(!t.pending());
         assert_eq!(hub::stats().timers, 0);
         drop(t);
@@ -145,13 +145,10 @@ fn duration_max_and_infinity_mean_no_deadline() {
             sleep(ms(3));
             1
         });
-        assert!(g.join_timeout(Duration::MAX));
+        g.join_timeout(Duration::MAX).expect("finishes");
         assert!(hub::join_timeout(Duration::MAX));
         let g = spawn(|| 2);
-        assert_eq!(
-            g.get_timeout(Duration::MAX).expect("finishes").expect("ok"),
-            2
-        );
+        assert_eq!(g.get_timeout(Duration::MAX).expect("finishes"), 2);
 
         // A greenlet sleeping Duration::MAX holds no timer; a native stack
         // waiting for it has nothing that could wake it: LoopExit, naming
@@ -175,19 +172,27 @@ fn duration_max_and_infinity_mean_no_deadline() {
             other => panic!("expected LoopExit, got {other:?}"),
         }
         match sleeper.get_timeout(Duration::MAX) {
-            Ok(Err(GreenletError::LoopExit(_))) => {}
-            other => panic!("expected Ok(Err(LoopExit)), got {other:?}"),
+            Err(GreenletError::LoopExit(e)) => {
+                assert_eq!(e.operation(), "Greenlet::get_timeout");
+            }
+            other => panic!("expected Err(LoopExit), got {other:?}"),
         }
-        // Unit-returning waits panic with the LoopExit message.
-        let p = catch_unwind(AssertUnwindSafe(|| sleeper.join())).expect_err("LoopExit panics");
-        assert!(
-            message(p.as_ref()).contains("LoopExit"),
-            "{}",
-            message(p.as_ref())
-        );
-        let p = catch_unwind(AssertUnwindSafe(|| sleeper.join_timeout(Duration::MAX)))
-            .expect_err("LoopExit panics");
-        assert!(message(p.as_ref()).contains("LoopExit"));
+        // Unit-returning waits return the same LoopExit.
+        match sleeper.join() {
+            Err(WaitError::LoopExit(e)) => {
+                assert_eq!(e.operation(), "Greenlet::join");
+                assert!(e.to_string().contains("LoopExit"), "{e}");
+                assert!(e.blocked()[0].contains("forever"), "{:?}", e.blocked());
+            }
+            other => panic!("expected Err(LoopExit), got {other:?}"),
+        }
+        match sleeper.join_timeout(Duration::MAX) {
+            Err(WaitError::LoopExit(e)) => {
+                assert_eq!(e.operation(), "Greenlet::join_timeout");
+                assert!(e.to_string().contains("LoopExit"), "{e}");
+            }
+            other => panic!("expected Err(LoopExit), got {other:?}"),
+        }
         // The sleeper is unaffected and can still be killed.
         assert!(!sleeper.is_ready());
         sleeper.kill_timeout(Duration::MAX).expect("dies at once");
@@ -234,8 +239,8 @@ fn duration_max_and_infinity_mean_no_deadline() {
             }
             other => panic!("expected LoopExit, got {other:?}"),
         }
-        later.kill();
-        spawned.kill();
+        later.kill().unwrap();
+        spawned.kill().unwrap();
         assert!(later.is_ready() && spawned.is_ready());
         assert_eq!(ran.get(), 0);
         base.check();
@@ -270,8 +275,14 @@ fn zero_timeout_fires_at_the_first_switch() {
         assert!(with_timeout(Duration::ZERO, || g.join()).is_err());
         assert!(t0.elapsed() < PROMPT, "{:?}", t0.elapsed());
         assert!(!g.is_ready());
-        assert!(!g.join_timeout(Duration::ZERO));
-        assert!(g.get_timeout(Duration::ZERO).is_err());
+        assert!(matches!(
+            g.join_timeout(Duration::ZERO),
+            Err(WaitError::Elapsed(_))
+        ));
+        assert!(matches!(
+            g.get_timeout(Duration::ZERO),
+            Err(GreenletError::Timeout(_))
+        ));
         assert_eq!(g.get().expect("finishes"), 3);
 
         // In a greenlet: a scoped zero timeout around a long sleep, and an

@@ -10,13 +10,12 @@
 mod reliability_common;
 
 use std::cell::OnceCell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::{
-    AnyGreenlet, Builder, Greenlet, GreenletError, Run, Timeout, hub, iwait, joinall, send_signal,
-    signal, sleep, sleep_unref, spawn, spawn_later, spawn_raw, wait, with_timeout,
+    AnyGreenlet, Builder, Greenlet, GreenletError, Run, Timeout, WaitError, hub, iwait, joinall,
+    send_signal, signal, sleep, sleep_unref, spawn, spawn_later, spawn_raw, wait, with_timeout,
 };
 use reliability_common::{
     Baseline, Counter, Log, PROMPT, Reports, assert_band, in_child, ms, run_child, twice,
@@ -58,7 +57,8 @@ fn panic_in_a_body_ends_only_that_greenlet() {
             })
             .expect("one stack");
         // The callback only records; the test checks.
-        bad.link_exception(move |err| {
+        bad.link_exception(move |g| {
+            let err = g.exception().expect("failed");
             if err.to_string().contains("body boom") {
                 e.hit();
             }
@@ -129,8 +129,8 @@ fn panic_in_a_link_is_reported_and_the_other_links_still_run() {
             l1.push("any");
             panic!("link boom 1");
         });
-        g.link_value(move |v| {
-            l2.push(format!("value {v}"));
+        g.link_value(move |g| {
+            l2.push(format!("value {}", g.value().expect("a value")));
             panic!("link boom 2");
         });
         g.rawlink(move || {
@@ -141,8 +141,8 @@ fn panic_in_a_link_is_reported_and_the_other_links_still_run() {
         // Another greenlet's links are not affected.
         let h = spawn(|| ());
         h.rawlink(move || l5.push("other greenlet"));
-        g.join();
-        h.join();
+        g.join().unwrap();
+        h.join().unwrap();
         hub::join();
         let mut seen = log.take();
         seen.sort();
@@ -291,7 +291,9 @@ fn error_handler_panics_scenario() {
     drop(handle);
     let victim = spawn(|| sleep(Duration::from_secs(10)));
     sleep(Duration::ZERO);
-    victim.kill_with(std::io::Error::other("kill error for handler"));
+    victim
+        .kill_with(std::io::Error::other("kill error for handler"))
+        .unwrap();
     let signalled = Counter::new();
     let sg = signalled.clone();
     let watcher = signal(libc::SIGUSR2, move || {
@@ -352,31 +354,32 @@ fn join_or_get_on_yourself_is_an_error_not_a_hang() {
         let g = Builder::new().name("narcissus").build(move || {
             let this = m.get().expect("set before start").clone();
             let mut out = Vec::new();
+            // Every wait on yourself returns the same distinct error at
+            // once (it was a LoopExit from get and a panic from join).
             match this.get() {
-                Err(GreenletError::LoopExit(e)) => {
-                    assert!(e.blocked().iter().any(|b| b.contains("narcissus")), "{e}");
-                    out.push(format!("get: {}", e.operation()));
-                }
+                Err(GreenletError::JoinSelf) => out.push("get"),
                 other => panic!("get on self: {other:?}"),
             }
             match this.get_timeout(ms(10)) {
-                Ok(Err(GreenletError::LoopExit(_))) => out.push("get_timeout".to_owned()),
+                Err(GreenletError::JoinSelf) => out.push("get_timeout"),
                 other => panic!("get_timeout on self: {other:?}"),
             }
-            for (what, f) in [
-                ("join", Box::new(|| this.join()) as Box<dyn Fn()>),
-                (
-                    "join_timeout",
-                    Box::new(|| {
-                        let _ = this.join_timeout(ms(10));
-                    }),
-                ),
-            ] {
-                let p = catch_unwind(AssertUnwindSafe(f)).expect_err("documented panic");
-                let text = p.downcast_ref::<String>().cloned().unwrap_or_default();
-                assert!(text.contains("would wait for itself"), "{what}: {text}");
-                out.push(what.to_owned());
+            match this.take() {
+                Err(GreenletError::JoinSelf) => out.push("take"),
+                other => panic!("take on self: {other:?}"),
             }
+            match this.join() {
+                Err(e @ WaitError::JoinSelf) => {
+                    assert!(e.to_string().contains("cannot wait for itself"), "{e}");
+                    out.push("join");
+                }
+                other => panic!("join on self: {other:?}"),
+            }
+            match this.join_timeout(ms(10)) {
+                Err(WaitError::JoinSelf) => out.push("join_timeout"),
+                other => panic!("join_timeout on self: {other:?}"),
+            }
+            assert!(!this.is_ready(), "still running");
             out.join(",")
         });
         me.set(g.clone()).expect("empty");
@@ -384,7 +387,7 @@ fn join_or_get_on_yourself_is_an_error_not_a_hang() {
         g.start();
         assert_eq!(
             g.get().expect("the body survives its own misuse"),
-            "get: Greenlet::get,get_timeout,join,join_timeout"
+            "get,get_timeout,take,join,join_timeout"
         );
         assert!(
             t0.elapsed() < PROMPT,
@@ -413,7 +416,7 @@ fn blocking_inside_a_link_or_a_posted_callback_is_reported() {
         let blockers: Vec<Box<dyn FnOnce()>> = vec![
             Box::new(|| sleep(Duration::ZERO)),
             Box::new(|| sleep(ms(1))),
-            Box::new(move || p.join()),
+            Box::new(move || p.join().expect("refused by a panic instead")),
             Box::new(|| drop(with_timeout(ms(1), || ()))),
             Box::new(|| Timeout::start_new(ms(1)).cancel()),
             Box::new(hub::join),
@@ -435,7 +438,7 @@ fn blocking_inside_a_link_or_a_posted_callback_is_reported() {
                 a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             })
             .expect("open");
-        g.join();
+        g.join().unwrap();
         assert_eq!(pending.get().expect("unaffected"), 1);
         assert_bystanders_done(&others);
         hub::join();
@@ -465,11 +468,11 @@ fn native_stack_waiting_on_nothing_gets_loop_exit_naming_the_waiters() {
         let ca = Rc::clone(&cell_a);
         let b = Builder::new()
             .name("bee")
-            .build(move || ca.get().expect("set").join());
+            .build(move || ca.get().expect("set").join().expect("a's death releases b"));
         let b2 = b.clone();
         let a = Builder::new()
             .name("ay")
-            .spawn(move || b2.join())
+            .spawn(move || b2.join().expect("killed while joining"))
             .expect("one stack");
         cell_a.set(a.clone()).expect("empty");
         b.start();
@@ -496,29 +499,30 @@ fn native_stack_waiting_on_nothing_gets_loop_exit_naming_the_waiters() {
 
         // Every native-stack wait says the same instead of hanging.
         let all: [&dyn AnyGreenlet; 2] = [&a, &b];
-        assert!(wait(all, None, None).is_err());
-        assert!(matches!(
-            joinall(all, None, false, None),
-            Err(GreenletError::LoopExit(_))
-        ));
-        let mut it = iwait(all, None, None);
+        assert!(matches!(wait(all), Err(WaitError::LoopExit(_))));
+        assert!(matches!(joinall(all), Err(GreenletError::LoopExit(_))));
+        let mut it = iwait(all);
+        assert!(matches!(it.next(), Some(Err(WaitError::LoopExit(_)))));
         assert!(it.next().is_none());
-        assert!(it.loop_exit().is_some());
         drop(it);
         // hub::join returns: the loop has run dry.
         hub::join();
         assert!(t0.elapsed() < 2 * PROMPT, "{:?}", t0.elapsed());
-        let p = catch_unwind(AssertUnwindSafe(|| b.join())).expect_err("LoopExit panics");
-        let text = p.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(text.contains("LoopExit"), "{text}");
+        match b.join() {
+            Err(WaitError::LoopExit(e)) => {
+                assert!(e.to_string().contains("LoopExit"), "{e}");
+                assert_eq!(e.operation(), "Greenlet::join");
+            }
+            other => panic!("expected Err(LoopExit), got {other:?}"),
+        }
 
         // Untangle: the greenlets were not harmed and can be killed.
         assert_eq!(hub::stats().greenlets, 3);
         assert!(!a.is_ready() && !b.is_ready() && !unref.is_ready());
-        a.kill();
-        b.join(); // a's death released b
+        a.kill().unwrap();
+        b.join().unwrap(); // a's death released b
         assert!(b.is_successful());
-        unref.kill();
+        unref.kill().unwrap();
         base.check();
     });
 }

@@ -51,7 +51,7 @@ fn spawn_until_the_stack_limit_then_recover() {
             let gate = gates.last().expect("a gate exists").clone();
             let i = workers.len();
             match Builder::new().spawn(move || {
-                gate.join();
+                gate.join().unwrap();
                 i
             }) {
                 Ok(g) => workers.push(g),
@@ -106,7 +106,7 @@ fn spawn_until_the_stack_limit_then_recover() {
         // Release everyone: all finish normally, with their own value.
         let t1 = Instant::now();
         for gate in &gates {
-            gate.kill();
+            gate.kill().unwrap();
         }
         hub::join();
         assert!(workers.iter().all(Greenlet::is_ready));

@@ -38,8 +38,8 @@ fn kills() {
     let fired = Counter::new();
     let f = fired.clone();
     g.rawlink(move || f.hit());
-    g.kill();
-    g.kill();
+    g.kill().unwrap();
+    g.kill().unwrap();
     sleep(Duration::ZERO);
     assert_eq!((ran.get(), fired.get()), (0, 1));
 
@@ -53,12 +53,12 @@ fn kills() {
     let s2 = sleeper.clone();
     let joiner = spawn(move || {
         let _d = d2;
-        s2.join();
+        s2.join().unwrap();
     });
     sleep(Duration::ZERO);
-    joiner.kill();
-    sleeper.kill();
-    sleeper.kill();
+    joiner.kill().unwrap();
+    sleeper.kill().unwrap();
+    sleeper.kill().unwrap();
     assert_eq!(dropped.get(), 2);
     assert!(sleeper.is_successful() && joiner.is_successful());
 
@@ -67,13 +67,13 @@ fn kills() {
     let (m, after) = (Rc::clone(&me), Counter::new());
     let a = after.clone();
     let g = Greenlet::new(move || {
-        m.get().expect("set").kill();
+        m.get().expect("set").kill().unwrap();
         a.hit();
         1
     });
     me.set(g.clone()).expect("empty");
     g.start();
-    g.join();
+    g.join().unwrap();
     assert_eq!(after.get(), 0);
     assert!(matches!(
         g.get(),
@@ -99,7 +99,7 @@ fn timeouts() {
     sleep_secs(-1.0).expect("negative is now");
     let forever = spawn(|| sleep(Duration::MAX));
     assert!(matches!(forever.get(), Err(GreenletError::LoopExit(_))));
-    forever.kill();
+    forever.kill().unwrap();
 }
 
 fn panics() {
@@ -112,7 +112,7 @@ fn panics() {
     let g = spawn(|| 1u8);
     g.rawlink(|| sleep(ms(1))); // blocking in a link
     assert!(matches!(bad.get(), Err(GreenletError::Panicked(_))));
-    g.join();
+    g.join().unwrap();
     hub::join();
     assert_eq!(reports.count("greenlet"), 1, "{:?}", reports.all());
     assert_eq!(reports.count("link callback"), 2, "{:?}", reports.all());

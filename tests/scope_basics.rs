@@ -397,7 +397,6 @@ fn scope_end_waits_for_a_destructor_that_sleeps() {
 }
 
 #[test]
-#[ignore = "needs core: scope end waits for cooperative destructors without the 1 s limit"]
 fn scope_end_waits_for_a_destructor_slower_than_one_second() {
     let log = Log::new();
     let l = log.clone();

@@ -82,7 +82,7 @@ fn idle_greenlets_cost_a_few_kib_resident_of_a_256_kib_stack() {
         g.kill_nowait();
     }
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     hub::set_stack_cache_limit(hub::DEFAULT_STACK_CACHE_LIMIT);
 }

@@ -80,7 +80,7 @@ fn burst_of_1000_sigusr1_while_greenlets_sleep() {
         took >= Duration::from_millis(20) && took < Duration::from_millis(130),
         "wait_read woke after {took:?}"
     );
-    writer.join();
+    writer.join().unwrap();
     let burst = sender.join().expect("sender thread");
     // Deliveries still in flight once the sender is done reach us soon.
     std::thread::sleep(Duration::from_millis(20));
@@ -115,7 +115,7 @@ fn handler_runs_in_a_new_greenlet_and_may_block() {
     });
     raise(libc::SIGUSR2);
     run_until("the handler finishes", || log.count("end") == 1);
-    other.join();
+    other.join().unwrap();
     // The handler blocked for 10 ms and the other greenlet ran meanwhile.
     assert_eq!(
         log.entries(),

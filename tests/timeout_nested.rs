@@ -164,7 +164,7 @@ fn a_kill_passes_through_timeout_scopes() {
         l.push(format!("scopes returned {}", r.is_ok()));
     });
     sleep(Duration::ZERO);
-    g.kill();
+    g.kill().unwrap();
     assert!(matches!(
         g.try_get(),
         Some(Err(GreenletError::Killed(KillError::GreenletExit)))
@@ -213,7 +213,7 @@ fn cancel_withdraws_an_expiry_that_fired_but_was_not_delivered() {
     let s = shared.clone();
     let a = spawn(move || {
         let t = Timeout::new(Duration::from_millis(20));
-        t.start();
+        t.start().unwrap();
         *s.borrow_mut() = Some(t);
         timed(|| sleep(Duration::from_millis(100))).1
     });
@@ -256,7 +256,7 @@ fn a_withdrawn_expiry_does_not_end_a_join_early() {
     let t = target.clone();
     let a = spawn(move || {
         let timeout = Timeout::new(Duration::from_millis(20));
-        timeout.start();
+        timeout.start().unwrap();
         *s.borrow_mut() = Some(timeout);
         let r = t.get().map_err(|e| e.to_string());
         (r, t.is_ready())
@@ -271,7 +271,7 @@ fn a_withdrawn_expiry_does_not_end_a_join_early() {
     });
     sleep(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(40));
-    b.join();
+    b.join().unwrap();
     let r = a.get().map_err(|e| e.to_string());
     assert_eq!(r, Ok((Ok("target value"), true)), "A's get ended early");
     quiet();

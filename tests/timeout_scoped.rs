@@ -23,7 +23,7 @@ fn a_timeout_does_nothing_until_started_and_can_be_cancelled_and_restarted() {
     assert_eq!(t.duration(), Some(Duration::from_millis(20)));
     assert_eq!(t.to_string(), "Timeout(20ms)");
     sleep(Duration::from_millis(30)); // not started: nothing happens
-    t.start();
+    t.start().unwrap();
     assert!(t.pending());
     assert_eq!(hub::stats().timers, 1);
     let msg = expect_panic("start twice", || t.start());
@@ -34,7 +34,7 @@ fn a_timeout_does_nothing_until_started_and_can_be_cancelled_and_restarted() {
     t.cancel(); // no-op
     sleep(Duration::from_millis(30)); // cancelled: not interrupted
     // It can be started again.
-    t.start();
+    t.start().unwrap();
     assert!(t.pending());
     t.cancel();
     let started = Timeout::start_new(Duration::from_secs(5));
@@ -143,7 +143,7 @@ fn timeout_never_never_expires() {
     let t = Timeout::never();
     assert_eq!(t.duration(), None);
     assert_eq!(t.to_string(), "Timeout(never)");
-    t.start();
+    t.start().unwrap();
     assert!(!t.pending());
     assert_eq!(
         hub::stats().timers,
@@ -161,7 +161,7 @@ fn timeout_never_never_expires() {
 #[greenlet::test]
 fn huge_durations_mean_never() {
     let t = Timeout::new(Duration::MAX);
-    t.start();
+    t.start().unwrap();
     assert!(!t.pending());
     assert_eq!(hub::stats().timers, 0);
     let r = with_timeout(Duration::MAX, || {
@@ -257,9 +257,9 @@ fn expiry_interrupts_join_get_and_waits_without_touching_the_target() {
     assert!(with_timeout(ms, || target.join()).is_err());
     assert!(with_timeout(ms, || target.get()).is_err());
     assert!(with_timeout(ms, || target.join_timeout(LONG)).is_err());
-    assert!(with_timeout(ms, || wait([&target], None, None)).is_err());
-    assert!(with_timeout(ms, || iwait([&target], None, None).count()).is_err());
-    assert!(with_timeout(ms, || joinall([&target], None, false, None)).is_err());
+    assert!(with_timeout(ms, || wait([&target])).is_err());
+    assert!(with_timeout(ms, || iwait([&target]).count()).is_err());
+    assert!(with_timeout(ms, || joinall([&target])).is_err());
     assert!(!target.is_ready(), "the waited-for greenlet keeps running");
     assert_eq!(target.get().unwrap(), 1);
     quiet();
@@ -276,7 +276,7 @@ fn expiry_interrupts_idle() {
     let (r, took) = timed(|| with_timeout(Duration::from_millis(20), idle));
     assert!(r.is_err(), "idle never came while busy spun");
     assert!(took < Duration::from_millis(200));
-    busy.kill();
+    busy.kill().unwrap();
     quiet();
 }
 
@@ -331,7 +331,7 @@ fn an_uncaught_timeout_with_an_error_reports_that_error() {
     let reports = Reports::install();
     let g = spawn(|| {
         let t = Timeout::with_error(Duration::from_millis(5), Shutdown("deadline"));
-        t.start();
+        t.start().unwrap();
         sleep(LONG);
     });
     let GreenletError::Timeout(e) = g.get().unwrap_err() else {
@@ -410,7 +410,7 @@ fn a_timeout_that_outlives_its_greenlet_cannot_hit_a_newer_one() {
     // The greenlet starts a timeout and hands it out alive.
     let g = spawn(|| {
         let t = Timeout::new(Duration::from_millis(20));
-        t.start();
+        t.start().unwrap();
         t
     });
     let t = g.into_result().expect("timeout handed out");
@@ -441,13 +441,13 @@ fn a_timeout_can_expire_again_after_a_restart() {
 fn an_unreferenced_timeout_does_not_keep_the_hub_alive() {
     let unref = spawn(|| {
         let t = Timeout::new(LONG).unref();
-        t.start();
+        t.start().unwrap();
         sleep_unref(LONG);
     });
     let ((), took) = timed(hub::join);
     assert!(took < PROMPT, "hub::join waited for an unref'd timeout");
     assert!(!unref.is_ready());
-    unref.kill();
+    unref.kill().unwrap();
 
     // A referenced one does: hub::join waits for it to fire.
     let reports = Reports::install();
@@ -476,7 +476,7 @@ fn starting_a_timeout_in_a_hub_callback_is_refused() {
     g.link(|_| {
         let _t = Timeout::start_new(Duration::from_millis(1));
     });
-    g.join();
+    g.join().unwrap();
     quiet();
     let r = reports.take_one();
     assert_eq!(r.context, "link callback");
