@@ -36,12 +36,18 @@
 //!   dispatcher keeps a `Weak` to the callback it registered; once that is
 //!   dead the dispatcher is stale: its watchers are inactive and it is torn
 //!   down (OS actions unregistered) at the next use.
-//! * **fork.** The pipe is shared with the parent after `fork()`. The actions
-//!   compare `getpid()` with the pid that registered them, so the parent's
-//!   actions do nothing in the child (this also covers hubs of threads that
-//!   do not exist in the child). [`crate::reinit`] (called by
-//!   [`crate::fork`] in the child) gives the forking thread's hub a fresh
-//!   pipe and re-registers its watchers for the child's pid.
+//! * **fork.** The pipe is shared with the parent after `fork()`. Each
+//!   dispatcher's actions write to a [`PipeTarget`]: a descriptor and a pid
+//!   in atomics, so the parent's actions do nothing in the child (this also
+//!   covers hubs of threads that do not exist in the child).
+//!   [`crate::reinit`] (called by [`crate::fork`] in the child) gives the
+//!   forking thread's hub a fresh pipe and points the inherited actions at
+//!   it, lock-free: the child never calls `signal-hook-registry` for that
+//!   (its global lock may be held by a thread that is gone).
+//! * **Alternate stack.** Every action is installed with `SA_ONSTACK`, and
+//!   a thread that adds a watcher gets an alternate signal stack if it has
+//!   none, so the kernel never pushes a signal frame (several KiB with
+//!   AVX-512 state) onto a nearly full greenlet stack.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -688,7 +694,10 @@ pub(crate) fn watch_internal(
 ///
 /// The OS-level handler is installed with `signal-hook-registry`, which
 /// chains a handler installed before it; it only writes one byte into a
-/// pipe the hub polls, so it never interrupts greenlet code.
+/// pipe the hub polls, so it never interrupts greenlet code. It runs with
+/// `SA_ONSTACK` on the thread's alternate signal stack (one is installed for
+/// threads in a hub scope and for the thread calling this), so a signal that
+/// arrives while a greenlet's stack is nearly full cannot overflow it.
 ///
 /// **Unlike gevent, cancelling the last watcher does not restore the default
 /// disposition**: the registry's handler stays installed, so the signal is
@@ -698,32 +707,40 @@ pub(crate) fn watch_internal(
 ///
 /// # Errors
 ///
-/// `ErrorKind::InvalidInput` for numbers that cannot be handled: `0`,
+/// `ErrorKind::InvalidInput` for numbers that cannot be watched: `0`,
 /// negative or out of range, `SIGKILL` and `SIGSTOP` (uncatchable), and the
-/// synchronous fault signals `SIGILL`, `SIGFPE`, `SIGSEGV`. An I/O error if
-/// the pipe cannot be created or registered (out of descriptors).
+/// synchronous fault signals `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` (a
+/// handler that returns faults again, and greenlet stack-overflow detection
+/// owns `SIGSEGV`/`SIGBUS`); the message names the signal and the reason.
+/// An I/O error if the pipe cannot be created or registered (out of
+/// descriptors), or, in a child forked while another thread was installing
+/// a handler, for a signal number not watched before the fork (see
+/// [`fork`](crate::fork)).
 ///
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{send_signal, signal, sleep};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{send_signal, signal, sleep};
 /// use std::cell::Cell;
 /// use std::rc::Rc;
 /// use std::time::Duration;
 ///
-/// let hits = Rc::new(Cell::new(0));
-/// let h = hits.clone();
-/// let handle = signal(libc::SIGUSR2, move || {
-///     sleep(Duration::from_millis(1)); // handlers may block
-///     h.set(h.get() + 1);
-/// })
-/// .unwrap();
-/// send_signal(std::process::id(), libc::SIGUSR2).unwrap();
-/// while hits.get() == 0 {
-///     sleep(Duration::from_millis(1));
-/// }
-/// handle.cancel();
-/// assert!(signal(libc::SIGKILL, || ()).is_err());
+/// greenlet::run(|| {
+///     let hits = Rc::new(Cell::new(0));
+///     let h = hits.clone();
+///     let handle = signal(libc::SIGUSR2, move || {
+///         sleep(Duration::from_millis(1)); // handlers may block
+///         h.set(h.get() + 1);
+///     })
+///     .unwrap();
+///     send_signal(std::process::id(), libc::SIGUSR2).unwrap();
+///     while hits.get() == 0 {
+///         sleep(Duration::from_millis(1));
+///     }
+///     handle.cancel();
+///     assert!(signal(libc::SIGKILL, || ()).is_err());
+/// });
 /// ```
 pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHandle> {
     add_watcher(signum, false, Action::Spawn(Rc::new(handler)))
@@ -737,11 +754,14 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
 /// # Examples
 ///
 /// ```
-/// let handle = greenlet_core::signal(libc::SIGWINCH, || ()).unwrap();
-/// assert_eq!(handle.signum(), libc::SIGWINCH);
-/// assert!(handle.is_active());
-/// handle.cancel();
-/// assert!(!handle.is_active());
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     let handle = greenlet::signal(libc::SIGWINCH, || ()).unwrap();
+///     assert_eq!(handle.signum(), libc::SIGWINCH);
+///     assert!(handle.is_active());
+///     handle.cancel();
+///     assert!(!handle.is_active());
+/// });
 /// ```
 pub struct SignalHandle {
     shared: Rc<Shared>,
@@ -763,9 +783,12 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert_eq!(h.signum(), libc::SIGUSR1);
-    /// h.cancel();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert_eq!(h.signum(), libc::SIGUSR1);
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn signum(&self) -> i32 {
         self.shared.signum
@@ -777,10 +800,13 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert!(h.is_active());
-    /// greenlet_core::hub::destroy();
-    /// assert!(!h.is_active());
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert!(h.is_active());
+    ///     greenlet::hub::destroy();
+    ///     assert!(!h.is_active());
+    /// });
     /// ```
     pub fn is_active(&self) -> bool {
         if !self.shared.active.get() {
@@ -804,10 +830,13 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// h.cancel();
-    /// h.cancel();
-    /// assert!(greenlet_core::hub::stats().is_quiet());
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     h.cancel();
+    ///     h.cancel();
+    ///     assert!(greenlet::hub::stats().is_quiet());
+    /// });
     /// ```
     pub fn cancel(&self) {
         if !self.shared.active.replace(false) {
@@ -839,9 +868,12 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert!(!h.is_referenced());
-    /// h.cancel();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert!(!h.is_referenced());
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn is_referenced(&self) -> bool {
         self.shared.referenced.get()
@@ -855,16 +887,19 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{hub, send_signal, signal};
+    /// # use greenlet_core as greenlet;
+    /// use greenlet::{hub, send_signal, signal};
     /// use std::time::Duration;
     ///
-    /// let h = signal(libc::SIGUSR1, || ()).unwrap();
-    /// h.set_referenced(true);
-    /// // The watcher now keeps `join` waiting (up to the timeout).
-    /// assert!(!hub::join_timeout(Duration::from_millis(5)));
-    /// h.set_referenced(false);
-    /// assert!(hub::join_timeout(Duration::from_millis(5)));
-    /// h.cancel();
+    /// greenlet::run(|| {
+    ///     let h = signal(libc::SIGUSR1, || ()).unwrap();
+    ///     h.set_referenced(true);
+    ///     // The watcher now keeps `join` waiting (up to the timeout).
+    ///     assert!(!hub::join_timeout(Duration::from_millis(5)));
+    ///     h.set_referenced(false);
+    ///     assert!(hub::join_timeout(Duration::from_millis(5)));
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn set_referenced(&self, referenced: bool) {
         self.shared.referenced.set(referenced);

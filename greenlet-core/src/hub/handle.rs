@@ -114,15 +114,18 @@ impl Hub {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::hub;
+/// # use greenlet_core as greenlet;
+/// use greenlet::hub;
 /// use std::time::Duration;
 ///
-/// let h = hub::handle();
-/// let worker = std::thread::spawn(move || {
-///     h.post(|| println!("runs on the hub's thread")).unwrap();
+/// greenlet::run(|| {
+///     let h = hub::handle();
+///     let worker = std::thread::spawn(move || {
+///         h.post(|| println!("runs on the hub's thread")).unwrap();
+///     });
+///     worker.join().unwrap();
+///     hub::join(); // runs the posted callback, then returns once the handle is gone
 /// });
-/// worker.join().unwrap();
-/// hub::join(); // runs the posted callback, then returns once the handle is gone
 /// ```
 #[derive(Clone)]
 pub struct HubHandle {
@@ -152,17 +155,27 @@ impl std::error::Error for HubClosed {}
 impl HubHandle {
     /// Queues `f` to run on the hub's thread and wakes the hub.
     ///
+    /// `Ok` means `f` runs on the hub: the hub closes its handles when its
+    /// scope ends (or it is destroyed, or its thread exits) and runs every
+    /// post accepted before that during its teardown. The one exception is
+    /// a forked child: posts still queued at `fork()` run only in the
+    /// parent (see [`crate::fork`]).
+    ///
     /// # Errors
     ///
-    /// [`HubClosed`] if the hub is gone; `f` is dropped.
+    /// [`HubClosed`] if the hub is closed; `f` is then dropped on the
+    /// calling thread, before this returns.
     ///
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::hub::handle();
-    /// h.post(|| ()).unwrap();
-    /// drop(h);
-    /// greenlet_core::hub::join();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::hub::handle();
+    ///     h.post(|| ()).unwrap();
+    ///     drop(h);
+    ///     greenlet::hub::join();
+    /// });
     /// ```
     pub fn post(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubClosed> {
         // Lock-free fast path; also the only check a forked child makes
@@ -195,9 +208,12 @@ impl HubHandle {
 /// # Examples
 ///
 /// ```
-/// let handle = greenlet_core::hub::handle();
-/// std::thread::spawn(move || handle.post(|| ()).unwrap()).join().unwrap();
-/// greenlet_core::hub::join();
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     let handle = greenlet::hub::handle();
+///     std::thread::spawn(move || handle.post(|| ()).unwrap()).join().unwrap();
+///     greenlet::hub::join();
+/// });
 /// ```
 pub fn handle() -> HubHandle {
     with_hub(|h| {

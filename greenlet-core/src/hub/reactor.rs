@@ -320,10 +320,11 @@ pub(crate) mod sys {
     pub(crate) fn fork() -> io::Result<libc::pid_t> {
         // SAFETY: `fork` has no memory-safety preconditions of its own. The
         // child gets a copy of this address space with only the calling
-        // thread; locks held by other threads at the time stay locked there,
-        // which is a deadlock hazard (documented on `crate::fork`), not
-        // undefined behaviour: no Rust object is shared between the two
-        // processes (each has its own copy of everything).
+        // thread; locks held by other threads at the time stay locked there.
+        // That is a deadlock hazard, not undefined behaviour, and the crate
+        // avoids it: in the child it takes none of its own locks that
+        // existed at fork time (see `crate::fork`). No Rust object is shared
+        // between the two processes (each has its own copy of everything).
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             Err(io::Error::last_os_error())
