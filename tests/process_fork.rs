@@ -413,7 +413,7 @@ fn nowaitpid_env_var() {
 
 /// The current SIGCHLD handler address (`SIG_DFL` when none).
 fn sigchld_handler() -> libc::sighandler_t {
-    // SAFETY (test code): all-zero is a valid `sigaction`; a null `act`
+    // SAFETY: (test code) all-zero is a valid `sigaction`; a null `act`
     // only reads the current action into it.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();

@@ -63,7 +63,7 @@ fn in_child(name: &str) -> bool {
 /// exit handlers or flushing stdio (std's locks are not ours to test).
 fn child_exit(f: impl FnOnce() -> i32) -> ! {
     let code = catch_unwind(AssertUnwindSafe(f)).unwrap_or(1);
-    // SAFETY (test code): `_exit` ends the process at once; nothing of
+    // SAFETY: (test code) `_exit` ends the process at once; nothing of
     // ours needs to run.
     unsafe { libc::_exit(code) }
 }

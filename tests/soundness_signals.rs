@@ -56,7 +56,7 @@ fn in_child(name: &str) -> bool {
 
 /// The flags of the current action of `signum`.
 fn action_flags(signum: i32) -> libc::c_int {
-    // SAFETY (test code): all-zero is a valid `sigaction`; a null `act`
+    // SAFETY: (test code) all-zero is a valid `sigaction`; a null `act`
     // only reads the current action.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
@@ -67,7 +67,7 @@ fn action_flags(signum: i32) -> libc::c_int {
 
 /// `true` when the calling thread has an enabled alternate signal stack.
 fn has_altstack() -> bool {
-    // SAFETY (test code): all-zero is a valid `stack_t`; a null `ss` only
+    // SAFETY: (test code) all-zero is a valid `stack_t`; a null `ss` only
     // queries.
     unsafe {
         let mut old: libc::stack_t = std::mem::zeroed();
@@ -115,9 +115,14 @@ fn installed_handlers_run_on_the_alternate_stack() {
             "a thread watching signals has no alternate signal stack"
         );
         // The SIGCHLD watcher goes through the same path.
-        let child = Command::new("true").spawn().expect("spawn `true`");
-        let status = greenlet::waitpid(child.id()).expect("waitpid");
-        assert!(status.success());
+        match greenlet::fork().expect("fork") {
+            // SAFETY: (test code) `_exit` ends the child at once.
+            greenlet::Fork::Child => unsafe { libc::_exit(0) },
+            greenlet::Fork::Parent(pid) => {
+                let status = greenlet::waitpid(pid).expect("waitpid");
+                assert!(status.success());
+            }
+        }
         assert_ne!(
             action_flags(libc::SIGCHLD) & libc::SA_ONSTACK,
             0,
@@ -173,7 +178,7 @@ fn burst_near_stack_end_child() {
         let hits = Rc::new(Cell::new(0u32));
         let h = hits.clone();
         let handle = signal(libc::SIGUSR1, move || h.set(h.get() + 1)).expect("signal");
-        // SAFETY (test code): `pthread_self` has no preconditions.
+        // SAFETY: (test code) `pthread_self` has no preconditions.
         let me = unsafe { libc::pthread_self() } as usize;
         let sent = Arc::new(AtomicUsize::new(0));
         let s = Arc::clone(&sent);
@@ -182,7 +187,7 @@ fn burst_near_stack_end_child() {
                 std::thread::yield_now();
             }
             for _ in 0..2000 {
-                // SAFETY (test code): `me` is the greenlet thread, alive
+                // SAFETY: (test code) `me` is the greenlet thread, alive
                 // until this thread is joined.
                 let r = unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR1) };
                 assert_eq!(r, 0, "pthread_kill");

@@ -299,15 +299,18 @@ impl Drop for Dispatcher {
     }
 }
 
+/// A self-pipe registered in the hub: read end, write end, its source, and
+/// the callback (the hub holds it while the registration lives).
+type Pipe = (UnixStream, UnixStream, SourceId, Rc<dyn Fn()>);
+
 /// A non-blocking socket pair whose read end is registered (unreferenced)
 /// in this thread's hub with [`dispatch`] as its callback.
-fn new_pipe() -> io::Result<(UnixStream, UnixStream, SourceId, Rc<dyn Fn()>)> {
+fn new_pipe() -> io::Result<Pipe> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
     let callback: Rc<dyn Fn()> = Rc::new(dispatch);
-    let source =
-        hub::register_callback_fd(read.as_fd(), true, false, false, Rc::clone(&callback))?;
+    let source = hub::register_callback_fd(read.as_fd(), true, false, false, Rc::clone(&callback))?;
     Ok((read, write, source, callback))
 }
 

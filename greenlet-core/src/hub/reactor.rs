@@ -536,7 +536,10 @@ pub(crate) mod sys {
     fn page_size() -> usize {
         // SAFETY: `sysconf` takes an integer and reads no memory of ours.
         let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+        usize::try_from(size)
+            .ok()
+            .filter(|s| *s > 0)
+            .unwrap_or(4096)
     }
 
     /// Extra room on the alternate stack above the kernel's minimum: the
@@ -647,7 +650,8 @@ pub(crate) mod sys {
             // Only if the thread still uses our stack (someone may have
             // replaced it); never unmap a stack the kernel may still use.
             let ours = current_altstack().is_some_and(|ss| {
-                ss.ss_flags & libc::SS_DISABLE == 0 && ss.ss_sp as usize > base
+                ss.ss_flags & libc::SS_DISABLE == 0
+                    && ss.ss_sp as usize > base
                     && (ss.ss_sp as usize) < base + len
             });
             if ours {
