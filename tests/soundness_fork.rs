@@ -68,11 +68,25 @@ fn child_exit(f: impl FnOnce() -> i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// `fork()`, but a panic inside it in the child (say, while re-initialising
+/// the hub) ends the child with code 10. Without this the child would unwind
+/// into its copy of the test harness, whose main thread does not exist
+/// there, and exit 0 when its last thread ends.
+fn fork_or_exit() -> Fork {
+    let parent = std::process::id();
+    match catch_unwind(fork) {
+        Ok(forked) => forked.expect("fork"),
+        // SAFETY: (test code) `_exit` ends the child at once.
+        Err(_) if std::process::id() != parent => unsafe { libc::_exit(10) },
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
 /// Forks `FORKS` times; each child runs `child` and must exit 0 within
 /// [`CHILD_LIMIT`].
 fn fork_repeatedly(mut child: impl FnMut() -> i32) {
     for i in 0..FORKS {
-        match fork().expect("fork") {
+        match fork_or_exit() {
             Fork::Child => child_exit(&mut child),
             Fork::Parent(pid) => match waitpid_timeout(pid, CHILD_LIMIT) {
                 Ok(status) => assert_eq!(status.code(), Some(0), "fork {i}: {status:?}"),
@@ -250,7 +264,7 @@ fn queued_post_is_not_dropped_in_the_child() {
                     r.store(true, Ordering::SeqCst);
                 })
                 .expect("post");
-            match fork().expect("fork") {
+            match fork_or_exit() {
                 Fork::Child => child_exit(|| {
                     sleep(Duration::from_millis(1));
                     // Neither run nor dropped here.
