@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --example fork`.
 //!
-//! Fork before starting threads: only the forking thread exists in the
-//! child. End a child with `std::process::exit`, never by returning into the
+//! `fork` is safe while other threads run (see its docs), but only the
+//! forking thread exists in the child. End a child with `std::process::exit`, never by returning into the
 //! parent's code path.
 
 use std::io::ErrorKind;
@@ -32,6 +32,7 @@ fn worker(id: u32) -> i32 {
     i32::try_from(finished).expect("four jobs")
 }
 
+#[greenlet::main]
 fn main() -> std::io::Result<()> {
     let started = Instant::now();
 
@@ -75,10 +76,14 @@ fn main() -> std::io::Result<()> {
         .into_iter()
         .map(|(id, pid)| spawn(move || (id, pid, waitpid(pid))))
         .collect();
+    let mut problems = Vec::new();
     for w in waiters {
         let (id, pid, status) = w.into_result().expect("waiter greenlet");
         let status = status?;
         println!("worker {id} (pid {pid}) exited with {:?}", status.code());
+        if status.code() != Some(4) {
+            problems.push(format!("worker {id} exited with {status:?}, want code 4"));
+        }
     }
 
     match waitpid_timeout(stuck, Duration::from_millis(100)) {
@@ -87,16 +92,23 @@ fn main() -> std::io::Result<()> {
             send_signal(stuck, libc::SIGTERM)?;
             let status = waitpid(stuck)?;
             println!("pid {stuck} ended by signal {:?}", status.signal());
+            if status.signal() != Some(libc::SIGTERM) {
+                problems.push(format!("pid {stuck} ended with {status:?}, want SIGTERM"));
+            }
         }
-        other => println!("pid {stuck}: {other:?}"),
+        other => problems.push(format!("pid {stuck} did not time out: {other:?}")),
     }
 
     ticker.kill();
     hub::join();
-    println!(
-        "done in {:?}; hub clean: {}",
-        started.elapsed(),
-        hub::stats().is_quiet()
-    );
+    let clean = hub::stats().is_quiet();
+    println!("done in {:?}; hub clean: {clean}", started.elapsed());
+    if !clean {
+        problems.push("the hub is not clean".to_owned());
+    }
+    // A wrong result is an error (non-zero exit status).
+    if !problems.is_empty() {
+        return Err(std::io::Error::other(problems.join("; ")));
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use greenlet::{KillError, hub, killall, send_signal, signal, sleep, spawn};
 
+#[greenlet::main]
 fn main() -> std::io::Result<()> {
     let pid = std::process::id();
     println!("pid {pid}: try `kill -USR1 {pid}` or Ctrl-C");
@@ -32,9 +33,11 @@ fn main() -> std::io::Result<()> {
 
     // SIGUSR1: report. The handler runs in its own greenlet, so it may block
     // (here it sleeps, as if it wrote to a slow socket).
-    let d = done.clone();
+    let reports = Rc::new(Cell::new(0u32));
+    let (d, r) = (done.clone(), reports.clone());
     let status = signal(libc::SIGUSR1, move || {
         sleep(Duration::from_millis(1));
+        r.set(r.get() + 1);
         println!("status: {} jobs done, hub {:?}", d.get(), hub::stats());
     })?;
 
@@ -81,10 +84,16 @@ fn main() -> std::io::Result<()> {
     for handle in [&status, &term, &int] {
         handle.cancel();
     }
-    println!(
-        "stopped after {} jobs; clean: {}",
-        done.get(),
-        hub::stats().is_quiet()
-    );
+    let clean = hub::stats().is_quiet();
+    println!("stopped after {} jobs; clean: {clean}", done.get());
+    // A wrong result is an error (non-zero exit status).
+    if reports.get() != 1 || !stopping.get() || done.get() == 0 || !clean {
+        return Err(std::io::Error::other(format!(
+            "wrong result: {} status reports (want 1), shut down: {}, {} jobs, hub clean: {clean}",
+            reports.get(),
+            stopping.get(),
+            done.get()
+        )));
+    }
     Ok(())
 }

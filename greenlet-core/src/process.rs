@@ -110,10 +110,13 @@ fn to_pid(pid: u32) -> io::Result<libc::pid_t> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::send_signal;
+/// # use greenlet_core as greenlet;
+/// use greenlet::send_signal;
 ///
-/// send_signal(std::process::id(), 0).unwrap(); // we exist
-/// assert!(send_signal(0, libc::SIGTERM).is_err());
+/// greenlet::run(|| {
+///     send_signal(std::process::id(), 0).unwrap(); // we exist
+///     assert!(send_signal(0, libc::SIGTERM).is_err());
+/// });
 /// ```
 pub fn send_signal(pid: u32, signum: i32) -> io::Result<()> {
     sys::kill(to_pid(pid)?, signum)
@@ -139,12 +142,15 @@ fn nowaitpid_env() -> bool {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{set_watch_children, watch_children};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{set_watch_children, watch_children};
 ///
-/// set_watch_children(false);
-/// assert!(!watch_children());
-/// set_watch_children(true);
-/// assert!(watch_children());
+/// greenlet::run(|| {
+///     set_watch_children(false);
+///     assert!(!watch_children());
+///     set_watch_children(true);
+///     assert!(watch_children());
+/// });
 /// ```
 pub fn watch_children() -> bool {
     WATCH_CHILDREN.get().unwrap_or_else(|| !nowaitpid_env())
@@ -161,8 +167,11 @@ pub fn watch_children() -> bool {
 /// # Examples
 ///
 /// ```
-/// greenlet_core::set_watch_children(false); // leave SIGCHLD alone
-/// assert!(!greenlet_core::watch_children());
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     greenlet::set_watch_children(false); // leave SIGCHLD alone
+///     assert!(!greenlet::watch_children());
+/// });
 /// ```
 pub fn set_watch_children(enabled: bool) {
     WATCH_CHILDREN.set(Some(enabled));
@@ -452,15 +461,18 @@ fn poll_child(pid: u32, deadline: Option<Instant>, what: &'static str) -> io::Re
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{Fork, fork, waitpid};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{Fork, fork, waitpid};
 ///
-/// match fork().unwrap() {
-///     Fork::Child => std::process::exit(7),
-///     Fork::Parent(pid) => {
-///         let status = waitpid(pid).unwrap();
-///         assert_eq!(status.code(), Some(7));
+/// greenlet::run(|| {
+///     match fork().unwrap() {
+///         Fork::Child => std::process::exit(7),
+///         Fork::Parent(pid) => {
+///             let status = waitpid(pid).unwrap();
+///             assert_eq!(status.code(), Some(7));
+///         }
 ///     }
-/// }
+/// });
 /// ```
 #[track_caller]
 pub fn waitpid(pid: u32) -> io::Result<ExitStatus> {
@@ -485,21 +497,24 @@ pub fn waitpid(pid: u32) -> io::Result<ExitStatus> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{Fork, fork, waitpid, waitpid_timeout};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{Fork, fork, waitpid, waitpid_timeout};
 /// use std::io::ErrorKind;
 /// use std::time::Duration;
 ///
-/// match fork().unwrap() {
-///     Fork::Child => {
-///         std::thread::sleep(Duration::from_millis(200));
-///         std::process::exit(0);
+/// greenlet::run(|| {
+///     match fork().unwrap() {
+///         Fork::Child => {
+///             std::thread::sleep(Duration::from_millis(200));
+///             std::process::exit(0);
+///         }
+///         Fork::Parent(pid) => {
+///             let e = waitpid_timeout(pid, Duration::from_millis(10)).unwrap_err();
+///             assert_eq!(e.kind(), ErrorKind::TimedOut);
+///             assert!(waitpid(pid).unwrap().success());
+///         }
 ///     }
-///     Fork::Parent(pid) => {
-///         let e = waitpid_timeout(pid, Duration::from_millis(10)).unwrap_err();
-///         assert_eq!(e.kind(), ErrorKind::TimedOut);
-///         assert!(waitpid(pid).unwrap().success());
-///     }
-/// }
+/// });
 /// ```
 #[track_caller]
 pub fn waitpid_timeout(pid: u32, timeout: Duration) -> io::Result<ExitStatus> {
@@ -516,18 +531,21 @@ pub fn waitpid_timeout(pid: u32, timeout: Duration) -> io::Result<ExitStatus> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{Fork, fork, try_waitpid, waitpid};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{Fork, fork, try_waitpid, waitpid};
 ///
-/// match fork().unwrap() {
-///     Fork::Child => {
-///         std::thread::sleep(std::time::Duration::from_millis(100));
-///         std::process::exit(0);
+/// greenlet::run(|| {
+///     match fork().unwrap() {
+///         Fork::Child => {
+///             std::thread::sleep(std::time::Duration::from_millis(100));
+///             std::process::exit(0);
+///         }
+///         Fork::Parent(pid) => {
+///             assert!(try_waitpid(pid).unwrap().is_none());
+///             assert!(waitpid(pid).unwrap().success());
+///         }
 ///     }
-///     Fork::Parent(pid) => {
-///         assert!(try_waitpid(pid).unwrap().is_none());
-///         assert!(waitpid(pid).unwrap().success());
-///     }
-/// }
+/// });
 /// ```
 pub fn try_waitpid(pid: u32) -> io::Result<Option<ExitStatus>> {
     to_pid(pid)?;
@@ -549,15 +567,40 @@ pub fn try_waitpid(pid: u32) -> io::Result<Option<ExitStatus>> {
 /// Both processes keep every greenlet, timer and registered descriptor of
 /// this thread's hub, like gevent: greenlets go on running in both unless
 /// the child kills them. **Only the calling thread exists in the child**:
-/// hubs of other threads are gone with them, and a lock another thread held
-/// at the time of the fork stays locked in the child (a deadlock hazard for
-/// the allocator of some platforms, `std`'s stdout lock, and
-/// `signal-hook-registry` while another thread (un)registers a handler).
-/// Fork early, or from a process with one thread.
+/// hubs of other threads are gone with them.
 ///
 /// End the child with [`std::process::exit`] (or let `main` return);
 /// `libc::_exit` skips flushing buffered output. Output buffered before the
 /// fork (a partial line on stdout) is in both processes: flush first.
+///
+/// # Safety of fork in a multi-threaded process
+///
+/// This function is safe to call while other threads run: in the child, the
+/// crate takes **no lock that existed at fork time** (another thread may
+/// have held it, and that thread does not exist in the child). The child
+/// builds fresh state instead:
+///
+/// * The hub's poller is replaced; the inherited one is leaked (its epoll
+///   set is shared with the parent).
+/// * The [`HubHandle`](crate::hub::HubHandle) queue is abandoned, not
+///   locked: it is marked closed with an atomic store and leaked. Posts
+///   queued by other threads before the fork are neither run nor dropped in
+///   the child (their captures' destructors never run there); old handles
+///   in the child get [`HubClosed`](crate::hub::HubClosed). A new
+///   [`hub::handle`](crate::hub::handle) works normally.
+/// * Signal watchers keep the OS actions the parent registered with
+///   `signal-hook-registry` (registering again would take its global lock):
+///   each action writes to a descriptor held in an atomic, which the child
+///   points at a fresh self-pipe. If another thread was inside the registry
+///   when the process forked, the child never calls it again: watching a
+///   signal number that had no watcher before the fork then fails with an
+///   error, and cancelling leaks the action instead of unregistering it.
+/// * `GREENLET_NOWAITPID` is read before forking.
+///
+/// Locks outside this crate are not covered: `std`'s stdout lock, the
+/// environment lock, a `Mutex` of your own, or `signal-hook-registry` used
+/// directly by another library may be held by a thread that is gone. The
+/// C library's allocator is fork-safe on glibc and musl.
 ///
 /// # Errors
 ///
@@ -572,22 +615,28 @@ pub fn try_waitpid(pid: u32) -> io::Result<Option<ExitStatus>> {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{Fork, fork, sleep, spawn, waitpid};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{Fork, fork, sleep, spawn, waitpid};
 /// use std::time::Duration;
 ///
-/// let worker = spawn(|| sleep(Duration::from_millis(5)));
-/// match fork().unwrap() {
-///     Fork::Child => {
-///         worker.join(); // the child has its own copy of the greenlet
-///         std::process::exit(3);
+/// greenlet::run(|| {
+///     let worker = spawn(|| sleep(Duration::from_millis(5)));
+///     match fork().unwrap() {
+///         Fork::Child => {
+///             worker.join(); // the child has its own copy of the greenlet
+///             std::process::exit(3);
+///         }
+///         Fork::Parent(pid) => {
+///             worker.join();
+///             assert_eq!(waitpid(pid).unwrap().code(), Some(3));
+///         }
 ///     }
-///     Fork::Parent(pid) => {
-///         worker.join();
-///         assert_eq!(waitpid(pid).unwrap().code(), Some(3));
-///     }
-/// }
+/// });
 /// ```
 pub fn fork() -> io::Result<Fork> {
+    // Read the environment now: the child must not (the environment lock,
+    // or this `OnceLock`, may be held by another thread at fork time).
+    nowaitpid_env();
     let watching = watch_children();
     if watching {
         // Before forking: a child that exits at once is not missed.
@@ -638,9 +687,12 @@ pub fn fork() -> io::Result<Fork> {
 /// # Examples
 ///
 /// ```
-/// // After a fork done by other means, in the child:
-/// greenlet_core::reinit().unwrap();
-/// greenlet_core::sleep(std::time::Duration::from_millis(1));
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     // After a fork done by other means, in the child:
+///     greenlet::reinit().unwrap();
+///     greenlet::sleep(std::time::Duration::from_millis(1));
+/// });
 /// ```
 pub fn reinit() -> io::Result<()> {
     hub::reinit_poller()?;

@@ -36,32 +36,106 @@
 //!   dispatcher keeps a `Weak` to the callback it registered; once that is
 //!   dead the dispatcher is stale: its watchers are inactive and it is torn
 //!   down (OS actions unregistered) at the next use.
-//! * **fork.** The pipe is shared with the parent after `fork()`. The actions
-//!   compare `getpid()` with the pid that registered them, so the parent's
-//!   actions do nothing in the child (this also covers hubs of threads that
-//!   do not exist in the child). [`crate::reinit`] (called by
-//!   [`crate::fork`] in the child) gives the forking thread's hub a fresh
-//!   pipe and re-registers its watchers for the child's pid.
+//! * **fork.** The pipe is shared with the parent after `fork()`. Each
+//!   dispatcher's actions write to a [`PipeTarget`]: a descriptor and a pid
+//!   in atomics, so the parent's actions do nothing in the child (this also
+//!   covers hubs of threads that do not exist in the child).
+//!   [`crate::reinit`] (called by [`crate::fork`] in the child) gives the
+//!   forking thread's hub a fresh pipe and points the inherited actions at
+//!   it, lock-free: the child never calls `signal-hook-registry` for that
+//!   (its global lock may be held by a thread that is gone).
+//! * **Alternate stack.** Every action is installed with `SA_ONSTACK`, and
+//!   a thread that adds a watcher gets an alternate signal stack if it has
+//!   none, so the kernel never pushes a signal frame (several KiB with
+//!   AVX-512 state) onto a nearly full greenlet stack.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::raw::c_int;
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use signal_hook_registry::SigId;
 
 use crate::greenlet::error::{GreenletError, PanicError};
 use crate::greenlet::switch;
+use crate::hub::reactor::sys::{self, PipeTarget};
+use crate::hub::reactor::{AltStackGuard, ensure_altstack};
 use crate::hub::{self, SourceId};
 
 thread_local! {
     /// This thread's dispatcher, `None` while no watcher exists.
     static DISPATCHER: RefCell<Option<Dispatcher>> = const { RefCell::new(None) };
+    /// An alternate signal stack for a thread that watches signals, in case
+    /// its hub scope did not give it one (dropped at thread exit).
+    static ALTSTACK: RefCell<Option<AltStackGuard>> = const { RefCell::new(None) };
+}
+
+// ======================================================= registry and fork
+//
+// `signal-hook-registry` serialises `register`/`unregister` with a global
+// lock (and initialises its global data under a `Once`). A thread that is
+// inside one of them when another thread forks leaves that lock held in the
+// child for ever. The crate counts its own calls in flight; a forked child
+// that inherits a non-zero count never calls the registry again (new
+// signal numbers are refused with an error, unregistering is skipped and the
+// pipe it would have closed is leaked). The signal *handler* side of the
+// registry takes no lock, so inherited actions keep working in the child.
+
+/// Registry calls of this crate in flight (any thread).
+static REGISTRY_IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// The process that last called the registry (0: never).
+static REGISTRY_PID: AtomicU32 = AtomicU32::new(0);
+/// Set in a forked child whose parent had a registry call in flight.
+static REGISTRY_POISONED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` (a registry call), counted in [`REGISTRY_IN_USE`]; `None` in a
+/// child where the registry's lock may be held by a thread that is gone.
+fn registry_call<R>(f: impl FnOnce() -> R) -> Option<R> {
+    if REGISTRY_POISONED.load(Ordering::SeqCst) {
+        return None;
+    }
+    REGISTRY_PID.store(std::process::id(), Ordering::SeqCst);
+    REGISTRY_IN_USE.fetch_add(1, Ordering::SeqCst);
+    let result = f();
+    REGISTRY_IN_USE.fetch_sub(1, Ordering::SeqCst);
+    Some(result)
+}
+
+/// In a forked child (only the forking thread exists): poisons the registry
+/// if another thread of the parent was inside it. Lock-free.
+fn note_fork() {
+    let pid = std::process::id();
+    let last = REGISTRY_PID.load(Ordering::SeqCst);
+    if last != 0 && last != pid {
+        if REGISTRY_IN_USE.load(Ordering::SeqCst) > 0 {
+            REGISTRY_POISONED.store(true, Ordering::SeqCst);
+        }
+        REGISTRY_PID.store(pid, Ordering::SeqCst);
+    }
+}
+
+/// Unregisters `id`; `false` if that was not possible (poisoned child).
+fn unregister(id: SigId) -> bool {
+    registry_call(|| signal_hook_registry::unregister(id)).is_some()
+}
+
+/// Makes sure this thread has an alternate signal stack (see
+/// [`ensure_altstack`]); the one installed here lives until thread exit.
+fn ensure_thread_altstack() {
+    if sys::has_altstack() {
+        return;
+    }
+    let guard = ensure_altstack();
+    let _ = ALTSTACK.try_with(|slot| {
+        let old = slot.borrow_mut().replace(guard);
+        drop(old);
+    });
 }
 
 /// What a delivery does.
@@ -90,10 +164,14 @@ struct Watcher {
 
 /// One hub's self-pipe and watchers.
 struct Dispatcher {
-    /// The process that registered the actions (they are inert elsewhere).
+    /// The process this pipe belongs to (the actions are inert elsewhere).
     pid: u32,
     read: UnixStream,
-    write: Arc<UnixStream>,
+    /// The write end; `target` holds its raw descriptor for the actions.
+    /// `None` once leaked (it could not be unregistered, see `Drop`).
+    write: Option<UnixStream>,
+    /// Shared with every action registered for this dispatcher.
+    target: Arc<PipeTarget>,
     source: SourceId,
     /// The callback given to the hub; dead once the hub dropped the
     /// registration (`hub::destroy`).
@@ -104,26 +182,26 @@ struct Dispatcher {
     watchers: Vec<Watcher>,
     /// One OS-level action per watched signal number, writing into the pipe.
     actions: Vec<(c_int, SigId)>,
+    /// An action could not be unregistered: never close the write end.
+    leak_write: bool,
 }
 
 impl Dispatcher {
     /// A fresh pipe registered (unreferenced) in this thread's hub.
     fn new() -> io::Result<Dispatcher> {
-        let (read, write) = UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
-        let callback: Rc<dyn Fn()> = Rc::new(dispatch);
-        let source =
-            hub::register_callback_fd(read.as_fd(), true, false, false, Rc::clone(&callback))?;
+        let (read, write, source, callback) = new_pipe()?;
+        let pid = std::process::id();
         Ok(Dispatcher {
-            pid: std::process::id(),
+            pid,
+            target: Arc::new(PipeTarget::new(write.as_raw_fd(), pid)),
             read,
-            write: Arc::new(write),
+            write: Some(write),
             source,
             registered: Rc::downgrade(&callback),
             referenced: false,
             watchers: Vec::new(),
             actions: Vec::new(),
+            leak_write: false,
         })
     }
 
@@ -158,7 +236,7 @@ impl Dispatcher {
     /// Registers the OS-level action for `signum` unless there is one.
     fn watch(&mut self, signum: c_int) -> io::Result<()> {
         if !self.actions.iter().any(|(n, _)| *n == signum) {
-            let id = register_action(signum, &self.write, self.pid)?;
+            let id = register_action(signum, &self.target)?;
             self.actions.push((signum, id));
         }
         Ok(())
@@ -167,13 +245,19 @@ impl Dispatcher {
     /// Unregisters the OS-level action for `signum` if no watcher needs it.
     fn unwatch_unused(&mut self) {
         let watchers = &self.watchers;
+        let mut stuck = false;
         self.actions.retain(|(signum, id)| {
             let used = watchers.iter().any(|w| w.shared.signum == *signum);
-            if !used {
-                signal_hook_registry::unregister(*id);
+            if !used && !unregister(*id) {
+                // Stays registered and keeps writing into our pipe: harmless
+                // (a spurious wake-up), and the pipe outlives it (see Drop).
+                stuck = true;
             }
             used
         });
+        if stuck {
+            self.leak_write = true;
+        }
     }
 
     /// Brings the source's `referenced` flag in line with the watchers.
@@ -191,10 +275,19 @@ impl Dispatcher {
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        // Unregister the OS actions first: after `unregister` returns none of
-        // them runs any more, so nothing writes into a pipe being closed.
+        // Make the actions inert, then unregister them: after `unregister`
+        // returns none of them runs any more, so nothing writes into a pipe
+        // being closed. Where unregistering is impossible (a forked child
+        // whose registry lock is held by a thread that is gone), the write
+        // end is leaked instead of closed.
+        self.target.disable();
         for (_, id) in self.actions.drain(..) {
-            signal_hook_registry::unregister(id);
+            if !unregister(id) {
+                self.leak_write = true;
+            }
+        }
+        if self.leak_write {
+            std::mem::forget(self.write.take());
         }
         for w in self.watchers.drain(..) {
             w.shared.active.set(false);
@@ -206,30 +299,81 @@ impl Drop for Dispatcher {
     }
 }
 
-/// Registers the OS-level action for `signum` that writes into `write`.
-fn register_action(signum: c_int, write: &Arc<UnixStream>, pid: u32) -> io::Result<SigId> {
-    let byte = u8::try_from(signum).expect("validated signal numbers fit in a byte");
-    crate::hub::reactor::sys::register_signal_pipe(signum, Arc::clone(write), pid, byte)
+/// A self-pipe registered in the hub: read end, write end, its source, and
+/// the callback (the hub holds it while the registration lives).
+type Pipe = (UnixStream, UnixStream, SourceId, Rc<dyn Fn()>);
+
+/// A non-blocking socket pair whose read end is registered (unreferenced)
+/// in this thread's hub with [`dispatch`] as its callback.
+fn new_pipe() -> io::Result<Pipe> {
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    let callback: Rc<dyn Fn()> = Rc::new(dispatch);
+    let source = hub::register_callback_fd(read.as_fd(), true, false, false, Rc::clone(&callback))?;
+    Ok((read, write, source, callback))
 }
 
-/// Rejects numbers that are not catchable signals.
+/// Registers the OS-level action for `signum` that writes into `target`.
+fn register_action(signum: c_int, target: &Arc<PipeTarget>) -> io::Result<SigId> {
+    let byte = u8::try_from(signum).expect("validated signal numbers fit in a byte");
+    registry_call(|| sys::register_signal_pipe(signum, Arc::clone(target), byte)).unwrap_or_else(
+        || {
+            Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "signal: cannot install a handler for {} in this forked child: another \
+                     thread was inside signal-hook-registry when the parent forked, so its \
+                     lock may stay held for ever (watch the signal before forking)",
+                    signal_name(signum)
+                ),
+            ))
+        },
+    )
+}
+
+/// Signals that [`signal`] refuses, with the reason.
+const REFUSED: [(c_int, &str); 6] = [
+    (libc::SIGKILL, "cannot be caught or ignored"),
+    (libc::SIGSTOP, "cannot be caught or ignored"),
+    (
+        libc::SIGSEGV,
+        "is a synchronous fault signal: a handler that returns faults again, and greenlet \
+         stack-overflow detection owns it",
+    ),
+    (
+        libc::SIGBUS,
+        "is a synchronous fault signal: a handler that returns faults again, and greenlet \
+         stack-overflow detection owns it",
+    ),
+    (
+        libc::SIGILL,
+        "is a synchronous fault signal: a handler that returns faults again",
+    ),
+    (
+        libc::SIGFPE,
+        "is a synchronous fault signal: a handler that returns faults again",
+    ),
+];
+
+/// Rejects numbers that are not signals this crate can watch safely.
 fn check_signum(signum: c_int) -> io::Result<()> {
-    let name = signal_name(signum);
-    if signum == libc::SIGKILL || signum == libc::SIGSTOP {
-        return Err(invalid(format!("{name} cannot be caught or ignored")));
+    if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == signum) {
+        return Err(invalid(format!(
+            "{} {why}; it cannot be watched",
+            signal_name(signum)
+        )));
     }
     if signal_hook_registry::FORBIDDEN.contains(&signum) {
         return Err(invalid(format!(
-            "{name} is a synchronous fault signal; a handler that returns would fault again"
+            "{} cannot be watched (signal-hook-registry forbids it)",
+            signal_name(signum)
         )));
     }
-    let standard = (1..32).contains(&signum);
-    let realtime = (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signum);
-    if !standard && !realtime {
+    let (low, high) = signal_range();
+    if !(low..=high).contains(&signum) || !is_signal(signum) {
         return Err(invalid(format!(
-            "{signum} is not a signal number (expected 1..=31 or {}..={})",
-            libc::SIGRTMIN(),
-            libc::SIGRTMAX()
+            "{signum} is not a signal number (expected {low}..={high})"
         )));
     }
     Ok(())
@@ -239,50 +383,117 @@ fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("signal: {message}"))
 }
 
+/// The lowest and highest signal numbers of this platform.
+fn signal_range() -> (c_int, c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        (1, libc::SIGRTMAX())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        (1, 31)
+    }
+}
+
+/// `true` for a number the OS treats as a signal (Linux: not one of the
+/// real-time signals reserved by the C library below `SIGRTMIN`).
+fn is_signal(signum: c_int) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        signum < 32 || signum >= libc::SIGRTMIN()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = signum;
+        true
+    }
+}
+
+/// Signal names every Unix has (POSIX).
+const POSIX_NAMES: [(c_int, &str); 28] = [
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGILL, "SIGILL"),
+    (libc::SIGTRAP, "SIGTRAP"),
+    (libc::SIGABRT, "SIGABRT"),
+    (libc::SIGBUS, "SIGBUS"),
+    (libc::SIGFPE, "SIGFPE"),
+    (libc::SIGKILL, "SIGKILL"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGSEGV, "SIGSEGV"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGPIPE, "SIGPIPE"),
+    (libc::SIGALRM, "SIGALRM"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGCHLD, "SIGCHLD"),
+    (libc::SIGCONT, "SIGCONT"),
+    (libc::SIGSTOP, "SIGSTOP"),
+    (libc::SIGTSTP, "SIGTSTP"),
+    (libc::SIGTTIN, "SIGTTIN"),
+    (libc::SIGTTOU, "SIGTTOU"),
+    (libc::SIGURG, "SIGURG"),
+    (libc::SIGXCPU, "SIGXCPU"),
+    (libc::SIGXFSZ, "SIGXFSZ"),
+    (libc::SIGVTALRM, "SIGVTALRM"),
+    (libc::SIGPROF, "SIGPROF"),
+    (libc::SIGWINCH, "SIGWINCH"),
+    (libc::SIGSYS, "SIGSYS"),
+];
+
+/// Names only some platforms have.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PLATFORM_NAMES: &[(c_int, &str)] = &[
+    (libc::SIGSTKFLT, "SIGSTKFLT"),
+    (libc::SIGIO, "SIGIO"),
+    (libc::SIGPWR, "SIGPWR"),
+];
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+const PLATFORM_NAMES: &[(c_int, &str)] = &[
+    (libc::SIGIO, "SIGIO"),
+    (libc::SIGEMT, "SIGEMT"),
+    (libc::SIGINFO, "SIGINFO"),
+];
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)))]
+const PLATFORM_NAMES: &[(c_int, &str)] = &[];
+
 /// The usual name of `signum` (`"SIGUSR1"`, `"SIGRTMIN+2"`, `"signal 99"`).
+///
+/// A portable table (POSIX names plus each platform's own), the same names
+/// as `signal_hook::low_level::signal_name`, without that dependency.
 pub(crate) fn signal_name(signum: c_int) -> String {
-    const NAMES: [(c_int, &str); 31] = [
-        (libc::SIGHUP, "SIGHUP"),
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGQUIT, "SIGQUIT"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGTRAP, "SIGTRAP"),
-        (libc::SIGABRT, "SIGABRT"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGKILL, "SIGKILL"),
-        (libc::SIGUSR1, "SIGUSR1"),
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGUSR2, "SIGUSR2"),
-        (libc::SIGPIPE, "SIGPIPE"),
-        (libc::SIGALRM, "SIGALRM"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGSTKFLT, "SIGSTKFLT"),
-        (libc::SIGCHLD, "SIGCHLD"),
-        (libc::SIGCONT, "SIGCONT"),
-        (libc::SIGSTOP, "SIGSTOP"),
-        (libc::SIGTSTP, "SIGTSTP"),
-        (libc::SIGTTIN, "SIGTTIN"),
-        (libc::SIGTTOU, "SIGTTOU"),
-        (libc::SIGURG, "SIGURG"),
-        (libc::SIGXCPU, "SIGXCPU"),
-        (libc::SIGXFSZ, "SIGXFSZ"),
-        (libc::SIGVTALRM, "SIGVTALRM"),
-        (libc::SIGPROF, "SIGPROF"),
-        (libc::SIGWINCH, "SIGWINCH"),
-        (libc::SIGIO, "SIGIO"),
-        (libc::SIGPWR, "SIGPWR"),
-        (libc::SIGSYS, "SIGSYS"),
-    ];
-    if let Some((_, name)) = NAMES.iter().find(|(n, _)| *n == signum) {
+    if let Some((_, name)) = POSIX_NAMES
+        .iter()
+        .chain(PLATFORM_NAMES)
+        .find(|(n, _)| *n == signum)
+    {
         return (*name).to_owned();
     }
-    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
-    if (min..=max).contains(&signum) {
-        return match signum - min {
-            0 => "SIGRTMIN".to_owned(),
-            n => format!("SIGRTMIN+{n}"),
-        };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        if (min..=max).contains(&signum) {
+            return match signum - min {
+                0 => "SIGRTMIN".to_owned(),
+                n => format!("SIGRTMIN+{n}"),
+            };
+        }
     }
     format!("signal {signum}")
 }
@@ -315,6 +526,8 @@ fn with_dispatcher<R>(f: impl FnOnce(&mut Dispatcher) -> io::Result<R>) -> io::R
 /// Adds a watcher for `signum` to this thread's hub.
 fn add_watcher(signum: c_int, referenced: bool, action: Action) -> io::Result<SignalHandle> {
     check_signum(signum)?;
+    // The handler runs with SA_ONSTACK: give this thread a stack for it.
+    ensure_thread_altstack();
     let shared = Rc::new(Shared {
         signum,
         active: Cell::new(true),
@@ -416,11 +629,18 @@ fn report_panic(signum: c_int, payload: Box<dyn std::any::Any + Send>) {
 }
 
 /// After `fork()`, in the child, once the hub has a new poller: give this
-/// thread's dispatcher its own pipe and re-register its watchers for the
-/// child's pid. A no-op in the process that created the dispatcher.
+/// thread's dispatcher its own pipe. A no-op in the process that created
+/// the dispatcher.
 ///
-/// On error the watchers that could not be moved are inactive.
+/// Takes no lock that existed at fork time: the actions the parent
+/// registered stay registered (they are inherited with the process) and are
+/// pointed at the new pipe through their atomic [`PipeTarget`]; the
+/// registry is not called. Dispatchers of other threads' hubs keep their
+/// parent's pid and stay inert.
+///
+/// On error the watchers are inactive.
 pub(crate) fn reinit_after_fork() -> io::Result<()> {
+    note_fork();
     let pid = std::process::id();
     let old = DISPATCHER.with_borrow_mut(|slot| {
         if slot.as_ref().is_some_and(|d| d.pid != pid || !d.is_live()) {
@@ -429,34 +649,25 @@ pub(crate) fn reinit_after_fork() -> io::Result<()> {
             None
         }
     });
-    let Some(mut old) = old else { return Ok(()) };
-    if !old.is_live() || old.watchers.is_empty() {
+    let Some(mut d) = old else { return Ok(()) };
+    if !d.is_live() || d.watchers.is_empty() {
         return Ok(()); // dropped here: nothing to move
     }
-    // On error `old` drops: its watchers end.
-    let mut new = Dispatcher::new()?;
-    for (_, id) in old.actions.drain(..) {
-        signal_hook_registry::unregister(id);
-    }
-    let mut failure = None;
-    for w in std::mem::take(&mut old.watchers) {
-        match new.watch(w.shared.signum) {
-            Ok(()) => new.watchers.push(w),
-            Err(e) => {
-                w.shared.active.set(false);
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    new.update_referenced();
-    // Deregisters the inherited pipe from the (new) poller, closes our copies.
-    drop(old);
-    let unused = new.watchers.is_empty();
-    DISPATCHER.with_borrow_mut(|slot| *slot = Some(new));
-    if unused {
-        drop_if_unused();
-    }
-    failure.map_or(Ok(()), Err)
+    // On error `d` drops: its watchers end.
+    let (read, write, source, callback) = new_pipe()?;
+    // The inherited read end leaves the (new) poller before it is closed.
+    hub::deregister_fd(d.source);
+    d.target.retarget(write.as_raw_fd(), pid);
+    // Our copies of the inherited pair close here; the parent keeps its own.
+    d.read = read;
+    d.write = Some(write);
+    d.source = source;
+    d.registered = Rc::downgrade(&callback);
+    d.referenced = false;
+    d.pid = pid;
+    d.update_referenced();
+    DISPATCHER.with_borrow_mut(|slot| *slot = Some(d));
+    Ok(())
 }
 
 /// Watches `signum` for the crate itself: `callback` runs on the hub (it
@@ -486,7 +697,10 @@ pub(crate) fn watch_internal(
 ///
 /// The OS-level handler is installed with `signal-hook-registry`, which
 /// chains a handler installed before it; it only writes one byte into a
-/// pipe the hub polls, so it never interrupts greenlet code.
+/// pipe the hub polls, so it never interrupts greenlet code. It runs with
+/// `SA_ONSTACK` on the thread's alternate signal stack (one is installed for
+/// threads in a hub scope and for the thread calling this), so a signal that
+/// arrives while a greenlet's stack is nearly full cannot overflow it.
 ///
 /// **Unlike gevent, cancelling the last watcher does not restore the default
 /// disposition**: the registry's handler stays installed, so the signal is
@@ -496,32 +710,40 @@ pub(crate) fn watch_internal(
 ///
 /// # Errors
 ///
-/// `ErrorKind::InvalidInput` for numbers that cannot be handled: `0`,
+/// `ErrorKind::InvalidInput` for numbers that cannot be watched: `0`,
 /// negative or out of range, `SIGKILL` and `SIGSTOP` (uncatchable), and the
-/// synchronous fault signals `SIGILL`, `SIGFPE`, `SIGSEGV`. An I/O error if
-/// the pipe cannot be created or registered (out of descriptors).
+/// synchronous fault signals `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` (a
+/// handler that returns faults again, and greenlet stack-overflow detection
+/// owns `SIGSEGV`/`SIGBUS`); the message names the signal and the reason.
+/// An I/O error if the pipe cannot be created or registered (out of
+/// descriptors), or, in a child forked while another thread was installing
+/// a handler, for a signal number not watched before the fork (see
+/// [`fork`](crate::fork)).
 ///
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::{send_signal, signal, sleep};
+/// # use greenlet_core as greenlet;
+/// use greenlet::{send_signal, signal, sleep};
 /// use std::cell::Cell;
 /// use std::rc::Rc;
 /// use std::time::Duration;
 ///
-/// let hits = Rc::new(Cell::new(0));
-/// let h = hits.clone();
-/// let handle = signal(libc::SIGUSR2, move || {
-///     sleep(Duration::from_millis(1)); // handlers may block
-///     h.set(h.get() + 1);
-/// })
-/// .unwrap();
-/// send_signal(std::process::id(), libc::SIGUSR2).unwrap();
-/// while hits.get() == 0 {
-///     sleep(Duration::from_millis(1));
-/// }
-/// handle.cancel();
-/// assert!(signal(libc::SIGKILL, || ()).is_err());
+/// greenlet::run(|| {
+///     let hits = Rc::new(Cell::new(0));
+///     let h = hits.clone();
+///     let handle = signal(libc::SIGUSR2, move || {
+///         sleep(Duration::from_millis(1)); // handlers may block
+///         h.set(h.get() + 1);
+///     })
+///     .unwrap();
+///     send_signal(std::process::id(), libc::SIGUSR2).unwrap();
+///     while hits.get() == 0 {
+///         sleep(Duration::from_millis(1));
+///     }
+///     handle.cancel();
+///     assert!(signal(libc::SIGKILL, || ()).is_err());
+/// });
 /// ```
 pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHandle> {
     add_watcher(signum, false, Action::Spawn(Rc::new(handler)))
@@ -535,11 +757,14 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
 /// # Examples
 ///
 /// ```
-/// let handle = greenlet_core::signal(libc::SIGWINCH, || ()).unwrap();
-/// assert_eq!(handle.signum(), libc::SIGWINCH);
-/// assert!(handle.is_active());
-/// handle.cancel();
-/// assert!(!handle.is_active());
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     let handle = greenlet::signal(libc::SIGWINCH, || ()).unwrap();
+///     assert_eq!(handle.signum(), libc::SIGWINCH);
+///     assert!(handle.is_active());
+///     handle.cancel();
+///     assert!(!handle.is_active());
+/// });
 /// ```
 pub struct SignalHandle {
     shared: Rc<Shared>,
@@ -561,9 +786,12 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert_eq!(h.signum(), libc::SIGUSR1);
-    /// h.cancel();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert_eq!(h.signum(), libc::SIGUSR1);
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn signum(&self) -> i32 {
         self.shared.signum
@@ -575,10 +803,13 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert!(h.is_active());
-    /// greenlet_core::hub::destroy();
-    /// assert!(!h.is_active());
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert!(h.is_active());
+    ///     greenlet::hub::destroy();
+    ///     assert!(!h.is_active());
+    /// });
     /// ```
     pub fn is_active(&self) -> bool {
         if !self.shared.active.get() {
@@ -602,10 +833,13 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// h.cancel();
-    /// h.cancel();
-    /// assert!(greenlet_core::hub::stats().is_quiet());
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     h.cancel();
+    ///     h.cancel();
+    ///     assert!(greenlet::hub::stats().is_quiet());
+    /// });
     /// ```
     pub fn cancel(&self) {
         if !self.shared.active.replace(false) {
@@ -637,9 +871,12 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::signal(libc::SIGUSR1, || ()).unwrap();
-    /// assert!(!h.is_referenced());
-    /// h.cancel();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::signal(libc::SIGUSR1, || ()).unwrap();
+    ///     assert!(!h.is_referenced());
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn is_referenced(&self) -> bool {
         self.shared.referenced.get()
@@ -653,16 +890,19 @@ impl SignalHandle {
     /// # Examples
     ///
     /// ```
-    /// use greenlet_core::{hub, send_signal, signal};
+    /// # use greenlet_core as greenlet;
+    /// use greenlet::{hub, send_signal, signal};
     /// use std::time::Duration;
     ///
-    /// let h = signal(libc::SIGUSR1, || ()).unwrap();
-    /// h.set_referenced(true);
-    /// // The watcher now keeps `join` waiting (up to the timeout).
-    /// assert!(!hub::join_timeout(Duration::from_millis(5)));
-    /// h.set_referenced(false);
-    /// assert!(hub::join_timeout(Duration::from_millis(5)));
-    /// h.cancel();
+    /// greenlet::run(|| {
+    ///     let h = signal(libc::SIGUSR1, || ()).unwrap();
+    ///     h.set_referenced(true);
+    ///     // The watcher now keeps `join` waiting (up to the timeout).
+    ///     assert!(!hub::join_timeout(Duration::from_millis(5)));
+    ///     h.set_referenced(false);
+    ///     assert!(hub::join_timeout(Duration::from_millis(5)));
+    ///     h.cancel();
+    /// });
     /// ```
     pub fn set_referenced(&self, referenced: bool) {
         self.shared.referenced.set(referenced);

@@ -7,23 +7,40 @@ use std::sync::{Arc, Mutex};
 use super::{Hub, with_hub};
 
 /// State shared with [`HubHandle`]s on other threads.
+///
+/// # Invariants
+///
+/// * `closed` only goes from `false` to `true`, and while the hub lives it
+///   is set under the `posts` lock ([`Hub::close_handles`]); [`HubHandle::post`]
+///   checks it under the same lock before pushing. So a post that returned
+///   `Ok` is in `posts` before the hub closes, and the close takes it: `Ok`
+///   means it runs.
+/// * `pending` is set under the lock after a push; the hub clears it before
+///   taking the queue.
+/// * After `fork()`, the child never touches this value again: a thread of
+///   the parent may have held `posts` at the time. The child sets `closed`
+///   (an atomic: lock-free), so old handles there fail without locking, and
+///   leaks one strong reference so that the queue (and the closures in it)
+///   is never dropped there.
 pub(super) struct Shared {
     posts: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     pending: AtomicBool,
-    poller: Mutex<Option<Arc<polling::Poller>>>,
+    /// The hub's poller; fixed for the life of this value (a forked child
+    /// gets a new `Shared` with its new poller).
+    poller: Arc<polling::Poller>,
     pub(super) closed: AtomicBool,
 }
 
 impl Shared {
     fn notify(&self) {
-        let poller = self
-            .poller
+        // Failing to notify leaves the post queued for the next wake-up.
+        let _ = self.poller.notify();
+    }
+
+    fn lock_posts(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn FnOnce() + Send>>> {
+        self.posts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = poller.as_ref() {
-            // Failing to notify leaves the post queued for the next wake-up.
-            let _ = p.notify();
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -59,12 +76,27 @@ impl Hub {
         if !shared.pending.swap(false, Ordering::AcqRel) {
             return;
         }
-        let posts = std::mem::take(
-            &mut *shared
-                .posts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let posts = std::mem::take(&mut *shared.lock_posts());
+        for post in posts {
+            self.push_call(post);
+        }
+    }
+
+    /// Closes the handles: from now on [`HubHandle::post`] fails with
+    /// [`HubClosed`]. Posts accepted before are moved to the ready queue, so
+    /// the loop that runs next (teardown's) runs them: `Ok` means it runs.
+    ///
+    /// Call it at the start of teardown (scope end, `hub::destroy`, thread
+    /// exit), before the loop runs for the last time.
+    #[allow(dead_code)] // called by hub/teardown.rs
+    pub(super) fn close_handles(&mut self) {
+        let Some(shared) = &self.shared else { return };
+        let posts = {
+            let mut queue = shared.lock_posts();
+            shared.closed.store(true, Ordering::Release);
+            shared.pending.store(false, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
         for post in posts {
             self.push_call(post);
         }
@@ -82,15 +114,18 @@ impl Hub {
 /// # Examples
 ///
 /// ```
-/// use greenlet_core::hub;
+/// # use greenlet_core as greenlet;
+/// use greenlet::hub;
 /// use std::time::Duration;
 ///
-/// let h = hub::handle();
-/// let worker = std::thread::spawn(move || {
-///     h.post(|| println!("runs on the hub's thread")).unwrap();
+/// greenlet::run(|| {
+///     let h = hub::handle();
+///     let worker = std::thread::spawn(move || {
+///         h.post(|| println!("runs on the hub's thread")).unwrap();
+///     });
+///     worker.join().unwrap();
+///     hub::join(); // runs the posted callback, then returns once the handle is gone
 /// });
-/// worker.join().unwrap();
-/// hub::join(); // runs the posted callback, then returns once the handle is gone
 /// ```
 #[derive(Clone)]
 pub struct HubHandle {
@@ -120,28 +155,45 @@ impl std::error::Error for HubClosed {}
 impl HubHandle {
     /// Queues `f` to run on the hub's thread and wakes the hub.
     ///
+    /// `Ok` means `f` runs on the hub: the hub closes its handles when its
+    /// scope ends (or it is destroyed, or its thread exits) and runs every
+    /// post accepted before that during its teardown. The one exception is
+    /// a forked child: posts still queued at `fork()` run only in the
+    /// parent (see [`crate::fork`]).
+    ///
     /// # Errors
     ///
-    /// [`HubClosed`] if the hub is gone; `f` is dropped.
+    /// [`HubClosed`] if the hub is closed; `f` is then dropped on the
+    /// calling thread, before this returns.
     ///
     /// # Examples
     ///
     /// ```
-    /// let h = greenlet_core::hub::handle();
-    /// h.post(|| ()).unwrap();
-    /// drop(h);
-    /// greenlet_core::hub::join();
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let h = greenlet::hub::handle();
+    ///     h.post(|| ()).unwrap();
+    ///     drop(h);
+    ///     greenlet::hub::join();
+    /// });
     /// ```
     pub fn post(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubClosed> {
+        // Lock-free fast path; also the only check a forked child makes
+        // (the lock may be held by a thread that does not exist there).
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(HubClosed);
         }
-        self.shared
-            .posts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Box::new(f));
-        self.shared.pending.store(true, Ordering::Release);
+        {
+            let mut queue = self.shared.lock_posts();
+            // Checked under the lock the hub closes under (see `Shared`).
+            if self.shared.closed.load(Ordering::Acquire) {
+                drop(queue);
+                drop(f); // on this thread, outside the lock
+                return Err(HubClosed);
+            }
+            queue.push(Box::new(f));
+            self.shared.pending.store(true, Ordering::Release);
+        }
         self.shared.notify();
         Ok(())
     }
@@ -156,9 +208,12 @@ impl HubHandle {
 /// # Examples
 ///
 /// ```
-/// let handle = greenlet_core::hub::handle();
-/// std::thread::spawn(move || handle.post(|| ()).unwrap()).join().unwrap();
-/// greenlet_core::hub::join();
+/// # use greenlet_core as greenlet;
+/// greenlet::run(|| {
+///     let handle = greenlet::hub::handle();
+///     std::thread::spawn(move || handle.post(|| ()).unwrap()).join().unwrap();
+///     greenlet::hub::join();
+/// });
 /// ```
 pub fn handle() -> HubHandle {
     with_hub(|h| {
@@ -171,7 +226,7 @@ pub fn handle() -> HubHandle {
             h.shared = Some(Arc::new(Shared {
                 posts: Mutex::new(Vec::new()),
                 pending: AtomicBool::new(false),
-                poller: Mutex::new(Some(poller)),
+                poller,
                 closed: AtomicBool::new(false),
             }));
         }
@@ -182,22 +237,17 @@ pub fn handle() -> HubHandle {
 }
 
 /// Re-creates the poller after `fork()` in the child (see [`crate::reinit`]).
+///
+/// Takes no lock that existed at fork time: the inherited [`Shared`] (its
+/// posts mutex may be held by a parent thread that does not exist here) is
+/// closed with an atomic store and leaked, never locked or dropped. Posts
+/// queued in it are neither run nor dropped in the child. The next
+/// [`handle`] call creates a fresh one around the new poller.
 pub(crate) fn reinit_poller() -> std::io::Result<()> {
-    with_hub(|h| {
-        let new = h.reactor.reinit()?;
-        if let Some(shared) = &h.shared {
-            *shared
-                .poller
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
-            // Posts queued by parent threads are meaningless here.
-            shared
-                .posts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
-            shared.pending.store(false, Ordering::Release);
-        }
-        Ok(())
-    })
+    if let Some(old) = with_hub(|h| h.shared.take()) {
+        old.closed.store(true, Ordering::Release);
+        // Never dropped here: see `Shared`.
+        std::mem::forget(old);
+    }
+    with_hub(|h| h.reactor.reinit()).map(drop)
 }

@@ -284,13 +284,35 @@ impl Reactor {
     }
 }
 
+/// Gives the calling thread an alternate signal stack unless it has one
+/// (`sigaltstack(NULL, &old)` reports `SS_DISABLE`): a private mapping of
+/// `max(SIGSTKSZ, AT_MINSIGSTKSZ)` plus 64 KiB, with a guard page below it.
+/// Every signal handler this crate installs has `SA_ONSTACK`, so with this
+/// stack in place the kernel never pushes a signal frame onto a (possibly
+/// nearly full) greenlet stack.
+///
+/// The guard's `Drop` disables and unmaps the stack only if this call
+/// installed it. Keep the guard on the thread that created it (it is not
+/// `Send`). If the stack cannot be created (out of memory or mappings), the
+/// guard holds nothing and handlers run on the interrupted stack, as before;
+/// the failure is logged.
+pub(crate) fn ensure_altstack() -> AltStackGuard {
+    sys::ensure_altstack().unwrap_or_else(|e| {
+        log::warn!("greenlet: cannot install an alternate signal stack: {e}");
+        sys::AltStackGuard::empty()
+    })
+}
+
+pub(crate) use sys::AltStackGuard;
+
 /// Raw process and signal syscalls behind safe wrappers.
 pub(crate) mod sys {
-    use std::io::{self, Write};
-    use std::os::unix::net::UnixStream;
+    use std::io;
+    use std::os::fd::RawFd;
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
     use signal_hook_registry::SigId;
 
@@ -298,10 +320,11 @@ pub(crate) mod sys {
     pub(crate) fn fork() -> io::Result<libc::pid_t> {
         // SAFETY: `fork` has no memory-safety preconditions of its own. The
         // child gets a copy of this address space with only the calling
-        // thread; locks held by other threads at the time stay locked there,
-        // which is a deadlock hazard (documented on `crate::fork`), not
-        // undefined behaviour: no Rust object is shared between the two
-        // processes (each has its own copy of everything).
+        // thread; locks held by other threads at the time stay locked there.
+        // That is a deadlock hazard, not undefined behaviour, and the crate
+        // avoids it: in the child it takes none of its own locks that
+        // existed at fork time (see `crate::fork`). No Rust object is shared
+        // between the two processes (each has its own copy of everything).
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             Err(io::Error::last_os_error())
@@ -345,43 +368,308 @@ pub(crate) mod sys {
         }
     }
 
-    /// Installs the OS action for `signum`: in process `pid` only, write
-    /// `byte` to the non-blocking self-pipe `write`. Bursts coalesce when the
-    /// pipe is full.
+    /// Where a registered signal action writes its byte: a raw descriptor
+    /// and the process it is valid in, both atomics, so that a forked child
+    /// can point the actions it inherited at a fresh pipe without taking any
+    /// lock (see `crate::fork`).
+    ///
+    /// Invariant (upheld by the owner, `signal::Dispatcher`): `fd` is `-1`
+    /// or the write end of a pipe the owner keeps open for as long as it is
+    /// stored here; the owner stores `-1` and unregisters every action (or,
+    /// when it cannot unregister, leaks the descriptor) before closing it.
+    #[derive(Debug)]
+    pub(crate) struct PipeTarget {
+        fd: AtomicI32,
+        pid: AtomicU32,
+    }
+
+    impl PipeTarget {
+        /// A target writing into `fd` in process `pid`.
+        pub(crate) fn new(fd: RawFd, pid: u32) -> PipeTarget {
+            PipeTarget {
+                fd: AtomicI32::new(fd),
+                pid: AtomicU32::new(pid),
+            }
+        }
+
+        /// Points the actions at `fd` in process `pid` (lock-free: callable
+        /// in a forked child).
+        pub(crate) fn retarget(&self, fd: RawFd, pid: u32) {
+            self.pid.store(0, Ordering::SeqCst);
+            self.fd.store(fd, Ordering::SeqCst);
+            self.pid.store(pid, Ordering::SeqCst);
+        }
+
+        /// Makes the actions inert (before the descriptor is closed).
+        pub(crate) fn disable(&self) {
+            self.pid.store(0, Ordering::SeqCst);
+            self.fd.store(-1, Ordering::SeqCst);
+        }
+
+        /// Runs inside the signal handler: async-signal-safe.
+        fn write_byte(&self, byte: u8) {
+            // A parent's action inherited by a forked child, or disabled.
+            if self.pid.load(Ordering::SeqCst) != std::process::id() {
+                return;
+            }
+            let fd = self.fd.load(Ordering::SeqCst);
+            if fd < 0 {
+                return;
+            }
+            let buf = [byte];
+            loop {
+                // SAFETY: `buf` is a valid one-byte buffer for the whole
+                // call. `fd` is the open write end of the owner's pipe (type
+                // invariant: it is replaced by -1, and the action
+                // unregistered, before the pipe closes); a stale descriptor
+                // would at worst make `write` fail with EBADF.
+                let r = unsafe { libc::write(fd, buf.as_ptr().cast(), 1) };
+                if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    // Written, or the pipe is full (a wake-up is pending
+                    // already: the burst coalesces), or the hub is gone.
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Installs the OS action for `signum`: write `byte` into `target`'s
+    /// pipe (when it is valid in this process). Bursts coalesce when the pipe
+    /// is full. The handler runs on the thread's alternate signal stack
+    /// (`SA_ONSTACK`, see [`add_onstack`]).
     ///
     /// `signum` must have passed the caller's validity check (not
     /// `SIGKILL`/`SIGSTOP`/a `signal_hook_registry::FORBIDDEN` signal), or
     /// the registry panics.
     pub(crate) fn register_signal_pipe(
         signum: libc::c_int,
-        write: Arc<UnixStream>,
-        pid: u32,
+        target: Arc<PipeTarget>,
         byte: u8,
     ) -> io::Result<SigId> {
-        let bytes = [byte];
-        let action = move || {
-            // A parent's action inherited by a forked child: not ours.
-            if std::process::id() != pid {
-                return;
+        let action = move || target.write_byte(byte);
+        // SAFETY: `register` requires the action to be async-signal-safe and
+        // not to panic. The action calls only `getpid()`
+        // (`std::process::id`), atomic loads and `write(2)`; it takes no
+        // lock, allocates nothing, and touches only data it owns (`byte`)
+        // and an `Arc` that is not dropped inside the handler (the registry
+        // drops the closure on `unregister`, outside any signal handler). The
+        // caller validated `signum` (documented precondition), so `register`
+        // does not panic.
+        let id = unsafe { signal_hook_registry::register(signum, action) }?;
+        if let Err(e) = add_onstack(signum) {
+            signal_hook_registry::unregister(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Re-installs the current action of `signum` with `SA_ONSTACK` added
+    /// (same handler, same mask, same other flags), so that it runs on the
+    /// thread's alternate signal stack when there is one.
+    /// `signal-hook-registry` installs its handler with
+    /// `SA_RESTART | SA_SIGINFO` only; without `SA_ONSTACK` the kernel
+    /// pushes the signal frame (several KiB with AVX-512 state) onto
+    /// whatever stack is running, which may be a nearly full greenlet stack.
+    ///
+    /// Does nothing for `SIG_DFL`/`SIG_IGN` or when the flag is set already.
+    pub(crate) fn add_onstack(signum: libc::c_int) -> io::Result<()> {
+        let mut old = empty_sigaction();
+        // SAFETY: a null `act` only reads the current action; `old` is a
+        // valid, writable `sigaction` for the whole call.
+        if unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if old.sa_sigaction == libc::SIG_DFL
+            || old.sa_sigaction == libc::SIG_IGN
+            || old.sa_flags & libc::SA_ONSTACK != 0
+        {
+            return Ok(());
+        }
+        old.sa_flags |= libc::SA_ONSTACK;
+        // SAFETY: `old` is the action the kernel just gave us (the
+        // registry's handler, its mask and flags) with one more flag; the
+        // handler stays the same function, so nothing the registry relies on
+        // changes. A racing `sigaction` by another thread between the two
+        // calls would be overwritten: only this crate and the registry (which
+        // installs once per signal, under its lock) touch these signals.
+        if unsafe { libc::sigaction(signum, &old, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `true` if the current action of `signum` has `SA_ONSTACK` (tests).
+    #[allow(dead_code)]
+    pub(crate) fn has_onstack(signum: libc::c_int) -> bool {
+        let mut old = empty_sigaction();
+        // SAFETY: as in `add_onstack`: read-only query into a valid struct.
+        let r = unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) };
+        r == 0 && old.sa_flags & libc::SA_ONSTACK != 0
+    }
+
+    fn empty_sigaction() -> libc::sigaction {
+        // SAFETY: `sigaction` is a plain C struct (integers, a function
+        // address as an integer, a `sigset_t` bit set) for which all-zero
+        // bytes are a valid value (`SIG_DFL`, no flags, empty mask).
+        unsafe { std::mem::zeroed() }
+    }
+
+    /// Linux's `AT_MINSIGSTKSZ` auxiliary vector entry (not in `libc`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const AT_MINSIGSTKSZ: libc::c_ulong = 51;
+
+    /// The smallest signal stack the kernel asks for on this CPU.
+    fn min_signal_stack() -> usize {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // SAFETY: `getauxval` reads the auxiliary vector; an unknown key
+            // returns 0.
+            let min = unsafe { libc::getauxval(AT_MINSIGSTKSZ) };
+            usize::try_from(min).unwrap_or(0).max(libc::SIGSTKSZ)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            libc::SIGSTKSZ
+        }
+    }
+
+    fn page_size() -> usize {
+        // SAFETY: `sysconf` takes an integer and reads no memory of ours.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size)
+            .ok()
+            .filter(|s| *s > 0)
+            .unwrap_or(4096)
+    }
+
+    /// Extra room on the alternate stack above the kernel's minimum: the
+    /// registry's handler and our action run there too.
+    const ALTSTACK_ROOM: usize = 64 * 1024;
+
+    /// An alternate signal stack installed by [`ensure_altstack`]; see
+    /// [`super::ensure_altstack`].
+    #[derive(Debug)]
+    pub(crate) struct AltStackGuard {
+        /// `(base of the mapping, its length)` when this guard installed the
+        /// thread's alternate stack, `None` when one existed already.
+        mapping: Option<(usize, usize)>,
+        /// Per thread: `sigaltstack` is a property of the calling thread.
+        _not_send: std::marker::PhantomData<*const ()>,
+    }
+
+    impl AltStackGuard {
+        /// A guard that installed nothing.
+        pub(crate) fn empty() -> AltStackGuard {
+            AltStackGuard {
+                mapping: None,
+                _not_send: std::marker::PhantomData,
             }
-            loop {
-                match (&*write).write(&bytes) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // Written, or the pipe is full (a wake-up is pending
-                    // already: the burst coalesces), or the hub is gone.
-                    _ => break,
+        }
+
+        /// `true` if this guard installed (and will remove) the stack.
+        #[allow(dead_code)]
+        pub(crate) fn installed(&self) -> bool {
+            self.mapping.is_some()
+        }
+    }
+
+    /// `true` when the calling thread has an alternate signal stack.
+    pub(crate) fn has_altstack() -> bool {
+        current_altstack().is_some_and(|ss| ss.ss_flags & libc::SS_DISABLE == 0)
+    }
+
+    fn current_altstack() -> Option<libc::stack_t> {
+        // SAFETY: `stack_t` is a plain C struct; all-zero is a valid value.
+        let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a null `ss` only queries; `old` is valid and writable.
+        let r = unsafe { libc::sigaltstack(std::ptr::null(), &mut old) };
+        (r == 0).then_some(old)
+    }
+
+    /// Gives the calling thread an alternate signal stack unless it has one.
+    pub(crate) fn ensure_altstack() -> io::Result<AltStackGuard> {
+        if has_altstack() {
+            return Ok(AltStackGuard::empty());
+        }
+        let page = page_size();
+        let usable = (min_signal_stack() + ALTSTACK_ROOM).div_ceil(page) * page;
+        let len = usable + page; // + a guard page at the low end
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing; it aliases nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let unmap = |base: *mut libc::c_void| {
+            // SAFETY: `base`/`len` is exactly the mapping made above, which
+            // nothing else refers to.
+            unsafe { libc::munmap(base, len) };
+        };
+        // SAFETY: the first page of the mapping made above; making it
+        // inaccessible turns an overflow of the signal stack into a fault
+        // instead of a silent write below it.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            let e = io::Error::last_os_error();
+            unmap(base);
+            return Err(e);
+        }
+        let stack = libc::stack_t {
+            // SAFETY: `page < len`: still inside the mapping.
+            ss_sp: unsafe { base.cast::<u8>().add(page) }.cast(),
+            ss_flags: 0,
+            ss_size: usable,
+        };
+        // SAFETY: `stack` describes `usable` writable bytes of our own
+        // mapping, which stays mapped until the guard's `Drop` has disabled
+        // the alternate stack again.
+        if unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) } != 0 {
+            let e = io::Error::last_os_error();
+            unmap(base);
+            return Err(e);
+        }
+        Ok(AltStackGuard {
+            mapping: Some((base as usize, len)),
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    impl Drop for AltStackGuard {
+        fn drop(&mut self) {
+            let Some((base, len)) = self.mapping.take() else {
+                return;
+            };
+            // Only if the thread still uses our stack (someone may have
+            // replaced it); never unmap a stack the kernel may still use.
+            let ours = current_altstack().is_some_and(|ss| {
+                ss.ss_flags & libc::SS_DISABLE == 0
+                    && ss.ss_sp as usize > base
+                    && (ss.ss_sp as usize) < base + len
+            });
+            if ours {
+                let disable = libc::stack_t {
+                    ss_sp: std::ptr::null_mut(),
+                    ss_flags: libc::SS_DISABLE,
+                    ss_size: 0,
+                };
+                // SAFETY: disabling takes no memory of ours; it fails (EPERM)
+                // only while running on the alternate stack, i.e. inside a
+                // handler, which `Drop` of a guard never is.
+                if unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) } != 0 {
+                    return; // still in use: leak the mapping
                 }
             }
-        };
-        // SAFETY: `register` requires the action to be async-signal-safe and
-        // not to panic. The action above calls only `getpid()`
-        // (`std::process::id`) and `write(2)` on a non-blocking socket
-        // (`<&UnixStream as Write>::write` builds its `io::Error` from
-        // `errno` without allocating); it takes no lock, allocates nothing,
-        // and touches only data it owns (`bytes`, `pid`) and an `Arc` that is
-        // not dropped inside the handler (the registry drops the closure on
-        // `unregister`, outside any signal handler). The caller validated
-        // `signum` (documented precondition), so `register` does not panic.
-        unsafe { signal_hook_registry::register(signum, action) }
+            // SAFETY: the mapping made by `ensure_altstack`, no longer the
+            // thread's alternate stack; nothing else refers to it.
+            unsafe { libc::munmap(base as *mut libc::c_void, len) };
+        }
     }
 }
