@@ -49,7 +49,11 @@ impl Hub {
     pub(super) fn handles_alive(&self) -> bool {
         self.shared
             .as_ref()
-            .is_some_and(|s| Arc::strong_count(s) > 1 || s.pending.load(Ordering::Acquire))
+            .is_some_and(|s| {
+                // A closed hub takes no more posts: its handles wake nothing.
+                !s.closed.load(Ordering::Acquire)
+                    && (Arc::strong_count(s) > 1 || s.pending.load(Ordering::Acquire))
+            })
     }
 
     /// `true` if posts are queued and not yet taken.
@@ -88,7 +92,6 @@ impl Hub {
     ///
     /// Call it at the start of teardown (scope end, `hub::destroy`, thread
     /// exit), before the loop runs for the last time.
-    #[allow(dead_code)] // called by hub/teardown.rs
     pub(super) fn close_handles(&mut self) {
         let Some(shared) = &self.shared else { return };
         let posts = {

@@ -190,21 +190,6 @@ impl Reactor {
         }
     }
 
-    /// Removes every source whose target matches (O(n); rare paths only).
-    pub(crate) fn deregister_where(&mut self, mut matches: impl FnMut(&IoTarget) -> bool) {
-        let ids: Vec<SourceId> = (0..self.sources.len())
-            .filter(|k| {
-                self.sources[*k]
-                    .as_ref()
-                    .is_some_and(|s| matches(&s.target))
-            })
-            .map(SourceId)
-            .collect();
-        for id in ids {
-            self.deregister(id);
-        }
-    }
-
     /// Removes a source from the poller.
     pub(crate) fn deregister(&mut self, id: SourceId) {
         let Some(source) = self.sources.get_mut(id.0).and_then(Option::take) else {

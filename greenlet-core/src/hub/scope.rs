@@ -56,6 +56,9 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
         "greenlet::run: this thread is already inside a hub scope; call the code directly"
     );
     crate::greenlet::switch::install_panic_hook();
+    // Signal handlers run on an alternate stack, never on a nearly full
+    // greenlet stack.
+    let _altstack = super::reactor::ensure_altstack();
     local::set_in_scope(true);
     let outcome = catch_unwind(AssertUnwindSafe(f));
     super::teardown::end_scope();

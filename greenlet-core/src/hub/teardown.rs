@@ -124,6 +124,10 @@ fn live_greenlets() -> Vec<Live> {
 
 /// Kills and runs greenlets until none is left.
 fn shutdown() {
+    // Close the handles first: posts accepted so far are queued and run by
+    // the loop below; later ones fail with `HubClosed` (dropped on the
+    // poster's thread).
+    with_hub(Hub::close_handles);
     let started = Instant::now();
     let mut reported_slow = false;
     with_hub(|h| h.spawned_while_ending = 0);
