@@ -498,7 +498,7 @@ fn signal_burst_interrupts_the_hub_thread() {
     }
     sleep(Duration::from_millis(10));
     stop.set(true);
-    ticker.join();
+    ticker.join().unwrap();
     let seen = seen.take();
     println!(
         "  1000 SIGUSR1 at the hub thread: handler ran {} times in {} loop turns, \

@@ -131,14 +131,14 @@ fn burst_of_1000_sigusr1_while_greenlets_sleep() {
         took >= Duration::from_millis(20) && took < Duration::from_millis(130),
         "wait_read woke after {took:?}"
     );
-    writer.join();
+    writer.join().unwrap();
     let burst = sender.join().expect("sender thread");
     // Deliveries still in flight once the sender is done reach us soon.
     std::thread::sleep(Duration::from_millis(20));
     run_until("the handler runs", || !seen.borrow().is_empty());
     sleep(Duration::from_millis(10));
     stop.set(true);
-    ticker.join();
+    ticker.join().unwrap();
     let runs = seen.borrow().len();
     println!(
         "1000 SIGUSR1 sent in {burst:?}: the handler ran {runs} times in {} loop turns \
@@ -188,7 +188,7 @@ fn handler_runs_in_a_new_greenlet_and_may_block() {
     });
     raise(libc::SIGUSR2);
     run_until("the handler finishes", || log.count("end") == 1);
-    other.join();
+    other.join().unwrap();
     assert_eq!(
         log.entries(),
         ["start main=false hub=false", "other greenlet", "end"]
