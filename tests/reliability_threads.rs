@@ -12,7 +12,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenlet::{Greenlet, GreenletError, KillError, hub, sleep, sleep_secs, spawn, with_timeout};
+use greenlet::{
+    Greenlet, GreenletError, KillError, WaitError, hub, sleep, sleep_secs, spawn, with_timeout,
+};
 use reliability_common::{Baseline, Counter, Reports, assert_band, ms};
 
 const THREADS: usize = 10;
@@ -123,7 +125,8 @@ fn panics() {
     let m = Rc::clone(&me);
     let g = Greenlet::new(move || {
         let this = m.get().expect("set").clone();
-        matches!(this.get(), Err(GreenletError::LoopExit(_)))
+        matches!(this.get(), Err(GreenletError::JoinSelf))
+            && matches!(this.join(), Err(WaitError::JoinSelf))
     });
     me.set(g.clone()).expect("empty");
     g.start();

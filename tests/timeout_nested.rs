@@ -8,10 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{
-    DropLog, LONG, Log, PROMPT, Reports, TICK, assert_band, assert_contains, assert_tick, quiet,
-    timed,
-};
+use common::{DropLog, LONG, Log, PROMPT, Reports, TICK, assert_band, assert_tick, quiet, timed};
 use greenlet::{
     GreenletError, KillError, Timeout, hub, sleep, spawn, with_timeout, with_timeout_value,
 };
@@ -310,6 +307,13 @@ fn a_scope_reports_its_own_error_value() {
     let outer = Timeout::with_error(Duration::from_secs(5), std::io::Error::other("outer"));
     let r = outer.scope(|| inner.scope(|| sleep(LONG)));
     let inner_err = r.expect("outer did not fire").expect_err("inner fired");
-    assert_contains(&inner_err.to_string(), &["inner"]);
+    assert_eq!(inner_err.to_string(), "timed out after 10ms");
+    assert_eq!(inner_err.duration(), Some(Duration::from_millis(10)));
+    let own = inner_err.error().expect("the scope's own error");
+    assert_eq!(own.to_string(), "inner");
+    assert_eq!(
+        std::error::Error::source(&inner_err).map(ToString::to_string),
+        Some("inner".to_owned())
+    );
     quiet();
 }

@@ -77,7 +77,7 @@ impl Server {
 
 #[greenlet::main]
 fn main() {
-    unit().join();
+    unit().join().unwrap();
     assert_eq!(fallible("41".into()).get().unwrap(), Ok(42));
     let (a, b): (u8, u32) = generic(3u8).get().unwrap();
     assert_eq!((a, b), (3, 3));
@@ -91,7 +91,7 @@ fn main() {
     assert!(!g.is_started());
     g.start();
     assert_eq!(g.get().unwrap(), 9);
-    const_stack().join();
+    const_stack().join().unwrap();
     assert_eq!(nested::in_module(4).get().unwrap(), 4);
     assert_eq!(through_a_reexport().get().unwrap(), 2);
     assert_eq!(Server { port: 80 }.serve(1).get().unwrap(), 81);

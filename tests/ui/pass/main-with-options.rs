@@ -18,7 +18,7 @@ fn main() {
         .map(|_| spawn(|| sleep(Duration::from_millis(1))))
         .collect();
     for g in &eight {
-        g.join();
+        g.join().unwrap();
     }
     sleep(Duration::from_millis(1));
     let cached = hub::stats().stacks_pooled;

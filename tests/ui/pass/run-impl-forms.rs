@@ -63,5 +63,5 @@ fn main() {
     u.start();
     assert!(!u.get().unwrap());
     assert_eq!(Own.spawn(), 1);
-    Greenlet::spawn_run(Own).join();
+    Greenlet::spawn_run(Own).join().unwrap();
 }
