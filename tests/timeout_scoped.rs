@@ -361,9 +361,6 @@ fn an_uncaught_timeout_with_an_error_reports_that_error() {
 /// that error: `Elapsed`'s `Display` no longer includes it (it is the
 /// `source()`), so the report has to print the source chain.
 #[greenlet::test]
-#[ignore = "core bug: ErrorReport's Display and the default handler print only the error's \
-            Display, not its source() chain: a timeout's user error (and a kill error's own \
-            source) is printed nowhere"]
 fn the_report_of_a_timeout_with_an_error_names_that_error() {
     let reports = Reports::install();
     let g = spawn(|| {

@@ -259,13 +259,23 @@ pub struct ErrorReport<'a> {
     pub error: &'a GreenletError,
 }
 
+/// One line: who failed, the error, and each of its causes
+/// (`std::error::Error::source`) once, joined by `": "`.
 impl fmt::Display for ErrorReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.context, self.greenlet.is_empty()) {
-            ("greenlet", false) => write!(f, "{} failed: {}", self.greenlet, self.error),
-            (context, false) => write!(f, "{context} of {} failed: {}", self.greenlet, self.error),
-            (context, true) => write!(f, "{context} failed: {}", self.error),
+            ("greenlet", false) => write!(f, "{} failed: {}", self.greenlet, self.error)?,
+            (context, false) => {
+                write!(f, "{context} of {} failed: {}", self.greenlet, self.error)?;
+            }
+            (context, true) => write!(f, "{context} failed: {}", self.error)?,
         }
+        let mut cause = std::error::Error::source(self.error);
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 
