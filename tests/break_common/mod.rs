@@ -1,0 +1,61 @@
+//! Child-process helper for the break_* repros (works for `#[ignore]`d
+//! tests too: the child is run with `--include-ignored`).
+#![allow(dead_code)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CHILD_ENV: &str = "BREAK_CHILD";
+pub const SCENARIO_OK: &str = "BREAK SCENARIO OK";
+
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Re-runs test `test` in a child; kills it after `limit` (returns `None`
+/// then: a hang).
+pub fn run_child(test: &str, limit: Duration) -> Option<Output> {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .env(CHILD_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            eprintln!(
+                "child hung; stderr so far:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `scenario` in a child; the child must finish the scenario and exit
+/// 0 within `limit`.
+#[track_caller]
+pub fn child_must_succeed(test: &str, limit: Duration, scenario: impl FnOnce()) {
+    if in_child() {
+        scenario();
+        eprintln!("{SCENARIO_OK}");
+        return;
+    }
+    let out = run_child(test, limit).unwrap_or_else(|| panic!("child hung for {limit:?}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains(SCENARIO_OK),
+        "child failed: {}\n{stderr}",
+        out.status
+    );
+}
