@@ -78,3 +78,56 @@ fn panic_in_error_handler_drop_leaves_thread_in_scope() {
     .join()
     .unwrap();
 }
+
+thread_local! {
+    static SHARED: Vec<u64> = vec![7; 1000];
+}
+
+struct SpawnLenderOnDrop;
+impl Drop for SpawnLenderOnDrop {
+    fn drop(&mut self) {
+        let _ = greenlet::Builder::new().spawn(|| {
+            SHARED.with(|d| {
+                std::thread::scope(|s| {
+                    s.spawn(move || {
+                        let mut sum = 0u64;
+                        for _ in 0..400 {
+                            sum = sum.wrapping_add(d.iter().sum::<u64>());
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        std::hint::black_box(sum);
+                    });
+                    greenlet::sleep(std::time::Duration::MAX);
+                })
+            })
+        });
+    }
+}
+
+/// No panic anywhere: the greenlet spawned during `reset` is started by a
+/// plain `sleep(0)` on the native stack *outside any scope* (`park` /
+/// `run_loop` never check `IN_SCOPE`; only `hub::start` does), suspends
+/// while lending a thread-local to a scoped thread, and is leaked at thread
+/// exit (`release_at_thread_exit` skips a hub with live greenlets). ASan:
+/// `RUSTFLAGS=-Zsanitizer=address cargo +nightly test --target
+/// x86_64-unknown-linux-gnu --test break_reset_drop -- --ignored uaf`
+/// → heap-use-after-free read in the scoped thread, freed by the thread's
+/// TLS destructors.
+#[test]
+#[ignore = "bug: UAF from safe code without any panic (greenlet spawned in reset, started outside a scope); observe with ASan"]
+fn uaf_via_greenlet_spawned_in_reset_and_started_outside_scope() {
+    std::thread::spawn(|| {
+        greenlet::run(|| {
+            let guard = SpawnLenderOnDrop;
+            hub::set_error_handler(move |_| {
+                let _ = &guard;
+            });
+        });
+        // outside any scope: runs the hub loop, starting the leftover
+        greenlet::sleep(std::time::Duration::ZERO);
+        // thread exit: SHARED is freed; the scoped thread still reads it
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+}
