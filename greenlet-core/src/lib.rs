@@ -65,8 +65,7 @@ mod waiter;
 
 pub use greenlet::error::{
     Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
-    SpawnErrorKind,
-    duration_from_secs_f64,
+    SpawnErrorKind, duration_from_secs_f64,
 };
 pub use greenlet::{
     AnyGreenlet, Builder, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,
