@@ -65,7 +65,8 @@ mod waiter;
 
 pub use greenlet::error::{
     Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError, SpawnError,
-    SpawnErrorKind, duration_from_secs_f64,
+    SpawnErrorKind,
+    duration_from_secs_f64,
 };
 pub use greenlet::{
     AnyGreenlet, Builder, Greenlet, GreenletRef, LinkId, Run, getcurrent, kill, spawn, spawn_later,

@@ -695,11 +695,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
     /// # });
     /// ```
     pub fn has_links(&self) -> bool {
-        self.inner
-            .links
-            .borrow()
-            .iter()
-            .any(|(_, link)| link.is_some())
+        self.inner.links.borrow().iter().any(|(_, link)| link.is_some())
     }
 
     /// Removes a link that has not fired yet; `true` if it was still there.

@@ -65,8 +65,8 @@ use std::time::{Duration, Instant};
 pub(crate) use api::report;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, reset_error_handler,
-    set_default_stack_size, set_error_handler, set_stack_cache_limit, sleep, sleep_secs,
-    sleep_unref, stats,
+    set_default_stack_size, set_error_handler, set_stack_cache_limit, sleep, sleep_secs, sleep_unref,
+    stats,
 };
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};

@@ -194,8 +194,7 @@ impl Hub {
     /// A finished greenlet's stack, back for reuse.
     pub(super) fn release_stack(&mut self, stack: Stack) {
         debug_assert!(stack.is_idle());
-        if stack.size() == self.config.stack_size
-            && self.stacks.pool.len() < self.config.stack_cache_limit
+        if stack.size() == self.config.stack_size && self.stacks.pool.len() < self.config.stack_cache_limit
         {
             self.stacks.pool.push(stack);
         } else {
