@@ -153,8 +153,10 @@ fn timeouts() {
         sleep(Duration::from_secs(5));
     });
     assert!(matches!(g.get(), Err(GreenletError::Timeout(_))));
+    // Long enough that two 1 ms waits end first, even under valgrind on a
+    // loaded machine.
     let slow = spawn(|| {
-        sleep(ms(20));
+        sleep(ms(250));
         1
     });
     assert!(slow.get_timeout(ms(1)).is_err());
