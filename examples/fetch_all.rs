@@ -43,14 +43,32 @@ fn main() {
         started.elapsed()
     );
 
+    let mut outcomes = String::new();
     for (g, (url, _)) in fetchers.iter().zip(jobs) {
         match g.try_get() {
-            Some(Ok(Ok(bytes))) => println!("  {url}: {bytes} bytes"),
-            Some(Ok(Err(e))) => println!("  {url}: failed: {e}"),
-            Some(Err(e)) => println!("  {url}: greenlet error: {e}"),
-            None => println!("  {url}: still running"),
+            Some(Ok(Ok(bytes))) => {
+                println!("  {url}: {bytes} bytes");
+                outcomes.push('o');
+            }
+            Some(Ok(Err(e))) => {
+                println!("  {url}: failed: {e}");
+                outcomes.push('f');
+            }
+            Some(Err(e)) => {
+                println!("  {url}: greenlet error: {e}");
+                outcomes.push('e');
+            }
+            None => {
+                println!("  {url}: still running");
+                outcomes.push('r');
+            }
         }
     }
+    // ok, ok, failed (404), still running (the slow one).
+    assert_eq!(
+        outcomes, "oofr",
+        "wrong outcomes (o: ok, f: failed, e: error, r: running)"
+    );
 
     // Kill the stragglers and wait for them to unwind.
     killall(

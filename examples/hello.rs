@@ -5,6 +5,7 @@
 use greenlet::{AnyGreenlet, Builder, GreenletError, joinall, sleep, spawn};
 use std::time::{Duration, Instant};
 
+#[greenlet::main] // the hub scope: greenlets live until main returns
 fn main() {
     let started = Instant::now();
 
@@ -20,8 +21,14 @@ fn main() {
         .collect();
 
     // `get()` blocks this (native) stack and runs the hub meanwhile.
-    for w in &workers {
-        println!("{}", w.get().expect("workers do not fail"));
+    for (i, w) in (1..=3u64).zip(&workers) {
+        let line = w.get().expect("workers do not fail");
+        assert_eq!(
+            line,
+            format!("worker {i} slept {} ms", 10 * i),
+            "wrong worker result"
+        );
+        println!("{line}");
     }
 
     // Errors are typed: a panic ends only its own greenlet.
@@ -32,7 +39,7 @@ fn main() {
         .expect("one stack is always available");
     match bad.get() {
         Err(GreenletError::Panicked(p)) => println!("bad failed: {}", p.message()),
-        other => println!("unexpected: {other:?}"),
+        other => panic!("`bad` should have failed with its panic, got {other:?}"),
     }
 
     // Killing runs destructors; joinall waits for many at once.
@@ -44,11 +51,17 @@ fn main() {
     let both: [&dyn AnyGreenlet; 2] = [&sleeper, &quick];
     let done =
         joinall(both, Duration::from_secs(1), false, None).expect("nothing blocks forever here");
-    println!(
-        "{} finished; sleeper killed: {}; quick = {}",
+    let quick = quick.get().expect("quick does not fail");
+    assert!(
+        done.len() == 2 && sleeper.is_ready() && quick == 42,
+        "wrong joinall result: {} finished, sleeper ready: {}, quick = {quick}",
         done.len(),
-        sleeper.is_ready(),
-        quick.get().unwrap()
+        sleeper.is_ready()
+    );
+    println!(
+        "{} finished; sleeper killed: {}; quick = {quick}",
+        done.len(),
+        sleeper.is_ready()
     );
     println!("total {:?} (the sleeps overlapped)", started.elapsed());
 }

@@ -5,7 +5,12 @@
 
 use greenlet::{GreenletError, KillError, greenlet, hub, sleep};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+/// How many connections were opened and closed (checked at the end).
+static OPENED: AtomicU32 = AtomicU32::new(0);
+static CLOSED: AtomicU32 = AtomicU32::new(0);
 
 /// A resource whose destructor must run (a socket, a lock file, a transaction).
 struct Connection {
@@ -15,6 +20,7 @@ struct Connection {
 
 impl Connection {
     fn open(peer: &'static str) -> Connection {
+        OPENED.fetch_add(1, Ordering::Relaxed);
         println!("  [{peer}] connection opened");
         Connection { peer, requests: 0 }
     }
@@ -23,6 +29,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // Runs when the greenlet finishes, panics, or is killed.
+        CLOSED.fetch_add(1, Ordering::Relaxed);
         println!(
             "  [{}] connection closed after {} requests (cleanup ran)",
             self.peer, self.requests
@@ -59,6 +66,12 @@ fn main() {
     sleep(Duration::from_millis(35));
     db.kill(); // waits until the greenlet is dead, so the cleanup already ran
     println!("  {db}; successful: {}", db.is_successful());
+    assert!(db.is_successful(), "a GreenletExit kill counts as success");
+    assert_eq!(
+        CLOSED.load(Ordering::Relaxed),
+        1,
+        "kill() returned before the cleanup ran"
+    );
 
     // 2. Kill with an error: unsuccessful, reported, visible to links.
     println!("kill_with(Shutdown):");
@@ -70,7 +83,7 @@ fn main() {
     sleep(Duration::ZERO); // links run on the next loop turn
     match cache.exception() {
         Some(GreenletError::Killed(KillError::Error(e))) => println!("  exception: {e}"),
-        other => println!("  unexpected: {other:?}"),
+        other => panic!("`cache` should have died of the Shutdown kill, got {other:?}"),
     }
 
     // 3. Killed before it ever ran: the body (and its Connection) never exist.
@@ -79,4 +92,13 @@ fn main() {
     never.kill();
     println!("  {never} (no connection was opened)");
     hub::reset_error_handler();
+    let (opened, closed) = (
+        OPENED.load(Ordering::Relaxed),
+        CLOSED.load(Ordering::Relaxed),
+    );
+    assert!(
+        opened == 2 && closed == 2,
+        "wrong cleanup count: {opened} connections opened, {closed} closed (want 2 and 2)"
+    );
+    println!("every opened connection was closed");
 }

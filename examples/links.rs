@@ -6,6 +6,7 @@
 use greenlet::{Greenlet, GreenletError, iwait, sleep, spawn};
 use std::time::Duration;
 
+#[greenlet::main]
 fn main() {
     // The default error handler would print the failing worker's panic;
     // this example reports failures itself, through a link.
@@ -29,14 +30,18 @@ fn main() {
     ok.unlink(id);
 
     // iwait yields greenlets as they finish: bad first (it fails at once).
+    let mut order = Vec::new();
     for g in iwait([&ok, &bad], Duration::from_secs(1), None) {
         match g.get() {
             Ok(v) => println!("iwait: got {v}"),
             Err(e) => println!("iwait: error {e}"),
         }
+        order.push(g.is_successful());
     }
+    assert_eq!(order, [false, true], "iwait should yield bad, then ok");
 
     // Let the links that were queued by the last death run.
     greenlet::hub::join();
-    assert!(greenlet::hub::stats().is_quiet());
+    let stats = greenlet::hub::stats();
+    assert!(stats.is_quiet(), "the hub should be at rest: {stats:?}");
 }

@@ -77,10 +77,9 @@ fn main() {
         sleep(Duration::from_millis(20));
         println!("  naps so far: {}", g.naps.get());
     }
-    println!(
-        "finished: {g}, value {}",
-        g.get().expect("run does not fail")
-    );
+    let naps = g.get().expect("run does not fail");
+    assert_eq!(naps, 3, "run naps three times");
+    println!("finished: {g}, value {naps}");
 
     // An unstarted one (gevent's `Ticker(...)` before `start()`).
     let ticker = Ticker {
@@ -92,5 +91,8 @@ fn main() {
     ticker.start_later(Duration::from_millis(5));
     sleep(Duration::from_millis(60));
     ticker.kill();
-    println!("killed:   {ticker} after {} ticks", ticker.ticks.get());
+    let ticks = ticker.ticks.get();
+    assert!(ticks >= 1, "the ticker never ticked in 55 ms");
+    assert!(ticker.is_dead(), "kill() waits until the greenlet is dead");
+    println!("killed:   {ticker} after {ticks} ticks");
 }

@@ -6,7 +6,11 @@
 //! waiting. Run with `cargo run --example supervisor`.
 
 use greenlet::{greenlet, hub, sleep};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The attempt that succeeded (0: none yet), checked at the end.
+static SUCCEEDED_AT: AtomicU32 = AtomicU32::new(0);
 
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -34,6 +38,7 @@ fn supervise(attempt: u32, backoff: Duration, started: Instant) {
     });
     g.link_value(move |value| {
         println!("[{:>4?}] attempt {attempt} succeeded: {value}", ms(started));
+        SUCCEEDED_AT.store(attempt, Ordering::Relaxed);
     });
     g.start_later(backoff);
 }
@@ -51,5 +56,7 @@ fn main() {
     supervise(1, Duration::from_millis(5), started);
     // Wait for the supervision tree to settle (gevent's `gevent.wait()`).
     hub::join();
+    let attempt = SUCCEEDED_AT.load(Ordering::Relaxed);
+    assert_eq!(attempt, 3, "the worker should succeed on its third attempt");
     println!("done in {:?}", started.elapsed());
 }

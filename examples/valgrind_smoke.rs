@@ -153,8 +153,10 @@ fn timeouts() {
         sleep(Duration::from_secs(5));
     });
     assert!(matches!(g.get(), Err(GreenletError::Timeout(_))));
+    // Long enough that two 1 ms waits end first, even under valgrind on a
+    // loaded machine.
     let slow = spawn(|| {
-        sleep(ms(20));
+        sleep(ms(250));
         1
     });
     assert!(slow.get_timeout(ms(1)).is_err());
@@ -237,27 +239,45 @@ fn teardown() {
 fn main() {
     let reports = Rc::new(Cell::new(0usize));
     let t0 = Instant::now();
-    for round in 0..2 {
-        // Count reports instead of printing them (installed per round:
-        // `hub::destroy` in `teardown` starts a fresh hub with the default
-        // handler).
-        let r = Rc::clone(&reports);
-        hub::set_error_handler(move |_| r.set(r.get() + 1));
-        spawn_and_join();
-        kills();
-        timeouts();
-        panics_and_overflow(&reports);
-        teardown();
-        println!("round {round} done");
-    }
-    // In another thread too (its hub is destroyed at thread exit).
+    // The hub scope: every greenlet ends before `run` returns.
+    greenlet::run(|| {
+        for round in 0..2 {
+            // Count reports instead of printing them (installed per round:
+            // `hub::destroy` in `teardown` starts a fresh hub with the
+            // default handler).
+            let r = Rc::clone(&reports);
+            hub::set_error_handler(move |_| r.set(r.get() + 1));
+            spawn_and_join();
+            kills();
+            timeouts();
+            panics_and_overflow(&reports);
+            teardown();
+            println!("round {round} done");
+        }
+        hub::reset_error_handler();
+    });
+    // In another thread too, ending its scope with a greenlet still blocked:
+    // the scope's end kills it, so its destructor runs.
     std::thread::spawn(|| {
-        let g = spawn(|| sleep(Duration::from_secs(3600)));
-        sleep(Duration::ZERO);
-        assert!(!g.is_ready());
+        let dropped = Rc::new(Cell::new(false));
+        greenlet::run(|| {
+            struct Flag(Rc<Cell<bool>>);
+            impl Drop for Flag {
+                fn drop(&mut self) {
+                    self.0.set(true);
+                }
+            }
+            let flag = Flag(Rc::clone(&dropped));
+            let g = spawn(move || {
+                let _flag = flag;
+                sleep(Duration::from_secs(3600));
+            });
+            sleep(Duration::ZERO);
+            assert!(!g.is_ready());
+        });
+        assert!(dropped.get(), "the scope's end kills what is left");
     })
     .join()
     .expect("thread with a live greenlet exits cleanly");
-    hub::reset_error_handler();
     println!("valgrind smoke passed in {:?}", t0.elapsed());
 }
