@@ -1,4 +1,4 @@
-//! Break: `hub::destroy()` on the main greenlet silently drops the main
+//! Regression tests from an adversarial review (each was a bug, now fixed): `hub::destroy()` on the main greenlet silently drops the main
 //! greenlet's own pending `Timeout`s. `teardown::reset` replaces the hub with
 //! `Hub::new()` (timers, MAIN's queued throws included), but the main stack
 //! is still inside `with_timeout`/`Timeout::scope`: its deadline is gone,
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use greenlet::{Timeout, hub, sleep, spawn, with_timeout};
 
 #[test]
-#[ignore = "bug: hub::destroy() inside with_timeout on the main greenlet loses the timeout (runs past the deadline, returns Ok)"]
 fn destroy_inside_with_timeout_loses_the_timeout() {
     greenlet::run(|| {
         let _other = spawn(|| sleep(Duration::from_secs(5)));
@@ -31,7 +30,6 @@ fn destroy_inside_with_timeout_loses_the_timeout() {
 /// Same, with an expiry that was already due (fired on the next turn) when
 /// `destroy` ran: `pending()` reports false, and nothing is ever raised.
 #[test]
-#[ignore = "bug: a due-but-undelivered Timeout of the main greenlet vanishes in hub::destroy()"]
 fn destroy_drops_a_due_timeout_of_main() {
     greenlet::run(|| {
         let t = Timeout::new(Duration::from_millis(5));

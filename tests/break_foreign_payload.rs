@@ -1,4 +1,4 @@
-//! Break: a caught kill payload is `Send` (every panic payload is), and its
+//! Regression tests from an adversarial review (each was a bug, now fixed): a caught kill payload is `Send` (every panic payload is), and its
 //! `Drop` (`hub::Unwind::drop` -> `unwinding_ended(slot, generation, ..)`)
 //! acts on *whatever hub the dropping thread has*, matching only by
 //! `(slot, generation)`, which start at the same values on every fresh hub.
@@ -13,8 +13,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use greenlet::{sleep, spawn};
 use break_common::child_must_succeed;
+use greenlet::{sleep, spawn};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 
@@ -30,7 +30,6 @@ fn catch_one_kill_payload() -> Box<dyn Any + Send> {
 }
 
 #[test]
-#[ignore = "bug: dropping a kill payload on another thread corrupts that thread's hub (swallowed/unwinding flags); a cooperative greenlet is then aborted as 'refuses to die'"]
 fn kill_payloads_dropped_on_another_thread_abort_an_innocent_greenlet() {
     child_must_succeed(
         "kill_payloads_dropped_on_another_thread_abort_an_innocent_greenlet",
@@ -78,7 +77,6 @@ impl Drop for SlowDrop {
 /// panicking: the process aborts ("panic in a destructor during cleanup").
 /// The contract says new throws aimed at an unwinding greenlet wait.
 #[test]
-#[ignore = "bug: a stale kill payload dropped in a later scope clears another greenlet's unwinding flag; a second kill then aborts the process"]
 fn stale_payload_across_scopes_aborts_an_unwinding_greenlet() {
     child_must_succeed(
         "stale_payload_across_scopes_aborts_an_unwinding_greenlet",

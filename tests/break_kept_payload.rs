@@ -1,4 +1,4 @@
-//! Break: a greenlet that catches its kill and *keeps* the payload (stores
+//! Regression tests from an adversarial review (each was a bug, now fixed): a greenlet that catches its kill and *keeps* the payload (stores
 //! it instead of dropping it) counts as "unwinding" forever
 //! (`Slot::unwinding` is cleared only by `Unwind::drop`). Scope end
 //! (`teardown::shutdown`) skips greenlets that are unwinding ("already
@@ -21,35 +21,39 @@ thread_local! {
 }
 
 #[test]
-#[ignore = "bug: a greenlet that keeps (not drops) a caught kill payload and keeps working hangs scope end forever (no abort)"]
 fn kept_kill_payload_hangs_scope_end() {
-    child_must_succeed("kept_kill_payload_hangs_scope_end", Duration::from_secs(10), || {
-        let r = catch_unwind(|| {
-            greenlet::run(|| {
-                let g = spawn(|| {
-                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_secs(3600)))) {
-                        STASH.with(|s| s.borrow_mut().push(p)); // keep it
-                    }
-                    loop {
-                        sleep(Duration::from_millis(10)); // a worker loop
-                    }
-                });
-                sleep(Duration::ZERO);
-                g.kill_nowait();
-                sleep(Duration::from_millis(20));
-                // scope end: must kill `g` again or abort, not wait forever
-            })
-        });
-        // Either outcome is fine for the contract (an abort would fail the
-        // child too, but with a message): the bug is the hang.
-        let _ = r;
-    });
+    child_must_succeed(
+        "kept_kill_payload_hangs_scope_end",
+        Duration::from_secs(10),
+        || {
+            let r = catch_unwind(|| {
+                greenlet::run(|| {
+                    let g = spawn(|| {
+                        if let Err(p) =
+                            catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_secs(3600))))
+                        {
+                            STASH.with(|s| s.borrow_mut().push(p)); // keep it
+                        }
+                        loop {
+                            sleep(Duration::from_millis(10)); // a worker loop
+                        }
+                    });
+                    sleep(Duration::ZERO);
+                    g.kill_nowait();
+                    sleep(Duration::from_millis(20));
+                    // scope end: must kill `g` again or abort, not wait forever
+                })
+            });
+            // Either outcome is fine for the contract (an abort would fail the
+            // child too, but with a message): the bug is the hang.
+            let _ = r;
+        },
+    );
 }
 
 /// Same root cause, no scope end involved: after `g` kept one kill payload,
 /// a blocking `kill()` on it never returns.
 #[test]
-#[ignore = "bug: kill() on a greenlet that kept a caught kill payload waits forever (kill_timeout expires)"]
 fn kept_kill_payload_makes_later_kills_wait_forever() {
     child_must_succeed(
         "kept_kill_payload_makes_later_kills_wait_forever",
@@ -57,7 +61,9 @@ fn kept_kill_payload_makes_later_kills_wait_forever() {
         || {
             greenlet::run(|| {
                 let g = spawn(|| {
-                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_secs(3600)))) {
+                    if let Err(p) =
+                        catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_secs(3600))))
+                    {
                         STASH.with(|s| s.borrow_mut().push(p));
                     }
                     loop {

@@ -205,6 +205,9 @@ impl Timeout {
     /// ```
     #[track_caller]
     pub fn start(&self) -> Result<(), crate::AlreadyPending> {
+        if !hub::in_scope() {
+            hub::no_scope("Timeout::start");
+        }
         if self.pending() {
             return Err(crate::AlreadyPending);
         }

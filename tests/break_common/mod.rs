@@ -17,7 +17,13 @@ pub fn in_child() -> bool {
 pub fn run_child(test: &str, limit: Duration) -> Option<Output> {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .args([
+            test,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(CHILD_ENV, "1")
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())

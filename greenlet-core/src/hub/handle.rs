@@ -47,13 +47,11 @@ impl Shared {
 impl Hub {
     /// `true` while a handle exists or a post is waiting.
     pub(super) fn handles_alive(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|s| {
-                // A closed hub takes no more posts: its handles wake nothing.
-                !s.closed.load(Ordering::Acquire)
-                    && (Arc::strong_count(s) > 1 || s.pending.load(Ordering::Acquire))
-            })
+        self.shared.as_ref().is_some_and(|s| {
+            // A closed hub takes no more posts: its handles wake nothing.
+            !s.closed.load(Ordering::Acquire)
+                && (Arc::strong_count(s) > 1 || s.pending.load(Ordering::Acquire))
+        })
     }
 
     /// `true` if posts are queued and not yet taken.
@@ -206,7 +204,8 @@ impl HubHandle {
 ///
 /// # Panics
 ///
-/// If the OS refuses to create the poller (out of file descriptors).
+/// Outside a hub scope ([`run`](crate::run)), and if the OS refuses to
+/// create the poller (out of file descriptors).
 ///
 /// # Examples
 ///
@@ -218,7 +217,11 @@ impl HubHandle {
 ///     greenlet::hub::join();
 /// });
 /// ```
+#[track_caller]
 pub fn handle() -> HubHandle {
+    if !super::in_scope() {
+        super::no_scope("hub::handle");
+    }
     with_hub(|h| {
         if h.shared.is_none() {
             let poller = Arc::clone(

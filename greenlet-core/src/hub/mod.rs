@@ -73,7 +73,9 @@ pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
-pub(crate) use run::{TimerGuard, current_waker, deadline_after, park, park_or_panic, yield_now};
+pub(crate) use run::{
+    TimerGuard, current_waker, deadline_after, no_scope, park, park_or_panic, yield_now,
+};
 pub use scope::run;
 pub use stacks::max_live_stacks;
 pub use teardown::destroy;
@@ -134,6 +136,9 @@ pub(crate) struct Unwind {
     throw: Option<Throw>,
     slot: u32,
     generation: u32,
+    /// The hub it was raised on ([`Hub::epoch`]): a payload dropped on
+    /// another thread, or kept past its hub's end, touches nothing.
+    epoch: u64,
 }
 
 impl Unwind {
@@ -158,31 +163,40 @@ impl Drop for Unwind {
     fn drop(&mut self) {
         // A kill dropped without being consumed was swallowed by user code.
         let swallowed = matches!(self.throw, Some(Throw::Kill(_)));
-        unwinding_ended(self.slot, self.generation, swallowed);
+        unwinding_ended(self.epoch, self.slot, self.generation, swallowed);
     }
 }
 
 /// Raises `throw` in the running greenlet (or the native stack) `slot`.
 pub(crate) fn raise(slot: u32, throw: Throw) -> ! {
-    let generation = with_hub(|h| {
+    let is_kill = matches!(throw, Throw::Kill(_));
+    let (generation, epoch) = with_hub(|h| {
+        let epoch = h.epoch;
         let s = &mut h.slots[slot as usize];
         s.unwinding = true;
-        s.generation
+        s.unwinding_kill = is_kill;
+        (s.generation, epoch)
     });
     resume_unwind(Box::new(Unwind {
         throw: Some(throw),
         slot,
         generation,
+        epoch,
     }))
 }
 
 /// The unwinding of `slot` ended: deliver what queued up meanwhile.
-fn unwinding_ended(slot: u32, generation: u32, swallowed: bool) {
+fn unwinding_ended(epoch: u64, slot: u32, generation: u32, swallowed: bool) {
     with_hub(|h| {
+        if h.epoch != epoch {
+            return; // another thread's hub, or a later one
+        }
         let Some(s) = h.slots.get_mut(slot as usize) else {
             return;
         };
-        if s.generation != generation || s.state == SlotState::Free {
+        if s.generation != generation || s.state == SlotState::Free || !s.unwinding {
+            // Gone, or its unwinding was already settled (see
+            // `Hub::settle_unwinding`).
             return;
         }
         s.unwinding = false;
@@ -225,6 +239,8 @@ struct Slot {
     unwinding: bool,
     /// Kills it caught without re-raising (scope end gives up after a few).
     swallowed: u8,
+    /// The throw it unwinds from is a kill.
+    unwinding_kill: bool,
     /// Requested stack size in bytes; 0 for the hub default.
     stack_size: u32,
     stack: Option<Stack>,
@@ -248,6 +264,7 @@ impl Slot {
             woken_by_throw: false,
             unwinding: false,
             swallowed: 0,
+            unwinding_kill: false,
             stack_size: 0,
             stack: None,
             occupant: Occupant::Vacant,
@@ -326,6 +343,9 @@ pub(crate) struct Hub {
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
     live: usize,
+    /// Identifies this hub among every hub of the process, past and present
+    /// (set when it is initialised; unwind payloads carry it).
+    epoch: u64,
     /// Slot running now: `MAIN`, a greenlet, or `LOOP` for hub callbacks.
     current: u32,
     in_loop: bool,
@@ -354,6 +374,7 @@ impl Hub {
             slots: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
+            epoch: 0,
             current: MAIN,
             in_loop: false,
             ready: VecDeque::new(),
@@ -373,7 +394,9 @@ impl Hub {
     }
 
     fn initialize(&mut self) {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         self.initialized = true;
+        self.epoch = EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut main = Slot::free();
         main.state = SlotState::Running;
         main.ran = true;
@@ -424,9 +447,31 @@ impl Hub {
         local::add_throws_pending(1);
     }
 
-    /// Takes the next throw to raise in `slot`, unless it is unwinding.
+    /// Called on `slot`'s own stack: if it is marked unwinding but the
+    /// thread is not panicking at all, it caught its throw and kept the
+    /// payload instead of dropping or re-raising it. It is not unwinding any
+    /// more (a kept kill counts as swallowed), so its queued throws can be
+    /// delivered. (`thread::panicking()` is per thread: `true` proves
+    /// nothing about this greenlet, `false` proves it is not unwinding.)
+    fn settle_unwinding(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.unwinding && !std::thread::panicking() {
+            s.unwinding = false;
+            if s.unwinding_kill {
+                s.swallowed = s.swallowed.saturating_add(1);
+                self.needs_kill = true;
+            }
+        }
+    }
+
+    /// Takes the next throw to raise in `slot` (running on its own stack),
+    /// unless it is unwinding.
     fn take_slot_throw(&mut self, slot: u32) -> Option<Throw> {
-        let s = self.slots.get_mut(slot as usize)?;
+        if slot as usize >= self.slots.len() {
+            return None;
+        }
+        self.settle_unwinding(slot);
+        let s = &mut self.slots[slot as usize];
         if s.unwinding {
             return None;
         }
@@ -502,6 +547,7 @@ impl Hub {
         s.stack_size = 0;
         s.unwinding = false;
         s.swallowed = 0;
+        s.unwinding_kill = false;
         s.woken_by_throw = false;
         let start_timer = s.start_timer.take();
         let throw = self.drain_throws(slot);
@@ -765,7 +811,21 @@ pub(crate) fn start(
         }
         h.needs_kill = true;
         h.spawned_while_ending += 1;
-        let effective = stack_size.unwrap_or(h.config.stack_size);
+        let effective = stack_size
+            .unwrap_or(h.config.stack_size)
+            .max(crate::greenlet::switch::MIN_STACK_SIZE);
+        if effective > MAX_STACK_SIZE {
+            let error = crate::SpawnError::new(
+                h.live,
+                effective,
+                stacks::max_live_stacks(),
+                format!(
+                    "a stack of {effective} bytes is over the {} GiB maximum",
+                    MAX_STACK_SIZE >> 30
+                ),
+            );
+            return Err((error, body));
+        }
         if body_size.saturating_add(BODY_HEADROOM) > effective {
             return Err((
                 crate::SpawnError::body_too_large(body_size, effective),
@@ -807,6 +867,10 @@ pub(crate) fn start(
         Ok((slot, h.slots[slot as usize].generation))
     })
 }
+
+/// The largest greenlet stack, in bytes (`Builder::stack_size` above it
+/// is a [`SpawnError`](crate::SpawnError)).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// Stack room a body needs beyond its own closure: the greenlet root, the
 /// first frames and an unwind.
@@ -878,6 +942,11 @@ pub(crate) fn kill_main(error: KillError) {
 /// waits in.
 pub(crate) fn live_report() -> Vec<String> {
     with_hub(|h| h.blocked_report())
+}
+
+/// `true` inside a hub scope on this thread.
+pub(crate) fn in_scope() -> bool {
+    local::in_scope()
 }
 
 /// `true` when the greenlet in `slot` (at `generation`) is running now.

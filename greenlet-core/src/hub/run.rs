@@ -168,6 +168,9 @@ fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce(
 /// dispatch): blocking there would stall every greenlet.
 #[track_caller]
 pub(crate) fn current_waker(operation: &'static str) -> Waker {
+    if !local::in_scope() {
+        no_scope(operation);
+    }
     let w = with_hub(|h| {
         (h.current != LOOP).then(|| Waker {
             slot: h.current,
@@ -178,6 +181,16 @@ pub(crate) fn current_waker(operation: &'static str) -> Waker {
         Some(w) => w,
         None => blocking_in_hub(operation),
     }
+}
+
+/// Panics naming `operation` and the fix: blocking needs a hub scope.
+#[cold]
+#[track_caller]
+pub(crate) fn no_scope(operation: &str) -> ! {
+    panic!(
+        "{operation}: no hub scope on this thread: call it inside `greenlet::run(|| ...)` \
+         (or a `#[greenlet::main]` / `#[greenlet::test]` function)"
+    )
 }
 
 #[cold]
@@ -240,6 +253,7 @@ fn check_throw_slow(slot: u32) -> Pending {
 /// unlink whatever it registered).
 pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
     with_hub(|h| {
+        h.settle_unwinding(w.slot);
         let s = &mut h.slots[w.slot as usize];
         debug_assert_eq!(s.token, w.token, "park with a stale waker");
         s.state = SlotState::Suspended;
@@ -286,6 +300,9 @@ pub(crate) fn park_or_panic(w: Waker, what: &'static str) {
 /// `sleep(Duration::ZERO)`.
 #[track_caller]
 pub(crate) fn yield_now(what: &'static str) {
+    if !local::in_scope() {
+        no_scope(what);
+    }
     let slot = with_hub(|h| {
         let cur = h.current;
         if cur == LOOP {

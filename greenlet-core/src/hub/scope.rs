@@ -61,7 +61,12 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
     let _altstack = super::reactor::ensure_altstack();
     local::set_in_scope(true);
     let outcome = catch_unwind(AssertUnwindSafe(f));
-    super::teardown::end_scope();
+    // Teardown reports user panics itself; anything escaping it would leave
+    // greenlets alive outside their scope, which must never be observed.
+    if catch_unwind(super::teardown::end_scope).is_err() {
+        eprintln!("greenlet::run: internal error: the hub scope could not end; aborting");
+        std::process::abort();
+    }
     local::set_in_scope(false);
     match outcome {
         Ok(value) => value,

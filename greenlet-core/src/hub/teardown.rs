@@ -10,6 +10,7 @@
 //! process with its name and spawn site. Leaking its stack instead would
 //! leave frames holding borrows of memory that is freed next.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,10 +20,12 @@ use super::{Hub, KillStart, MAIN, Mode, SlotState, kill_slot, run_loop, with_hub
 use crate::greenlet::error::{GreenletError, KillError};
 use crate::greenlet::state::Core;
 
-/// Kills every greenlet still alive on this thread's hub, runs them until
-/// their destructors finished, and resets the hub: it starts fresh, inside
-/// the same scope. The end of a hub scope ([`run`](crate::run)) does the
-/// same.
+/// Kills every greenlet still alive on this thread's hub and runs them until
+/// their destructors finished and their links ran, as the end of a hub
+/// scope ([`run`](crate::run)) does, but inside the scope: afterwards the
+/// hub has no greenlet, its [`HubHandle`](super::HubHandle)s are closed
+/// (new ones can be made) and its cached stacks are unmapped. The main
+/// greenlet's own timeouts and the hub's settings stay.
 ///
 /// # Switches
 ///
@@ -60,14 +63,28 @@ pub fn destroy() {
         "hub::destroy: only the native stack, outside hub callbacks, can destroy the hub"
     );
     shutdown();
-    reset(true);
+    refresh();
 }
 
 /// Ends a hub scope: every greenlet is killed and awaited, then the hub's
 /// memory is released.
 pub(crate) fn end_scope() {
     shutdown();
-    reset(false);
+    reset();
+}
+
+/// Runs `f` (which drops or kills user values whose `Drop` may panic); a
+/// panic is reported and teardown goes on. Nothing may escape a teardown
+/// halfway: greenlets would be left alive outside their scope.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        let error = GreenletError::Panicked(crate::greenlet::error::PanicError::new(payload));
+        report(&ErrorReport {
+            context: "hub scope end",
+            greenlet: what.to_owned(),
+            error: &error,
+        });
+    }
 }
 
 /// At thread exit: nothing can be alive (greenlets live in scopes), so
@@ -75,7 +92,7 @@ pub(crate) fn end_scope() {
 pub(crate) fn release_at_thread_exit() {
     let idle = with_hub(|h| h.live == 0 && !h.in_loop);
     if idle {
-        reset(false);
+        reset();
     }
     // A late TLS destructor that still uses the hub re-initialises it
     // without registering another teardown.
@@ -152,7 +169,8 @@ fn shutdown() {
                     "refuses to die: it swallowed every kill (a `catch_unwind` that does not re-raise)",
                 );
             }
-            match &g.core {
+            // Killing one that never ran drops its closure: user code.
+            guarded("an unstarted greenlet's closure", || match &g.core {
                 Some(core) => core.kill_nowait(KillError::GreenletExit),
                 None => {
                     if let KillStart::Cancelled(leftovers) =
@@ -161,7 +179,7 @@ fn shutdown() {
                         drop(leftovers); // outside the borrow
                     }
                 }
-            }
+            });
         }
         drop(live);
         // Let them unwind (serving the timers and fds their destructors
@@ -239,12 +257,29 @@ fn abort_with(g: &Live, why: &str) -> ! {
     std::process::abort()
 }
 
-/// Releases the hub's memory and starts it fresh. `initialized`: keep it
-/// ready for use (inside a scope) rather than empty.
-fn reset(initialized: bool) {
+/// After [`destroy`]: the hub has no greenlet left; close its handles for
+/// good (new ones get a fresh queue) and unmap cached stacks. Timers,
+/// registrations and the main greenlet's state stay: the main greenlet may
+/// still be inside a `with_timeout`.
+fn refresh() {
+    let (shared, pool, spare) = with_hub(|h| {
+        let pool = std::mem::take(&mut h.stacks.pool);
+        let spare = std::mem::take(&mut h.stacks.spare);
+        h.stacks.allocated -= pool.len() + spare.len();
+        h.unit_released();
+        h.closing = false;
+        (h.shared.take(), pool, spare)
+    });
+    guarded("hub::destroy", move || drop((shared, pool, spare)));
+}
+
+/// Releases the hub's memory and leaves the scope: what the old hub held
+/// (timers, callbacks, the error handler, cached stacks) is dropped after
+/// the scope is closed, so a `Drop` there cannot spawn into it, and a
+/// panicking one is reported, not propagated.
+fn reset() {
     let old = with_hub(|h| {
         debug_assert_eq!(h.live, 0, "reset with live greenlets");
-        let config = h.config;
         if let Some(shared) = &h.shared {
             shared.closed.store(true, Ordering::Release);
         }
@@ -252,20 +287,13 @@ fn reset(initialized: bool) {
         h.return_all_units();
         let mut old = std::mem::replace(h, Hub::new());
         super::local::reset_throws_pending();
-        if initialized {
-            h.config = config; // `destroy` keeps the settings; a new scope starts fresh
-        }
         // Ids keep growing across resets: a stale `TimerId` or timeout
         // held from before can never match a timer of the new hub.
         h.timers.continue_after(&old.timers);
         h.torn_down = old.torn_down;
         old.stacks.leaked = 0;
-        if initialized {
-            h.initialize();
-        }
         (old, poller)
     });
-    // Timers, queued callbacks, the error handler and pooled stacks of the
-    // old state are dropped here, outside the borrow.
-    drop(old);
+    super::local::set_in_scope(false);
+    guarded("the hub's leftovers", move || drop(old));
 }
