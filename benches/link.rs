@@ -29,18 +29,19 @@ fn link_benches(c: &mut Criterion) {
             let g = spawn(|| black_box(5));
             let f = fired.clone();
             g.link(move |_| f.set(f.get() + 1));
-            g.join();
+            g.join().unwrap();
         });
     });
 
-    // The same with link_value (callback gets the value).
+    // The same with link_value (the callback gets the greenlet and reads
+    // its value).
     group.bench_function("link_value_finish", |b| {
         let fired = fired.clone();
         b.iter(|| {
             let g = spawn(|| black_box(5u64));
             let f = fired.clone();
-            g.link_value(move |v| f.set(f.get() + v));
-            g.join();
+            g.link_value(move |g| f.set(f.get() + g.value().unwrap_or(0)));
+            g.join().unwrap();
         });
     });
 
@@ -60,7 +61,7 @@ fn link_benches(c: &mut Criterion) {
                         let f = fired.clone();
                         g.link(move |_| f.set(f.get() + 1));
                     }
-                    g.join();
+                    g.join().unwrap();
                     total += t.elapsed();
                     left -= batch;
                 }
@@ -77,7 +78,7 @@ fn link_benches(c: &mut Criterion) {
             let id = g.rawlink(|| ());
             black_box(g.unlink(id));
         });
-        g.kill();
+        g.kill().expect("the sleeper dies when killed");
     });
 
     group.finish();

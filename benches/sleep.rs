@@ -57,7 +57,7 @@ fn sleep_benches(c: &mut Criterion) {
                 })
                 .collect();
             for g in &gs {
-                g.join();
+                g.join().unwrap();
             }
             t.elapsed().mul_f64(iters as f64 / (rounds * K) as f64)
         });

@@ -126,7 +126,7 @@ fn spawn_benches(c: &mut Criterion) {
                 .name("bench")
                 .spawn(|| black_box(5))
                 .expect("the budget has room for one greenlet")
-                .join();
+                .join()
         });
     });
 

@@ -31,7 +31,7 @@ fn ring(k: u64, rounds: u64) -> Duration {
         })
         .collect();
     for g in &gs {
-        g.join();
+        g.join().unwrap();
     }
     t.elapsed()
 }

@@ -4,7 +4,7 @@
 //! so that `run.sh` can put greenlet next to them in one run.
 //!
 //! ```sh
-//! cargo build --profile bench --bench workloads   # fat LTO: the bench profile
+//! cargo build --profile bench -p greenlet-benches --bench workloads   # fat LTO
 //! cp target/release/deps/workloads-<hash> /work/target-bench/greenlet-workloads
 //! /work/target-bench/greenlet-workloads switch        # or spawn_join, sleepers
 //! /work/target-bench/greenlet-workloads switch 10000  # smaller n (profiling)
@@ -190,8 +190,8 @@ fn ping_pong_yields(k: u64) {
     };
     let a = spawn(body);
     let b = spawn(body);
-    a.join();
-    b.join();
+    a.join().expect("the yielding greenlet finishes");
+    b.join().expect("the yielding greenlet finishes");
 }
 
 // -------------------------------------------------------------- spawn_join
@@ -234,7 +234,9 @@ fn sleepers(n: usize) {
         let gs = spawn_all(n, "sleepers", |_| move || sleep(nap));
         let probe = spawn(|| hub::stats().stacks_allocated);
         for (i, g) in gs.iter().enumerate() {
-            g.join();
+            if let Err(e) = g.join() {
+                task_failed("sleepers", n, i, &e.into());
+            }
             if let Some(e) = g.exception() {
                 task_failed("sleepers", n, i, &e);
             }
@@ -256,7 +258,7 @@ fn sleepers(n: usize) {
 /// Starts the hub and maps its first stack before the RSS baseline (the
 /// peers start their schedulers first too).
 fn warm_up() {
-    spawn(|| ()).join();
+    spawn(|| ()).join().expect("the warm-up greenlet finishes");
 }
 
 /// Spawns `n` greenlets made by `make`; on a spawn error prints the
@@ -307,7 +309,8 @@ where
     let gs = spawn_all(n, "maps_pass", make);
     let probe = spawn(map_count);
     for g in &gs {
-        g.join();
+        g.join()
+            .expect("the native stack can wait for its greenlets");
     }
     black_box(gs);
     probe.get().expect("the probe does not fail")

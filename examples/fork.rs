@@ -8,6 +8,7 @@
 //! forking thread exists in the child. End a child with `std::process::exit`, never by returning into the
 //! parent's code path.
 
+use std::error::Error;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ fn worker(id: u32) -> i32 {
 }
 
 #[greenlet::main]
-fn main() -> std::io::Result<()> {
+fn main() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
 
     // The parent's own greenlet: keeps ticking while children run, and
@@ -54,7 +55,8 @@ fn main() -> std::io::Result<()> {
         match fork()? {
             Fork::Child => {
                 // The child inherited the ticker greenlet; it does not want it.
-                ticker.kill();
+                // (No `?` in a child: it must not return into the parent's code.)
+                ticker.kill().expect("the ticker dies when killed");
                 std::process::exit(worker(id));
             }
             Fork::Parent(pid) => children.push((id, pid)),
@@ -78,7 +80,7 @@ fn main() -> std::io::Result<()> {
         .collect();
     let mut problems = Vec::new();
     for w in waiters {
-        let (id, pid, status) = w.into_result().expect("waiter greenlet");
+        let (id, pid, status) = w.into_result()?; // the waiter greenlet's result
         let status = status?;
         println!("worker {id} (pid {pid}) exited with {:?}", status.code());
         if status.code() != Some(4) {
@@ -99,7 +101,7 @@ fn main() -> std::io::Result<()> {
         other => problems.push(format!("pid {stuck} did not time out: {other:?}")),
     }
 
-    ticker.kill();
+    ticker.kill()?;
     hub::join();
     let clean = hub::stats().is_quiet();
     println!("done in {:?}; hub clean: {clean}", started.elapsed());
@@ -108,7 +110,7 @@ fn main() -> std::io::Result<()> {
     }
     // A wrong result is an error (non-zero exit status).
     if !problems.is_empty() {
-        return Err(std::io::Error::other(problems.join("; ")));
+        return Err(problems.join("; ").into());
     }
     Ok(())
 }

@@ -2,11 +2,12 @@
 //!
 //! Run with `cargo run --release --example hello`.
 
-use greenlet::{AnyGreenlet, Builder, GreenletError, joinall, sleep, spawn};
+use greenlet::{AnyGreenlet, Builder, GreenletError, WaitOptions, joinall_with, sleep, spawn};
+use std::error::Error;
 use std::time::{Duration, Instant};
 
 #[greenlet::main] // the hub scope: greenlets live until main returns
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
 
     // Three greenlets sleep concurrently on this thread's hub: the whole
@@ -20,9 +21,10 @@ fn main() {
         })
         .collect();
 
-    // `get()` blocks this (native) stack and runs the hub meanwhile.
+    // `get()` blocks this (native) stack and runs the hub meanwhile. It
+    // returns the value, or how the greenlet failed (`GreenletError`).
     for (i, w) in (1..=3u64).zip(&workers) {
-        let line = w.get().expect("workers do not fail");
+        let line = w.get()?;
         assert_eq!(
             line,
             format!("worker {i} slept {} ms", 10 * i),
@@ -35,8 +37,7 @@ fn main() {
     greenlet::hub::set_error_handler(|report| println!("reported: {report}"));
     let bad = Builder::new()
         .name("bad")
-        .spawn(|| -> u32 { panic!("division by zero") })
-        .expect("one stack is always available");
+        .spawn(|| -> u32 { panic!("division by zero") })?; // Err if no stack is left
     match bad.get() {
         Err(GreenletError::Panicked(p)) => println!("bad failed: {}", p.message()),
         other => panic!("`bad` should have failed with its panic, got {other:?}"),
@@ -46,12 +47,13 @@ fn main() {
     let sleeper = spawn(|| sleep(Duration::from_secs(60)));
     let quick = spawn(|| 42);
     sleep(Duration::ZERO); // let them start
-    sleeper.kill();
+    sleeper.kill()?; // waits until it is dead
     // Greenlets of different result types mix as `&dyn AnyGreenlet`.
+    // `joinall(both)` waits without a limit; gevent's keyword arguments
+    // (`timeout=`, `count=`, `raise_error=`) are `WaitOptions`.
     let both: [&dyn AnyGreenlet; 2] = [&sleeper, &quick];
-    let done =
-        joinall(both, Duration::from_secs(1), false, None).expect("nothing blocks forever here");
-    let quick = quick.get().expect("quick does not fail");
+    let done = joinall_with(both, WaitOptions::new().timeout(Duration::from_secs(1)))?;
+    let quick = quick.get()?;
     assert!(
         done.len() == 2 && sleeper.is_ready() && quick == 42,
         "wrong joinall result: {} finished, sleeper ready: {}, quick = {quick}",
@@ -64,4 +66,5 @@ fn main() {
         sleeper.is_ready()
     );
     println!("total {:?} (the sleeps overlapped)", started.elapsed());
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! Run with `cargo run --example kill`.
 
 use greenlet::{GreenletError, KillError, greenlet, hub, sleep};
+use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -56,15 +57,15 @@ impl fmt::Display for Shutdown {
     }
 }
 
-impl std::error::Error for Shutdown {}
+impl Error for Shutdown {}
 
 #[greenlet::main]
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     // 1. The default kill (GreenletExit): silent and counted as successful.
     println!("kill():");
     let db = serve("db");
     sleep(Duration::from_millis(35));
-    db.kill(); // waits until the greenlet is dead, so the cleanup already ran
+    db.kill()?; // waits until the greenlet is dead, so the cleanup already ran
     println!("  {db}; successful: {}", db.is_successful());
     assert!(db.is_successful(), "a GreenletExit kill counts as success");
     assert_eq!(
@@ -77,9 +78,13 @@ fn main() {
     println!("kill_with(Shutdown):");
     hub::set_error_handler(|report| println!("  reported: {report}"));
     let cache = serve("cache");
-    cache.link_exception(|e| println!("  link_exception saw: {e}"));
+    cache.link_exception(|g| {
+        if let Some(e) = g.exception() {
+            println!("  link_exception saw: {e}");
+        }
+    });
     sleep(Duration::from_millis(15));
-    cache.kill_with(Shutdown);
+    cache.kill_with(Shutdown)?;
     sleep(Duration::ZERO); // links run on the next loop turn
     match cache.exception() {
         Some(GreenletError::Killed(KillError::Error(e))) => println!("  exception: {e}"),
@@ -89,7 +94,7 @@ fn main() {
     // 3. Killed before it ever ran: the body (and its Connection) never exist.
     println!("kill before start:");
     let never = serve("never");
-    never.kill();
+    never.kill()?;
     println!("  {never} (no connection was opened)");
     hub::reset_error_handler();
     let (opened, closed) = (
@@ -101,4 +106,5 @@ fn main() {
         "wrong cleanup count: {opened} connections opened, {closed} closed (want 2 and 2)"
     );
     println!("every opened connection was closed");
+    Ok(())
 }

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use greenlet::{KillError, hub, killall, send_signal, signal, sleep, spawn};
+use greenlet::{KillOptions, hub, killall_with, send_signal, signal, sleep, spawn};
 
 #[greenlet::main]
 fn main() -> std::io::Result<()> {
@@ -54,11 +54,9 @@ fn main() -> std::io::Result<()> {
                 return;
             }
             println!("shutting down");
-            killall(
+            killall_with(
                 &workers[..],
-                KillError::GreenletExit,
-                true,
-                Some(Duration::from_secs(1)),
+                KillOptions::new().timeout(Duration::from_secs(1)),
             )
             .expect("workers stop when killed");
         }

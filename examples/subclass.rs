@@ -20,6 +20,7 @@
 
 use greenlet::{Run, greenlet, sleep, sleep_secs};
 use std::cell::Cell;
+use std::error::Error;
 use std::time::Duration;
 
 /// The attributes. Fields the body changes while it runs are `Cell`s (or
@@ -60,7 +61,7 @@ impl Run for Ticker {
 }
 
 #[greenlet::main]
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     let g = MyNoopGreenlet {
         seconds: 0.09,
         naps: Cell::new(0),
@@ -77,7 +78,7 @@ fn main() {
         sleep(Duration::from_millis(20));
         println!("  naps so far: {}", g.naps.get());
     }
-    let naps = g.get().expect("run does not fail");
+    let naps = g.get()?; // the value, or how `run` failed
     assert_eq!(naps, 3, "run naps three times");
     println!("finished: {g}, value {naps}");
 
@@ -90,9 +91,10 @@ fn main() {
     println!("created:  {ticker}");
     ticker.start_later(Duration::from_millis(5));
     sleep(Duration::from_millis(60));
-    ticker.kill();
+    ticker.kill()?;
     let ticks = ticker.ticks.get();
     assert!(ticks >= 1, "the ticker never ticked in 55 ms");
     assert!(ticker.is_dead(), "kill() waits until the greenlet is dead");
     println!("killed:   {ticker} after {ticks} ticks");
+    Ok(())
 }

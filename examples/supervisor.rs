@@ -28,17 +28,24 @@ fn worker(attempt: u32) -> &'static str {
 /// Starts attempt `attempt` after `backoff` and supervises it.
 fn supervise(attempt: u32, backoff: Duration, started: Instant) {
     let g = worker(attempt);
-    g.link_exception(move |error| {
-        println!("[{:>4?}] attempt {attempt} crashed: {error}", ms(started));
+    // Links get the greenlet (as in gevent): read how it ended from it.
+    g.link_exception(move |g| {
+        if let Some(error) = g.exception() {
+            println!("[{:>4?}] attempt {attempt} crashed: {error}", ms(started));
+        }
         if attempt < MAX_ATTEMPTS {
             supervise(attempt + 1, backoff * 2, started); // spawns, never blocks
         } else {
             println!("giving up after {attempt} attempts");
         }
     });
-    g.link_value(move |value| {
-        println!("[{:>4?}] attempt {attempt} succeeded: {value}", ms(started));
-        SUCCEEDED_AT.store(attempt, Ordering::Relaxed);
+    // Fires on success: a value, or a plain GreenletExit kill (no value).
+    g.link_value(move |g| match g.value() {
+        Some(value) => {
+            println!("[{:>4?}] attempt {attempt} succeeded: {value}", ms(started));
+            SUCCEEDED_AT.store(attempt, Ordering::Relaxed);
+        }
+        None => println!("[{:>4?}] attempt {attempt} was killed", ms(started)),
     });
     g.start_later(backoff);
 }

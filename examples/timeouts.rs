@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo run --release --example timeouts`.
 
-use greenlet::{Timeout, sleep, spawn, with_timeout, with_timeout_value};
+use greenlet::{GreenletError, Timeout, WaitError, sleep, spawn, with_timeout, with_timeout_value};
+use std::error::Error;
 use std::time::{Duration, Instant};
 
 fn slow_query() -> &'static str {
@@ -12,7 +13,7 @@ fn slow_query() -> &'static str {
 }
 
 #[greenlet::main]
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     let ms = Duration::from_millis;
 
     // with_timeout: Ok(value), or Err(Elapsed) when the deadline passed first.
@@ -50,17 +51,36 @@ fn main() {
     });
     let error = g.get().err();
     assert!(
-        matches!(error, Some(greenlet::GreenletError::Timeout(_))),
+        matches!(error, Some(GreenletError::Timeout(_))),
         "the guard's timeout should end the greenlet, got {error:?}"
     );
     println!("guard-style timeout ends the greenlet with: {error:?}");
 
-    // Waiting itself takes a timeout too.
+    // Waiting itself takes a timeout too: `Err(Elapsed)` if the greenlet is
+    // still running then (it keeps running; nothing is interrupted).
     let worker = spawn(slow_query);
-    let finished = worker.join_timeout(ms(5));
-    assert!(!finished, "a 200 ms query cannot finish in 5 ms");
+    let waited = worker.join_timeout(ms(5));
+    match &waited {
+        Err(WaitError::Elapsed(e)) => println!("join_timeout: {e}"),
+        other => panic!("a 200 ms query cannot finish in 5 ms, got {other:?}"),
+    }
+    let finished = waited.is_ok();
+    assert!(!worker.is_ready(), "join_timeout does not stop the worker");
     println!("join_timeout: finished = {finished}");
-    worker.kill();
+    // `get_timeout` says so with `GreenletError::Timeout` (gevent's
+    // `get(timeout=…)` raises `Timeout`); `is_ready` tells it apart from a
+    // greenlet that ended by its own timeout, like the guard above.
+    let rows = worker.get_timeout(ms(5));
+    assert!(
+        matches!(rows, Err(GreenletError::Timeout(_))) && !worker.is_ready(),
+        "the worker should still be running, got {rows:?}"
+    );
+    println!(
+        "get_timeout: {rows:?}; still running: {}",
+        !worker.is_ready()
+    );
+    worker.kill()?;
     let stats = greenlet::hub::stats();
     assert!(stats.is_quiet(), "the hub should be at rest: {stats:?}");
+    Ok(())
 }
