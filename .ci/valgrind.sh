@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Valgrind memcheck over the release smoke example (examples/valgrind_smoke.rs):
-# spawns, joins, kills, times out and panics greenlets, overflows one stack,
-# tears hubs down with greenlets still blocked, and checks the hub counters.
+# spawns, joins, kills, times out and panics greenlets, ends hub scopes with
+# greenlets still blocked (on this thread and on another one), and checks the
+# hub counters. (A stack overflow aborts the process by design; it is tested
+# in tests/soundness_overflow.rs, not here.)
 #
 # Miri cannot switch stacks, so this is the memory check of the runtime.
 # Memcheck warns "client switching stacks?" at the first few switches: that is

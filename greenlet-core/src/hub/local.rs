@@ -81,6 +81,25 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
     })
 }
 
+/// Empties this thread's hub for good (thread exit) without initialising
+/// it, and returns what it held to be dropped outside the borrow; `None`
+/// when it is in use (a loop on the stack) or holds live greenlets.
+pub(crate) fn take_hub_at_thread_exit() -> Option<Hub> {
+    HUB.with(|cell| {
+        let mut hub = cell.try_borrow_mut().ok()?;
+        if hub.live != 0 || hub.in_loop {
+            return None;
+        }
+        let mut old = std::mem::replace(&mut *hub, Hub::new());
+        // A late TLS destructor that still uses the hub re-initialises it
+        // without registering another teardown.
+        hub.torn_down = true;
+        hub.timers.continue_after(&old.timers);
+        old.return_all_units();
+        Some(old)
+    })
+}
+
 /// `true` when the hub is currently borrowed (debug checks in the switch path).
 #[cfg(debug_assertions)]
 pub(crate) fn is_borrowed() -> bool {

@@ -88,15 +88,11 @@ fn guarded(what: &str, f: impl FnOnce()) {
 }
 
 /// At thread exit: nothing can be alive (greenlets live in scopes), so
-/// only memory is released.
+/// only memory is released, without initialising the hub again.
 pub(crate) fn release_at_thread_exit() {
-    let idle = with_hub(|h| h.live == 0 && !h.in_loop);
-    if idle {
-        reset();
+    if let Some(old) = super::local::take_hub_at_thread_exit() {
+        guarded("the hub's leftovers at thread exit", move || drop(old));
     }
-    // A late TLS destructor that still uses the hub re-initialises it
-    // without registering another teardown.
-    with_hub(|h| h.torn_down = true);
 }
 
 /// How many kills a greenlet may swallow before scope end gives up on it.
