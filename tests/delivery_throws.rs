@@ -472,7 +472,9 @@ fn self_kill_through_a_handle_never_returns() {
             l.push("code after self-kill_timeout ran");
         });
         let (died, took) = timed(|| {
-            plain.join_timeout(SOON).is_ok() && with.join_timeout(SOON).is_ok() && timed_kill.join_timeout(SOON).is_ok()
+            plain.join_timeout(SOON).is_ok()
+                && with.join_timeout(SOON).is_ok()
+                && timed_kill.join_timeout(SOON).is_ok()
         });
         assert!(died, "a self-kill was lost (a_unwinding={a_unwinding})");
         assert!(took < SOON, "died after {took:?}");
