@@ -42,7 +42,7 @@ fn spawn_until_the_stack_limit_then_recover() {
         let mut gates: Vec<Greenlet<()>> = Vec::new();
         let mut workers: Vec<Greenlet<usize>> = Vec::new();
         let error = loop {
-            if workers.len() % PER_GATE == 0 {
+            if workers.len().is_multiple_of(PER_GATE) {
                 match Builder::new().spawn(|| sleep(Duration::MAX)) {
                     Ok(g) => gates.push(g),
                     Err(e) => break e,
@@ -57,7 +57,7 @@ fn spawn_until_the_stack_limit_then_recover() {
                 Ok(g) => workers.push(g),
                 Err(e) => break e,
             }
-            if workers.len() % 1024 == 0 {
+            if workers.len().is_multiple_of(1024) {
                 // Let the new ones run up to their join: each maps its stack.
                 sleep(Duration::ZERO);
             }

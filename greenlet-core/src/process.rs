@@ -269,10 +269,10 @@ fn update_watch() {
             return c.watch.take();
         }
         let waiting = c.watched.iter().any(|w| !w.waiters.is_empty());
-        if let Some(watch) = &c.watch {
-            if watch.is_referenced() != waiting {
-                watch.set_referenced(waiting);
-            }
+        if let Some(watch) = &c.watch
+            && watch.is_referenced() != waiting
+        {
+            watch.set_referenced(waiting);
         }
         None
     });

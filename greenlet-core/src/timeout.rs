@@ -274,10 +274,10 @@ impl Timeout {
     /// # });
     /// ```
     pub fn cancel(&self) {
-        if let Some(id) = self.timer.take() {
-            if !hub::cancel_timer(id) {
-                hub::withdraw_timeout_throw(self.target.get(), self.id);
-            }
+        if let Some(id) = self.timer.take()
+            && !hub::cancel_timer(id)
+        {
+            hub::withdraw_timeout_throw(self.target.get(), self.id);
         }
     }
 

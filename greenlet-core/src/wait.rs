@@ -340,10 +340,10 @@ where
     let mut done = Vec::new();
     for g in iwait_with(greenlets, options) {
         let g = g?;
-        if options.raise_error {
-            if let Some(e) = g.exception() {
-                return Err(e);
-            }
+        if options.raise_error
+            && let Some(e) = g.exception()
+        {
+            return Err(e);
         }
         done.push(g);
     }

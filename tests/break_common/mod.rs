@@ -5,16 +5,16 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const CHILD_ENV: &str = "BREAK_CHILD";
-pub const SCENARIO_OK: &str = "BREAK SCENARIO OK";
+pub(crate) const CHILD_ENV: &str = "BREAK_CHILD";
+pub(crate) const SCENARIO_OK: &str = "BREAK SCENARIO OK";
 
-pub fn in_child() -> bool {
+pub(crate) fn in_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
 /// Re-runs test `test` in a child; kills it after `limit` (returns `None`
 /// then: a hang).
-pub fn run_child(test: &str, limit: Duration) -> Option<Output> {
+pub(crate) fn run_child(test: &str, limit: Duration) -> Option<Output> {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -51,7 +51,7 @@ pub fn run_child(test: &str, limit: Duration) -> Option<Output> {
 /// Runs `scenario` in a child; the child must finish the scenario and exit
 /// 0 within `limit`.
 #[track_caller]
-pub fn child_must_succeed(test: &str, limit: Duration, scenario: impl FnOnce()) {
+pub(crate) fn child_must_succeed(test: &str, limit: Duration, scenario: impl FnOnce()) {
     if in_child() {
         scenario();
         eprintln!("{SCENARIO_OK}");

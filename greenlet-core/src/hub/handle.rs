@@ -64,10 +64,10 @@ impl Hub {
     /// Moves queued posts into the ready queue.
     #[inline(always)]
     pub(super) fn take_posts(&mut self) {
-        if let Some(shared) = &self.shared {
-            if shared.pending.load(Ordering::Relaxed) {
-                self.take_posts_slow();
-            }
+        if let Some(shared) = &self.shared
+            && shared.pending.load(Ordering::Relaxed)
+        {
+            self.take_posts_slow();
         }
     }
 

@@ -178,14 +178,14 @@ impl Reactor {
 
     /// Changes whether a source keeps the loop alive.
     pub(crate) fn set_referenced(&mut self, id: SourceId, referenced: bool) {
-        if let Some(source) = self.sources.get_mut(id.0).and_then(Option::as_mut) {
-            if source.referenced != referenced {
-                source.referenced = referenced;
-                if referenced {
-                    self.referenced += 1;
-                } else {
-                    self.referenced -= 1;
-                }
+        if let Some(source) = self.sources.get_mut(id.0).and_then(Option::as_mut)
+            && source.referenced != referenced
+        {
+            source.referenced = referenced;
+            if referenced {
+                self.referenced += 1;
+            } else {
+                self.referenced -= 1;
             }
         }
     }

@@ -172,10 +172,10 @@ impl Hub {
     /// fresh mapping (covered by the greenlet's unit).
     pub(super) fn take_stack(&mut self, size: Option<usize>) -> Result<Stack, SpawnError> {
         let size = size.unwrap_or(self.config.stack_size);
-        if size == self.config.stack_size {
-            if let Some(stack) = self.stacks.pool.pop() {
-                return Ok(stack);
-            }
+        if size == self.config.stack_size
+            && let Some(stack) = self.stacks.pool.pop()
+        {
+            return Ok(stack);
         }
         if let Some(i) = self.stacks.spare.iter().rposition(|s| s.size() == size) {
             return Ok(self.stacks.spare.swap_remove(i));
