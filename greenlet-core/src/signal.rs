@@ -584,7 +584,7 @@ fn dispatch() {
     };
     // Re-arm before delivering, so signals arriving meanwhile wake the loop.
     if let Err(e) = hub::rearm_fd(source) {
-        log::warn!("greenlet: cannot re-arm the signal pipe: {e}");
+        crate::hub::warn(format_args!("greenlet: cannot re-arm the signal pipe: {e}"));
     }
     for (shared, action) in actions {
         deliver(shared, action);

@@ -46,12 +46,16 @@ use state::{Life, Link, Outcome, Shared};
 /// Implemented for every `Clone` type; for others, [`Greenlet::take`] moves
 /// the value out instead.
 #[diagnostic::on_unimplemented(
-    message = "`Greenlet::get` returns a clone of the value, and `{Self}` is not `Clone`",
+    message = "`Greenlet::get` returns a clone of the value, and `{Self}` is not `Clone`: \
+               use `Greenlet::take()` to move it out",
     label = "not `Clone`",
     note = "use `Greenlet::take()` (or `into_result()`) to move the value out instead"
 )]
 pub trait CloneValue: Clone {}
 
+// Report the missing `CloneValue` (with the hint above), not the inner
+// `Clone` obligation (whose rustc hint, `(&g).get()`, is wrong here).
+#[diagnostic::do_not_recommend]
 impl<T: Clone> CloneValue for T {}
 
 /// A green thread producing a `T`: gevent's `Greenlet`.

@@ -396,6 +396,16 @@ pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
     }
 }
 
+/// The one path for the runtime's own warnings: `log::warn!` when a
+/// logger takes them, else a line on stderr (never silently dropped).
+pub(crate) fn warn(message: fmt::Arguments<'_>) {
+    if log::log_enabled!(log::Level::Warn) {
+        log::warn!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
 fn default_report(report: &ErrorReport<'_>) {
     // The backtrace is there when `RUST_BACKTRACE` asked for one.
     let backtrace = report

@@ -220,7 +220,7 @@ impl Reactor {
         // descriptor was closed behind our back) are reported and treated
         // like an empty wake-up, so the loop re-evaluates its state.
         if let Err(e) = poller.wait(events, timeout) {
-            log::warn!("greenlet: poller wait failed: {e}");
+            crate::hub::warn(format_args!("greenlet: poller wait failed: {e}"));
             return;
         }
         for event in events.iter() {
@@ -283,7 +283,7 @@ impl Reactor {
 /// the failure is logged.
 pub(crate) fn ensure_altstack() -> AltStackGuard {
     sys::ensure_altstack().unwrap_or_else(|e| {
-        log::warn!("greenlet: cannot install an alternate signal stack: {e}");
+        crate::hub::warn(format_args!("greenlet: cannot install an alternate signal stack: {e}"));
         sys::AltStackGuard::empty()
     })
 }
