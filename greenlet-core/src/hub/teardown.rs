@@ -264,6 +264,9 @@ fn refresh() {
         h.stacks.allocated -= pool.len() + spare.len();
         h.unit_released();
         h.closing = false;
+        // Every slot is free: hand them out in index order again, as a
+        // fresh hub does (teardown kills in slot order).
+        h.free_slots.sort_unstable_by(|a, b| b.cmp(a));
         (h.shared.take(), pool, spare)
     });
     guarded("hub::destroy", move || drop((shared, pool, spare)));
