@@ -62,12 +62,12 @@ use std::panic::resume_unwind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-pub(crate) use api::{report, warn};
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
     main_greenlet, reset_error_handler, set_default_stack_size, set_error_handler,
     set_stack_cache_limit, sleep, sleep_secs, sleep_unref, stats,
 };
+pub(crate) use api::{report, warn};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;

@@ -283,7 +283,9 @@ impl Reactor {
 /// the failure is logged.
 pub(crate) fn ensure_altstack() -> AltStackGuard {
     sys::ensure_altstack().unwrap_or_else(|e| {
-        crate::hub::warn(format_args!("greenlet: cannot install an alternate signal stack: {e}"));
+        crate::hub::warn(format_args!(
+            "greenlet: cannot install an alternate signal stack: {e}"
+        ));
         sys::AltStackGuard::empty()
     })
 }

@@ -24,8 +24,9 @@ use crate::greenlet::state::Core;
 /// their destructors finished and their links ran, as the end of a hub
 /// scope ([`run`](crate::run)) does, but inside the scope: afterwards the
 /// hub has no greenlet, its [`HubHandle`](super::HubHandle)s are closed
-/// (new ones can be made) and its cached stacks are unmapped. The main
-/// greenlet's own timeouts and the hub's settings stay.
+/// (new ones can be made), its fd registrations and signal watchers are
+/// gone and its cached stacks are unmapped. The main greenlet's own
+/// timeouts and the hub's settings stay.
 ///
 /// # Switches
 ///
@@ -254,11 +255,14 @@ fn abort_with(g: &Live, why: &str) -> ! {
 }
 
 /// After [`destroy`]: the hub has no greenlet left; close its handles for
-/// good (new ones get a fresh queue) and unmap cached stacks. Timers,
-/// registrations and the main greenlet's state stay: the main greenlet may
-/// still be inside a `with_timeout`.
+/// good (new ones get a fresh queue), drop its fd registrations (signal
+/// watchers too) and unmap cached stacks. Timers and the main greenlet's
+/// state stay: the main greenlet may still be inside a `with_timeout`.
 fn refresh() {
-    let (shared, pool, spare) = with_hub(|h| {
+    let (shared, pool, spare, poller) = with_hub(|h| {
+        // fd registrations go (signal watchers included), as with a new
+        // loop; greenlets that waited on fds are gone already.
+        let poller = h.reactor.clear();
         let pool = std::mem::take(&mut h.stacks.pool);
         let spare = std::mem::take(&mut h.stacks.spare);
         h.stacks.allocated -= pool.len() + spare.len();
@@ -267,9 +271,9 @@ fn refresh() {
         // Every slot is free: hand them out in index order again, as a
         // fresh hub does (teardown kills in slot order).
         h.free_slots.sort_unstable_by(|a, b| b.cmp(a));
-        (h.shared.take(), pool, spare)
+        (h.shared.take(), pool, spare, poller)
     });
-    guarded("hub::destroy", move || drop((shared, pool, spare)));
+    guarded("hub::destroy", move || drop((shared, pool, spare, poller)));
 }
 
 /// Releases the hub's memory and leaves the scope: what the old hub held
