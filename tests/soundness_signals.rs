@@ -224,6 +224,12 @@ fn burst_near_stack_end_child() {
 
 #[test]
 fn signal_burst_near_the_end_of_a_greenlet_stack() {
+    if std::env::var_os("GREENLET_UNDER_ASAN").is_some() {
+        // ASan's redzones change frame sizes, so the measured depth that
+        // stops 2 KiB short of the stack end does not hold there.
+        eprintln!("skipped under AddressSanitizer");
+        return;
+    }
     const NAME: &str = "signal_burst_near_the_end_of_a_greenlet_stack";
     if in_child(NAME) {
         burst_near_stack_end_child();

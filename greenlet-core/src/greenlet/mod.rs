@@ -62,7 +62,13 @@ impl<T: Clone> CloneValue for T {}
 ///
 /// `D` is the [`Run`] struct for greenlets made from one (`()` otherwise);
 /// the handle dereferences to it. Cloning the handle is cheap and shares the
-/// greenlet. Handles are `!Send`: a greenlet belongs to its thread's hub.
+/// greenlet. Handles are `!Send`: a greenlet belongs to its thread's hub
+/// (the compiler's "`Rc<…>` cannot be sent between threads safely …
+/// required because it appears within the type `Greenlet<…>`" points here).
+/// To act on a greenlet from another thread, post a closure to its hub with
+/// [`HubHandle::post`](crate::hub::HubHandle::post) (get the handle with
+/// [`hub::handle`](crate::hub::handle) on the hub's thread); to use several
+/// cores, run one hub per thread.
 ///
 /// ```compile_fail
 /// # use greenlet_core as greenlet;

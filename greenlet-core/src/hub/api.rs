@@ -391,9 +391,15 @@ pub(crate) fn report(report: &ErrorReport<'_>) {
 /// caught too, and a payload that keeps panicking is forgotten. Nothing
 /// escapes into the loop.
 pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
+    let mut payload = payload;
+    for _ in 0..4 {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            // Its `Drop` panicked: drop that panic's own payload next.
+            Err(again) => payload = again,
+        }
     }
+    std::mem::forget(payload);
 }
 
 /// The one path for the runtime's own warnings: `log::warn!` when a
