@@ -38,7 +38,7 @@ use std::ptr;
 
 use generator::{Gn, LocalGenerator, Scope};
 
-use super::state::Header;
+use super::state::{Core, Header};
 
 /// The scope type every greenlet body gets.
 type BodyScope<'s> = Scope<'s, 'static, (), ()>;
@@ -169,16 +169,18 @@ fn write_stderr(bytes: &[u8]) {
 
 /// Who runs on the stack being resumed, for the overflow message (written
 /// from a signal handler: no allocation, no locks). Points at the greenlet's
-/// header, which its hub slot keeps alive while the greenlet runs; null for
-/// raw greenlets.
+/// cell, which its hub slot keeps alive while the greenlet runs; `None` for
+/// raw greenlets. Making one is a pointer copy (the switch path pays no
+/// virtual call; only the overflow message does).
 #[derive(Clone, Copy)]
-pub(crate) struct RunningInfo(*const Header);
+pub(crate) struct RunningInfo(Option<std::ptr::NonNull<dyn Core>>);
 
 impl RunningInfo {
-    pub(crate) const NONE: RunningInfo = RunningInfo(ptr::null());
+    pub(crate) const NONE: RunningInfo = RunningInfo(None);
 
-    pub(crate) fn new(header: &Header) -> RunningInfo {
-        RunningInfo(header)
+    #[inline]
+    pub(crate) fn new(core: &std::rc::Rc<dyn Core>) -> RunningInfo {
+        RunningInfo(Some(std::ptr::NonNull::from(&**core)))
     }
 }
 
@@ -202,11 +204,12 @@ fn overflow_hook(_guard_start: usize, stack_size: usize) -> ! {
 /// stack is never unmapped or reused before the process ends.
 pub(crate) fn overflow_abort(stack_size: usize) -> ! {
     let info = RUNNING.get().0;
-    // SAFETY: a non-null pointer was set by `resume` from the header of the
-    // greenlet running on this thread; its hub slot holds an `Rc` to the cell
-    // for as long as the greenlet is alive, and the greenlet is alive: it is
-    // the one that overflowed (execution never returns to free it).
-    let header = unsafe { info.as_ref() };
+    // SAFETY: a pointer was set by `resume` from the cell of the greenlet
+    // running on this thread; its hub slot holds an `Rc` to the cell for as
+    // long as the greenlet is alive, and the greenlet is alive: it is the one
+    // that overflowed (execution never returns to free it). `header()` only
+    // reads the cell.
+    let header = info.map(|core| unsafe { core.as_ref() }.header());
     write_stderr(b"greenlet ");
     match header.and_then(Header::name) {
         Some(name) => write_stderr(name.as_bytes()),
@@ -252,17 +255,22 @@ pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
     // own errors can come out here. Catching has no measurable cost on the
     // non-panicking path.
     let resumed = catch_unwind(AssertUnwindSafe(|| stack.generator.resume()));
-    // Whatever happened, the native stack publishes no scope.
-    SCOPE.set(ptr::null_mut());
     match resumed {
         Ok(_) => {
+            // `suspend` clears the published scope before it yields and the
+            // body root when it returns: the native stack publishes none.
+            debug_assert!(SCOPE.get().is_null(), "a scope left published");
             if stack.generator.is_done() {
                 Resumed::Finished
             } else {
                 Resumed::Suspended
             }
         }
-        Err(payload) => match payload.downcast_ref::<generator::Error>() {
+        Err(payload) => match {
+            // The body left without returning: clear what it published.
+            SCOPE.set(ptr::null_mut());
+            payload.downcast_ref::<generator::Error>()
+        } {
             // The body ran into the guard page; its frames were abandoned,
             // never unwound: nothing may free or reuse this stack.
             Some(generator::Error::StackErr) => overflow_abort(stack.size),

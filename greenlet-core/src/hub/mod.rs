@@ -723,9 +723,7 @@ impl Hub {
             s.ran = true;
             self.current = w.slot;
             if let Some(stack) = s.stack.take() {
-                let info = s
-                    .core()
-                    .map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
+                let info = s.core().map_or(RunningInfo::NONE, RunningInfo::new);
                 return Next::Resume(w.slot, stack, info);
             }
             // First switch: a stack; the body is loaded onto it outside

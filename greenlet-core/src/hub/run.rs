@@ -60,8 +60,8 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                     continue;
                 }
                 let info = core_info
-                    .as_deref()
-                    .map_or(RunningInfo::NONE, |c| RunningInfo::new(c.header()));
+                    .as_ref()
+                    .map_or(RunningInfo::NONE, RunningInfo::new);
                 (slot, stack, info)
             }
             Next::NoStack(slot, boxed) => {
