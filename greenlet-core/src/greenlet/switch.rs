@@ -266,20 +266,27 @@ pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
                 Resumed::Suspended
             }
         }
-        Err(payload) => match {
+        Err(payload) => {
             // The body left without returning: clear what it published.
             SCOPE.set(ptr::null_mut());
-            payload.downcast_ref::<generator::Error>()
-        } {
-            // The body ran into the guard page; its frames were abandoned,
-            // never unwound: nothing may free or reuse this stack.
-            Some(generator::Error::StackErr) => overflow_abort(stack.size),
-            _ => {
-                // Never mind the payload's `Drop`: we are about to abort.
-                std::mem::forget(payload);
-                fatal(b"greenlet: internal error: the stack switch failed\n")
-            }
-        },
+            resume_failed(payload, stack.size)
+        }
+    }
+}
+
+/// `resume` came back by unwinding: only the substrate does that (the body
+/// root catches everything), and either way the stack cannot be trusted.
+#[cold]
+fn resume_failed(payload: Box<dyn Any + Send>, stack_size: usize) -> ! {
+    match payload.downcast_ref::<generator::Error>() {
+        // The body ran into the guard page; its frames were abandoned, never
+        // unwound: nothing may free or reuse this stack.
+        Some(generator::Error::StackErr) => overflow_abort(stack_size),
+        _ => {
+            // Never mind the payload's `Drop`: we are about to abort.
+            std::mem::forget(payload);
+            fatal(b"greenlet: internal error: the stack switch failed\n")
+        }
     }
 }
 
