@@ -231,7 +231,8 @@ fn many_children_many_waiters() {
     let pids: Vec<u32> = (0..5)
         .map(|i| {
             fork_child(move || {
-                std::thread::sleep(Duration::from_millis(20 * (5 - i)));
+                // 80 ms apart: the exit order survives a loaded machine.
+                std::thread::sleep(Duration::from_millis(80 * (5 - i)));
                 10 + i as i32
             })
         })
