@@ -84,8 +84,8 @@ pub use greenlet::error::{
     SpawnError, SpawnErrorKind, WaitError, duration_from_secs_f64,
 };
 pub use greenlet::{
-    AnyGreenlet, Builder, CloneValue, Greenlet, GreenletRef, KillOptions, LinkId, Run, WaitOptions,
-    getcurrent, kill, spawn, spawn_later, spawn_raw,
+    AnyGreenlet, Builder, CloneValue, Greenlet, GreenletRef, KillOptions, Killable, LinkId, Run,
+    WaitOptions, getcurrent, kill, spawn, spawn_later, spawn_raw,
 };
 pub use hub::{idle, run, sleep, sleep_secs, sleep_unref};
 

@@ -90,11 +90,7 @@ impl GreenletRef {
     /// ```
     #[track_caller]
     pub fn kill_nowait(&self) {
-        match &self.0 {
-            RefKind::Greenlet(core) => core.kill_nowait(KillError::GreenletExit),
-            RefKind::Main => hub::kill_main(KillError::GreenletExit),
-            _ => panic!("greenlet::kill: {self} cannot be killed"),
-        }
+        Killable::kill_nowait_with(self, KillError::GreenletExit);
     }
 }
 
@@ -215,8 +211,38 @@ impl<G: AnyGreenlet + ?Sized> AnyGreenlet for &G {
 /// assert!(g.is_successful());
 /// # });
 /// ```
-pub fn kill<G: AnyGreenlet + ?Sized>(greenlet: &G) {
+pub fn kill<G: Killable + ?Sized>(greenlet: &G) {
     greenlet.kill_nowait_with(KillError::GreenletExit);
+}
+
+/// What [`kill`] accepts: any greenlet handle, and a [`GreenletRef`] (such
+/// as [`hub::main_greenlet`](crate::hub::main_greenlet), gevent's
+/// `kill(main)`).
+pub trait Killable {
+    /// Kills it without waiting.
+    ///
+    /// # Panics
+    ///
+    /// For a [`GreenletRef`] to the hub or a raw greenlet, which cannot be
+    /// killed.
+    fn kill_nowait_with(&self, error: KillError);
+}
+
+impl<G: AnyGreenlet + ?Sized> Killable for G {
+    fn kill_nowait_with(&self, error: KillError) {
+        AnyGreenlet::kill_nowait_with(self, error);
+    }
+}
+
+impl Killable for GreenletRef {
+    #[track_caller]
+    fn kill_nowait_with(&self, error: KillError) {
+        match &self.0 {
+            RefKind::Greenlet(core) => core.kill_nowait(error),
+            RefKind::Main => hub::kill_main(error),
+            _ => panic!("greenlet::kill: {self} cannot be killed"),
+        }
+    }
 }
 
 impl<T, D> Greenlet<T, D> {

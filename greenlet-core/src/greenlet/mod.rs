@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use builder::{Builder, spawn, spawn_later, spawn_raw};
 pub(crate) use current::main_ref;
-pub use current::{AnyGreenlet, GreenletRef, getcurrent, kill};
+pub use current::{AnyGreenlet, GreenletRef, Killable, getcurrent, kill};
 pub use options::{KillOptions, WaitOptions};
 pub use run::Run;
 pub use state::LinkId;
