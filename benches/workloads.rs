@@ -5,9 +5,9 @@
 //!
 //! ```sh
 //! cargo build --profile bench -p greenlet-benches --bench workloads   # fat LTO
-//! cp target/release/deps/workloads-<hash> /work/target-bench/greenlet-workloads
-//! /work/target-bench/greenlet-workloads switch        # or spawn_join, sleepers
-//! /work/target-bench/greenlet-workloads switch 10000  # smaller n (profiling)
+//! cp target/release/deps/workloads-<hash> ${TMPDIR:-/tmp}/greenlet-bench/greenlet-workloads
+//! ${TMPDIR:-/tmp}/greenlet-bench/greenlet-workloads switch        # or spawn_join, sleepers
+//! ${TMPDIR:-/tmp}/greenlet-bench/greenlet-workloads switch 10000  # smaller n (profiling)
 //! ```
 //!
 //! One hub on one thread (`config=hub1`): compare with `tokio ct`, `may w1`
