@@ -79,7 +79,6 @@ fn finished_burst_is_trimmed_to_the_default_cache_limit() {
         );
         assert_eq!(s.stacks_allocated, s.stacks_pooled, "every stack pooled");
         assert!(s.is_quiet(), "{s:?}");
-        assert_eq!(s.leaked_stacks, 0);
         // Another thread can spawn a burst of its own right after.
         assert_eq!(other_thread_spawns(BURST), Ok(BURST));
     }

@@ -524,7 +524,6 @@ fn kill_timeout_on_a_body_that_swallows_the_kill() {
         hub::join();
         let s = hub::stats();
         assert!(s.is_quiet(), "{s:?}");
-        assert_eq!(s.leaked_stacks, base.stats.leaked_stacks, "{s:?}");
         base.check();
     });
 }
@@ -576,7 +575,6 @@ fn handle_of_a_greenlet_ended_by_destroy_is_inert() {
         hub::join();
         let s = hub::stats();
         assert!(s.is_quiet(), "{s:?}");
-        assert_eq!(s.leaked_stacks, base.stats.leaked_stacks, "{s:?}");
         base.check();
     });
 }
@@ -654,7 +652,6 @@ fn kills_and_timeouts_during_a_blocking_destructor_do_not_abort() {
 #[greenlet::test]
 fn destroy_lets_destructors_that_block_run_to_their_end() {
     twice(|| {
-        let base = Baseline::take();
         let log = Log::new();
         let (slow, slept) = SlowDrop::new(&log, ms(20));
         let g = spawn(move || {
@@ -667,9 +664,7 @@ fn destroy_lets_destructors_that_block_run_to_their_end() {
         assert!(g.is_ready());
         let s = hub::stats();
         assert!(s.is_quiet(), "{s:?}");
-        assert_eq!(s.leaked_stacks, base.stats.leaked_stacks, "nothing leaked");
-        // Teardown does not wait for timers: the destructor's sleep may be
-        // cut short by the next round of kills, but it runs to its end.
+        // The destructor's sleep is waited for; it runs to its end.
         assert!(slept.get().is_some(), "the destructor finished");
     });
 }
@@ -815,7 +810,6 @@ fn destroy_kills_blocked_greenlets_and_runs_their_destructors() {
             (0, 0, 0, 0),
             "{s:?}"
         );
-        assert_eq!(s.leaked_stacks, base.stats.leaked_stacks);
 
         // The unstarted one still works on the fresh hub.
         assert!(!unstarted.is_started());

@@ -413,7 +413,6 @@ fn scope_end_waits_for_a_destructor_slower_than_one_second() {
     });
     assert_eq!(log.take(), ["slow drop start", "slow drop done"]);
     assert!(took >= slow, "{took:?}");
-    assert_eq!(hub::stats().leaked_stacks, 0);
 }
 
 #[test]

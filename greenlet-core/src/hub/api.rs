@@ -521,9 +521,6 @@ pub struct Stats {
     pub fds: usize,
     /// Queued hub callbacks (link notifications, posts).
     pub callbacks: usize,
-    /// Stacks deliberately leaked at hub teardown because their greenlet
-    /// refused to die.
-    pub leaked_stacks: usize,
 }
 
 impl Stats {
@@ -556,6 +553,5 @@ pub fn stats() -> Stats {
         timers: h.timers.len(),
         fds: h.reactor.len(),
         callbacks: h.callbacks.len() + usize::from(h.posts_pending()),
-        leaked_stacks: h.stacks.leaked,
     })
 }

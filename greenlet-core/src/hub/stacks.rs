@@ -98,8 +98,6 @@ pub(super) struct Stacks {
     pub(super) spare: Vec<Stack>,
     /// Stacks mapped by this hub (in use and idle).
     pub(super) allocated: usize,
-    /// Stacks deliberately leaked at teardown.
-    pub(super) leaked: usize,
     /// Budget units borrowed from the process-wide counter.
     held: usize,
 }
@@ -110,7 +108,6 @@ impl Stacks {
             pool: Vec::new(),
             spare: Vec::new(),
             allocated: 0,
-            leaked: 0,
             held: 0,
         }
     }

@@ -288,13 +288,12 @@ fn reset() {
         }
         let poller = h.reactor.clear();
         h.return_all_units();
-        let mut old = std::mem::replace(h, Hub::new());
+        let old = std::mem::replace(h, Hub::new());
         super::local::reset_throws_pending();
         // Ids keep growing across resets: a stale `TimerId` or timeout
         // held from before can never match a timer of the new hub.
         h.timers.continue_after(&old.timers);
         h.torn_down = old.torn_down;
-        old.stacks.leaked = 0;
         (old, poller)
     });
     super::local::set_in_scope(false);
