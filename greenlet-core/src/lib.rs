@@ -77,7 +77,7 @@ mod process;
 mod signal;
 mod timeout;
 mod wait;
-mod waiter;
+pub mod waiter;
 
 pub use greenlet::error::{
     AlreadyPending, Elapsed, GreenletError, InvalidDuration, KillError, LoopExit, PanicError,

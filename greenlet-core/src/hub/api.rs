@@ -555,3 +555,40 @@ pub fn stats() -> Stats {
         callbacks: h.callbacks.len() + usize::from(h.posts_pending()),
     })
 }
+
+/// Runs `callback` on the hub on a coming loop turn, after what is already
+/// queued (gevent's `loop.run_callback`). Callbacks run in the order they
+/// were queued, on the hub's own stack: they must not block (a blocking
+/// call inside one panics) and a panic inside one is reported through the
+/// error handler, like a link's.
+///
+/// Does not switch.
+///
+/// # Panics
+///
+/// Outside a hub scope ([`run`](crate::run)).
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// greenlet::hub::run_callback(move || r.set(true));
+/// assert!(!ran.get());
+/// greenlet::sleep(std::time::Duration::ZERO);
+/// assert!(ran.get());
+/// # });
+/// ```
+#[track_caller]
+pub fn run_callback(callback: impl FnOnce() + 'static) {
+    if !super::local::in_scope() {
+        super::no_scope("hub::run_callback");
+    }
+    let callback: Box<dyn FnOnce()> = Box::new(callback);
+    with_hub(|h| h.push_call(callback));
+}

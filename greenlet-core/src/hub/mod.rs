@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
-    main_greenlet, reset_error_handler, set_default_stack_size, set_error_handler,
+    main_greenlet, reset_error_handler, run_callback, set_default_stack_size, set_error_handler,
     set_stack_cache_limit, sleep, sleep_secs, sleep_unref, stats,
 };
 pub(crate) use api::{report, warn};
@@ -496,7 +496,7 @@ impl Hub {
         self.ready.push_back(Ready::Callback);
     }
 
-    fn push_call(&mut self, f: Box<dyn FnOnce()>) {
+    pub(super) fn push_call(&mut self, f: Box<dyn FnOnce()>) {
         self.push_callback(Callback::Call(f));
     }
 
