@@ -696,6 +696,8 @@ pub fn fork() -> io::Result<Fork> {
 /// ```
 pub fn reinit() -> io::Result<()> {
     hub::reinit_poller()?;
+    // Jobs pending on thread pools lost their threads.
+    crate::threadpool::reinit_after_fork();
     let signals = signal::reinit_after_fork();
     // Waiters for the parent's children find them gone.
     let (wake, watch) = CHILDREN.with_borrow_mut(|c| {

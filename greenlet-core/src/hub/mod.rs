@@ -1096,3 +1096,12 @@ mod size_tests {
         assert!(std::mem::size_of::<crate::GreenletError>() <= 40);
     }
 }
+
+/// Queues `f` to run on the hub as a callback on the next loop turn (used
+/// by [`Waitable`](crate::Waitable) implementations whose object is already
+/// ready when linked).
+pub(crate) fn call_soon(f: Box<dyn FnOnce()>) {
+    with_hub(|h| h.push_call(f));
+}
+
+pub use crate::threadpool::threadpool;
