@@ -73,7 +73,7 @@ compile_error!(
 
 mod greenlet;
 pub mod hub;
-mod process;
+pub mod process;
 mod signal;
 mod timeout;
 mod wait;

@@ -1,5 +1,6 @@
-//! Processes: [`fork`], [`reinit`], cooperative [`waitpid`] (gevent's
-//! `gevent.fork`, `gevent.reinit`, `gevent.os.waitpid`).
+//! Processes: [`Command`] and [`Child`] (gevent's `gevent.subprocess`),
+//! [`fork`], [`reinit`], cooperative [`waitpid`] (gevent's `gevent.fork`,
+//! `gevent.reinit`, `gevent.os.waitpid`).
 //!
 //! # Design
 //!
@@ -40,6 +41,9 @@ use crate::hub::reactor::sys;
 use crate::hub::{self, TimerGuard, Waker};
 use crate::signal::{self, SignalHandle};
 
+mod command;
+pub use command::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
 /// Statuses nobody collected are dropped after this long (gevent's value).
 const KEEP_STATUS: Duration = Duration::from_secs(60);
 /// Polling interval bounds without a SIGCHLD watcher.
@@ -59,7 +63,7 @@ pub enum Fork {
 /// A reaped status, or the error `waitpid(2)` gave.
 type Reaped = Result<ExitStatus, i32>;
 
-struct Child {
+struct Watched {
     pid: u32,
     /// Forked by [`fork`] on this hub: kept until collected (or expired).
     forked: bool,
@@ -71,7 +75,7 @@ struct Child {
 struct Children {
     /// The process the table belongs to (a forked child starts afresh).
     pid: u32,
-    watched: Vec<Child>,
+    watched: Vec<Watched>,
     /// The SIGCHLD watcher, installed while `watched` is not empty.
     watch: Option<SignalHandle>,
 }
@@ -180,16 +184,16 @@ pub fn set_watch_children(enabled: bool) {
 // ================================================================ watching
 
 impl Children {
-    fn find(&mut self, pid: u32) -> Option<&mut Child> {
+    fn find(&mut self, pid: u32) -> Option<&mut Watched> {
         self.watched.iter_mut().find(|c| c.pid == pid)
     }
 
     /// The entry for `pid`, created if missing.
-    fn entry(&mut self, pid: u32, forked: bool) -> &mut Child {
+    fn entry(&mut self, pid: u32, forked: bool) -> &mut Watched {
         let i = match self.watched.iter().position(|c| c.pid == pid) {
             Some(i) => i,
             None => {
-                self.watched.push(Child {
+                self.watched.push(Watched {
                     pid,
                     forked,
                     status: None,

@@ -178,6 +178,9 @@ struct PoolState {
     threads: usize,
     /// Workers waiting on `work`.
     idle: usize,
+    /// Workers created that have not looked at the queue yet: each will
+    /// take a job, like an idle one.
+    starting: usize,
     /// Set once, by the pool's `Drop`.
     shutdown: bool,
 }
@@ -190,6 +193,7 @@ impl PoolInner {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
+                starting: 0,
                 shutdown: false,
             }),
             work: Condvar::new(),
@@ -211,6 +215,7 @@ impl PoolInner {
     /// timeout; exit on timeout, shutdown, or when the pool shrank.
     fn work(self: Arc<Self>) {
         let mut st = self.lock();
+        st.starting -= 1;
         loop {
             if let Some(task) = st.queue.pop_front() {
                 drop(st);
@@ -435,7 +440,7 @@ impl ThreadPool {
         loop {
             let mut st = inner.lock();
             if st.shutdown
-                || st.queue.len() <= st.idle
+                || st.queue.len() <= st.idle + st.starting
                 || st.threads >= inner.maxsize.load(Ordering::Relaxed)
             {
                 if st.idle > 0 && !st.queue.is_empty() {
@@ -444,6 +449,7 @@ impl ThreadPool {
                 return;
             }
             st.threads += 1;
+            st.starting += 1;
             drop(st);
             let worker = Arc::clone(inner);
             let started = std::thread::Builder::new()
@@ -453,6 +459,7 @@ impl ThreadPool {
                 let failed = {
                     let mut st = inner.lock();
                     st.threads -= 1;
+                    st.starting -= 1;
                     // Nobody will run the queue: fail it. With workers left,
                     // they take it.
                     if st.threads == 0 {
