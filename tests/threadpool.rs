@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::{TICK, TICK_UPPER, assert_band, assert_tick, timed};
 use greenlet::threadpool::{ThreadError, ThreadPool};
-use greenlet::{GreenletError, KillError, Timeout, Waitable, hub, iwait, net, sleep, spawn, spawn_blocking, with_timeout};
+use greenlet::{
+    GreenletError, KillError, Timeout, Waitable, hub, iwait, net, sleep, spawn, spawn_blocking,
+    with_timeout,
+};
 
 /// Counts drops of the values it is cloned into (on any thread).
 #[derive(Clone)]
@@ -57,7 +60,9 @@ fn results_come_back_in_order() {
         })
         .unwrap();
     assert_eq!(out, [0, 10, 20, 30, 40, 50, 60, 70]);
-    let jobs: Vec<_> = (0..5).map(|i| pool.spawn(move || format!("job {i}"))).collect();
+    let jobs: Vec<_> = (0..5)
+        .map(|i| pool.spawn(move || format!("job {i}")))
+        .collect();
     let got: Vec<String> = jobs.into_iter().map(|j| j.into_result().unwrap()).collect();
     assert_eq!(got, ["job 0", "job 1", "job 2", "job 3", "job 4"]);
     // get clones, take moves.
@@ -92,14 +97,23 @@ fn at_most_maxsize_jobs_run_at_once() {
             .map(|j| j.into_result().unwrap())
             .collect::<Vec<_>>()
     });
-    assert_eq!(peak.load(Ordering::SeqCst), 3, "exactly maxsize ran at once");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "exactly maxsize ran at once"
+    );
     let mut threads = jobs.clone();
     threads.sort_by_key(|t| format!("{t:?}"));
     threads.dedup();
     assert_eq!(threads.len(), 3, "three threads, reused for 12 jobs");
     assert_eq!(pool.size(), 3);
     // 12 jobs of 25 ms, 3 at a time: 4 rounds.
-    assert_band("12 jobs on 3 threads", elapsed, Duration::from_millis(100), Duration::from_secs(2));
+    assert_band(
+        "12 jobs on 3 threads",
+        elapsed,
+        Duration::from_millis(100),
+        Duration::from_secs(2),
+    );
     // Growing the pool lets more run at once.
     pool.set_maxsize(6);
     peak.store(0, Ordering::SeqCst);
@@ -173,7 +187,11 @@ fn a_waiter_killed_before_the_result_leaves_no_trace() {
             Some(Err(GreenletError::Killed(KillError::GreenletExit)))
         ));
     }
-    assert_eq!(finished.load(Ordering::SeqCst), 0, "killed before any result");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "killed before any result"
+    );
     // The jobs finish later; their values are dropped exactly once each,
     // nobody is woken by mistake, and the pool goes on.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -209,7 +227,9 @@ fn kill_and_timeout_in_the_same_turn_while_waiting() {
 fn apply_under_a_timeout() {
     let pool = ThreadPool::new(1);
     let (r, elapsed) = timed(|| {
-        with_timeout(TICK, || pool.apply(|| std::thread::sleep(Duration::from_millis(300))))
+        with_timeout(TICK, || {
+            pool.apply(|| std::thread::sleep(Duration::from_millis(300)))
+        })
     });
     assert!(r.is_err(), "the timeout expired first");
     assert_tick("apply under a 50 ms timeout", elapsed);
@@ -220,10 +240,16 @@ fn apply_under_a_timeout() {
     });
     let (e, elapsed) = timed(|| j.take_timeout(Duration::from_millis(5)).unwrap_err());
     assert!(matches!(e, ThreadError::Timeout(_)), "{e:?}");
-    assert_band("take_timeout 5 ms", elapsed, Duration::from_millis(5), TICK_UPPER);
+    assert_band(
+        "take_timeout 5 ms",
+        elapsed,
+        Duration::from_millis(5),
+        TICK_UPPER,
+    );
     // (it waits behind the 300 ms job on the pool's only thread)
     assert_eq!(j.take().unwrap(), 5);
-    let io: std::io::Error = ThreadError::Timeout(with_timeout(Duration::ZERO, || sleep(TICK)).unwrap_err()).into();
+    let io: std::io::Error =
+        ThreadError::Timeout(with_timeout(Duration::ZERO, || sleep(TICK)).unwrap_err()).into();
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
     // A Timeout object around join.
     let j = pool.spawn(|| std::thread::sleep(Duration::from_millis(200)));
@@ -256,7 +282,12 @@ fn a_blocking_job_blocks_only_its_waiter() {
         .into_result()
     });
     assert_eq!(r.unwrap(), "done");
-    assert_band("100 ms job", elapsed, Duration::from_millis(100), Duration::from_millis(300));
+    assert_band(
+        "100 ms job",
+        elapsed,
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    );
     stop.set(true);
     let (ticks, worst) = tick.take().unwrap();
     assert!(ticks >= 10, "the ticker ran {ticks} times in 100 ms");
@@ -274,7 +305,9 @@ fn thread_results_are_waitable_with_greenlets() {
             let w = r.unwrap();
             objects
                 .iter()
-                .position(|o| std::ptr::addr_eq(*o as *const dyn Waitable, w as *const dyn Waitable))
+                .position(|o| {
+                    std::ptr::addr_eq(*o as *const dyn Waitable, w as *const dyn Waitable)
+                })
                 .unwrap()
         })
         .collect();
@@ -326,9 +359,16 @@ fn dropping_a_pool_cancels_its_queue_and_lets_running_jobs_finish() {
     sleep(Duration::from_millis(5));
     assert_eq!(pool.queued(), 1);
     let (_, elapsed) = timed(|| drop(pool));
-    assert!(elapsed < Duration::from_millis(20), "drop does not wait: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(20),
+        "drop does not wait: {elapsed:?}"
+    );
     assert!(matches!(queued.take(), Err(ThreadError::Cancelled)));
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the cancelled closure was dropped");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the cancelled closure was dropped"
+    );
     assert_eq!(running.take().unwrap(), "ran");
 }
 
@@ -363,7 +403,12 @@ fn lookup_host_does_not_block_the_hub() {
     while started.elapsed() < Duration::from_millis(60) || n < 5 {
         let addrs: Vec<_> = net::lookup_host("localhost:8080").unwrap().collect();
         assert!(!addrs.is_empty());
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8080), "{addrs:?}");
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{addrs:?}"
+        );
         let addrs: Vec<_> = net::lookup_host_port("localhost", 9).unwrap().collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
         n += 1;

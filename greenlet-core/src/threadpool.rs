@@ -324,10 +324,7 @@ impl ThreadPool {
     fn inner(&self) -> Arc<PoolInner> {
         let mut inner = self.inner.borrow_mut();
         if inner.pid != std::process::id() {
-            let fresh = PoolInner::new(
-                inner.maxsize.load(Ordering::Relaxed),
-                inner.idle_timeout(),
-            );
+            let fresh = PoolInner::new(inner.maxsize.load(Ordering::Relaxed), inner.idle_timeout());
             std::mem::forget(std::mem::replace(&mut *inner, fresh));
         }
         Arc::clone(&inner)
@@ -364,7 +361,10 @@ impl ThreadPool {
     /// ```
     #[track_caller]
     pub fn set_maxsize(&self, maxsize: usize) {
-        assert!(maxsize > 0, "ThreadPool::set_maxsize: maxsize must be at least 1");
+        assert!(
+            maxsize > 0,
+            "ThreadPool::set_maxsize: maxsize must be at least 1"
+        );
         let inner = self.inner();
         inner.maxsize.store(maxsize, Ordering::Relaxed);
         // Wake idle surplus workers (they exit), start threads for the queue.
