@@ -664,6 +664,9 @@ fn lock_slot<T>(slot: &Mutex<Slot<T>>) -> MutexGuard<'_, Slot<T>> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A [`Waitable::rawlink`] callback and its id.
+type LinkCallback = Box<dyn FnOnce()>;
+
 /// The hub-local side of a job.
 #[derive(Default)]
 struct Local {
@@ -672,7 +675,7 @@ struct Local {
     /// The process forked while the job was pending (we are the child).
     forked: Cell<bool>,
     waiters: RefCell<Vec<Waker>>,
-    links: RefCell<Vec<(u64, Box<dyn FnOnce()>)>>,
+    links: RefCell<Vec<(u64, LinkCallback)>>,
     next_link: Cell<u64>,
 }
 
