@@ -13,7 +13,7 @@
 //!   Only the forking thread exists in the child.
 //! * **Child watching.** Per hub, a table of watched pids (children forked by
 //!   [`fork`] on this hub, plus pids someone waits for). While it is not
-//!   empty, an internal SIGCHLD watcher (through [`crate::signal`](mod@crate::signal)'s
+//!   empty, an internal SIGCHLD watcher (through `crate::signal`'s
 //!   self-pipe) reaps them with `waitpid(pid, WNOHANG)`: never
 //!   `waitpid(-1)`, so children managed elsewhere (`std::process::Child`) are
 //!   left alone. Statuses nobody collected are kept for 60 s (gevent's
@@ -591,7 +591,7 @@ pub fn try_waitpid(pid: u32) -> io::Result<Option<ExitStatus>> {
 ///   queued by other threads before the fork are neither run nor dropped in
 ///   the child (their captures' destructors never run there); old handles
 ///   in the child get [`HubClosed`](crate::hub::HubClosed). A new
-///   [`hub::handle`](crate::hub::handle) works normally.
+///   [`hub::handle`] works normally.
 /// * Signal watchers keep the OS actions the parent registered with
 ///   `signal-hook-registry` (registering again would take its global lock):
 ///   each action writes to a descriptor held in an atomic, which the child

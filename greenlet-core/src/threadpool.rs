@@ -1,6 +1,6 @@
 //! Native threads for blocking work (gevent's `gevent.threadpool`, tokio's
 //! `spawn_blocking`): [`ThreadPool`], [`ThreadResult`], [`ThreadError`],
-//! the hub's default pool ([`hub::threadpool`](crate::hub::threadpool)) and
+//! the hub's default pool ([`hub::threadpool`]) and
 //! the shortcuts [`spawn_blocking`] and [`apply`].
 //!
 //! # Design
@@ -255,7 +255,7 @@ fn duration_ns(d: Duration) -> u64 {
 /// the others keep running. At most [`maxsize`](ThreadPool::maxsize) jobs
 /// run at once; threads are created on demand and exit after being idle for
 /// [`idle_timeout`](ThreadPool::idle_timeout). Each hub has a default pool,
-/// [`hub::threadpool`](crate::hub::threadpool), created on first use.
+/// [`hub::threadpool`], created on first use.
 ///
 /// Dropping the pool stops it: idle workers exit at once, queued jobs fail
 /// with [`ThreadError::Cancelled`], running jobs finish and their threads
