@@ -437,3 +437,72 @@ fn lookup_host_reports_bad_names() {
     // The pool survives failed lookups.
     assert!(net::lookup_host("localhost:1").is_ok());
 }
+
+#[greenlet::test]
+fn many_waiters_on_one_result_some_killed() {
+    let job = Rc::new(spawn_blocking(|| {
+        std::thread::sleep(Duration::from_millis(30));
+        11
+    }));
+    let woken = Rc::new(Cell::new(0));
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            let (job, woken) = (Rc::clone(&job), Rc::clone(&woken));
+            spawn(move || {
+                job.join().unwrap();
+                woken.set(woken.get() + 1);
+                job.get().unwrap()
+            })
+        })
+        .collect();
+    sleep(Duration::from_millis(5));
+    for w in waiters.iter().step_by(2) {
+        w.kill().unwrap();
+    }
+    for w in waiters.iter().skip(1).step_by(2) {
+        assert_eq!(w.get().unwrap(), 11);
+    }
+    assert_eq!(woken.get(), 5, "each surviving waiter woke exactly once");
+}
+
+#[greenlet::test]
+fn stress_kills_and_timeouts_while_waiting() {
+    let pool = Rc::new(ThreadPool::new(4));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut gs = Vec::new();
+    for i in 0..200u64 {
+        let (pool, drops) = (Rc::clone(&pool), Arc::clone(&drops));
+        gs.push(spawn(move || {
+            let d = DropCount(drops);
+            let job = move || {
+                std::thread::sleep(Duration::from_micros(200 * (i % 7)));
+                d
+            };
+            match i % 3 {
+                0 => pool.apply(job).map(drop).is_ok(),
+                1 => with_timeout(Duration::from_micros(300 * (i % 5)), || pool.apply(job))
+                    .map(|r| r.map(drop))
+                    .is_ok(),
+                _ => pool
+                    .spawn(job)
+                    .take_timeout(Duration::from_millis(1))
+                    .map(drop)
+                    .is_ok(),
+            }
+        }));
+    }
+    sleep(Duration::from_millis(1));
+    for g in gs.iter().step_by(4) {
+        g.kill_nowait();
+    }
+    greenlet::joinall(&gs).unwrap();
+    // Every job ran once and its value was dropped once, whoever waited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while drops.load(Ordering::SeqCst) < 200 && Instant::now() < deadline {
+        sleep(Duration::from_millis(2));
+    }
+    sleep(Duration::from_millis(10));
+    assert_eq!(drops.load(Ordering::SeqCst), 200);
+    assert_eq!(pool.apply(|| 1).unwrap(), 1);
+    assert!(pool.size() <= 4);
+}

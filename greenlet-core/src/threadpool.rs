@@ -35,7 +35,9 @@
 //!   wakes idle workers, which exit at once; jobs still queued get
 //!   [`ThreadError::Cancelled`]; running jobs finish on their thread, which
 //!   then exits. Nothing joins a running job, so scope end never hangs on
-//!   one.
+//!   one. The hub's handles close when its scope starts ending, so a
+//!   destructor that waits on a pool *during* scope end is never woken
+//!   (the scope reports it and aborts, as for any wait nothing can end).
 //! * **fork.** Only the forking thread exists in the child. Each pool
 //!   remembers the pid it was made in; used in another process, it leaks
 //!   its old state without touching its lock (a vanished worker may hold
@@ -52,7 +54,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::greenlet::error::{Elapsed, LoopExit, PanicError, WaitError};
+use crate::greenlet::error::{Elapsed, LoopExit, PanicError};
 use crate::greenlet::state::LinkId;
 use crate::greenlet::switch;
 use crate::hub::{self, TimerGuard, Waker};
@@ -129,17 +131,6 @@ impl std::error::Error for ThreadError {
             ThreadError::Timeout(e) => Some(e),
             ThreadError::LoopExit(e) => Some(e),
             _ => None,
-        }
-    }
-}
-
-impl From<WaitError> for ThreadError {
-    fn from(e: WaitError) -> Self {
-        match e {
-            WaitError::Elapsed(e) => ThreadError::Timeout(e),
-            WaitError::LoopExit(e) => ThreadError::LoopExit(e),
-            // Nothing waits on itself through a thread pool; keep the text.
-            other => ThreadError::Spawn(Arc::new(io::Error::other(other.to_string()))),
         }
     }
 }
