@@ -296,9 +296,10 @@ fn a_blocking_job_blocks_only_its_waiter() {
 
 #[greenlet::test]
 fn thread_results_are_waitable_with_greenlets() {
-    let slow = spawn_blocking(|| std::thread::sleep(Duration::from_millis(40)));
-    let fast = spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)));
-    let g = spawn(|| sleep(Duration::from_millis(20)));
+    // Wide gaps: the order must survive a loaded machine.
+    let slow = spawn_blocking(|| std::thread::sleep(Duration::from_millis(250)));
+    let fast = spawn_blocking(|| ());
+    let g = spawn(|| sleep(Duration::from_millis(100)));
     let objects: [&dyn Waitable; 3] = [&slow, &g, &fast];
     let order: Vec<usize> = iwait(objects)
         .map(|r| {
