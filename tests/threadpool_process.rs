@@ -94,6 +94,45 @@ fn scope_end_idle_threads_exit_at_once() {
     until_threads(baseline, Duration::from_secs(1));
 }
 
+/// A greenlet killed at scope end whose destructor waits on the pool: the
+/// hub's handles are closed by then, the wait still completes.
+fn destructor_waits_on_the_pool_at_scope_end() {
+    struct Cleanup(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let n = greenlet::threadpool::apply(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                1
+            })
+            .unwrap();
+            self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = std::sync::Arc::clone(&done);
+    let started = Instant::now();
+    greenlet::run(move || {
+        let _g = spawn(move || {
+            let _cleanup = Cleanup(d);
+            sleep(Duration::from_secs(60));
+        });
+        sleep(Duration::from_millis(5));
+        // The hub's handles exist before the scope ends (and are closed
+        // when it starts ending).
+        assert_eq!(greenlet::threadpool::apply(|| 2).unwrap(), 2);
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(
+        done.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the cleanup ran to its end"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(25) && elapsed < Duration::from_millis(500),
+        "{elapsed:?}"
+    );
+}
+
 /// Dropping a pool inside the scope stops its idle threads at once.
 fn dropped_pool_threads_exit() {
     let baseline = threads();
@@ -166,10 +205,15 @@ type Scenario = (&'static str, fn(), bool);
 
 fn main() {
     // (name, body, runs inside a scope)
-    let scenarios: [Scenario; 4] = [
+    let scenarios: [Scenario; 5] = [
         (
             "scope_end_with_running_jobs",
             scope_end_with_running_jobs,
+            false,
+        ),
+        (
+            "destructor_waits_on_the_pool_at_scope_end",
+            destructor_waits_on_the_pool_at_scope_end,
             false,
         ),
         (

@@ -35,9 +35,10 @@
 //!   wakes idle workers, which exit at once; jobs still queued get
 //!   [`ThreadError::Cancelled`]; running jobs finish on their thread, which
 //!   then exits. Nothing joins a running job, so scope end never hangs on
-//!   one. The hub's handles close when its scope starts ending, so a
-//!   destructor that waits on a pool *during* scope end is never woken
-//!   (the scope reports it and aborts, as for any wait nothing can end).
+//!   one. The hub's handles close when its scope starts ending, so the
+//!   worker's post cannot wake a greenlet's destructor that waits on a pool
+//!   *during* scope end: such a wait looks at the slot every millisecond
+//!   instead.
 //! * **fork.** Only the forking thread exists in the child. Each pool
 //!   remembers the pid it was made in; used in another process, it leaks
 //!   its old state without touching its lock (a vanished worker may hold
@@ -65,6 +66,9 @@ pub const DEFAULT_MAXSIZE: usize = 10;
 /// How long an idle worker waits for a job before it exits (gevent's
 /// `threadpool_idle_task_timeout`).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a wait looks at its job while the hub's handles are closed.
+const POLL_CLOSED: Duration = Duration::from_millis(1);
 
 // ================================================================ errors
 
@@ -814,11 +818,26 @@ impl<T> ThreadResult<T> {
         self.local.ready.get()
     }
 
+    /// `true` if the job is done: `complete` ran, or (when the hub's
+    /// handles are closed and the post could not come) the slot is filled.
+    fn check_done(&self) -> bool {
+        if self.local.ready.get() {
+            return true;
+        }
+        if matches!(*lock_slot(&self.slot), Slot::Done(_)) && hub::handle().is_closed() {
+            self.local.ready.set(true);
+            let id = self.id;
+            JOBS.with_borrow_mut(|jobs| jobs.remove(&id));
+            return true;
+        }
+        false
+    }
+
     /// Waits until the job is done (`None`: no timeout).
     fn wait_ready(&self, timeout: Option<Duration>, what: &'static str) -> Result<(), ThreadError> {
         let deadline = timeout.and_then(hub::deadline_after);
         loop {
-            if self.local.ready.get() {
+            if self.check_done() {
                 return Ok(());
             }
             if self.local.forked.get() {
@@ -831,8 +850,14 @@ impl<T> ThreadResult<T> {
                 waker: w,
             };
             let timer = TimerGuard::wake_at(deadline, true, w);
+            // The hub's scope is ending (a destructor waits on the pool):
+            // the worker's post would fail, so look at the slot every
+            // millisecond instead of waiting for it.
+            let _poll = hub::handle()
+                .is_closed()
+                .then(|| TimerGuard::wake_at(hub::deadline_after(POLL_CLOSED), true, w));
             hub::park(w, what).map_err(ThreadError::LoopExit)?;
-            if !self.local.ready.get() && !self.local.forked.get() && timer.fired() {
+            if !self.check_done() && !self.local.forked.get() && timer.fired() {
                 return Err(ThreadError::Timeout(Elapsed::new(timeout, None)));
             }
         }
