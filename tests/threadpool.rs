@@ -507,3 +507,25 @@ fn stress_kills_and_timeouts_while_waiting() {
     assert_eq!(pool.apply(|| 1).unwrap(), 1);
     assert!(pool.size() <= 4);
 }
+
+#[test]
+fn a_result_read_after_its_scope_ended() {
+    // The job finishes after the scope (its post is refused): reading the
+    // result outside any scope still gives it once it is there.
+    let job = greenlet::run(|| {
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = Arc::clone(&started);
+        let job = spawn_blocking(move || {
+            s.store(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            4
+        });
+        // Running, not queued (a queued job is cancelled at scope end).
+        while started.load(Ordering::SeqCst) == 0 {
+            sleep(Duration::from_millis(1));
+        }
+        job
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(job.take().unwrap(), 4);
+}

@@ -818,13 +818,17 @@ impl<T> ThreadResult<T> {
         self.local.ready.get()
     }
 
-    /// `true` if the job is done: `complete` ran, or (when the hub's
-    /// handles are closed and the post could not come) the slot is filled.
+    /// `true` if the job is done: `complete` ran, or the slot is filled and
+    /// the post cannot come (the hub's handles are closed, or we are outside
+    /// any scope).
     fn check_done(&self) -> bool {
         if self.local.ready.get() {
             return true;
         }
-        if matches!(*lock_slot(&self.slot), Slot::Done(_)) && hub::handle().is_closed() {
+        // Outside a scope (the handle outlived it) nothing will post either.
+        if matches!(*lock_slot(&self.slot), Slot::Done(_))
+            && (!hub::in_scope() || hub::handle().is_closed())
+        {
             self.local.ready.set(true);
             let id = self.id;
             JOBS.with_borrow_mut(|jobs| jobs.remove(&id));
