@@ -94,6 +94,19 @@ fn communicate_times_out() {
     assert_band("communicate(timeout=50ms)", elapsed, TICK, TICK_UPPER);
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // The child closes its output at once but does not exit: the same
+    // deadline covers the wait for its exit.
+    let mut child = piped("sh", &["-c", "exec >&- 2>&-; sleep 5"]);
+    let (r, elapsed) = timed(|| child.communicate(Some(b"ignored"), Some(TICK)));
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::TimedOut);
+    assert_band(
+        "communicate(timeout=50ms), output closed",
+        elapsed,
+        TICK,
+        TICK_UPPER,
+    );
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
 }
 
 #[greenlet::test]

@@ -710,7 +710,8 @@ impl Child {
     ///
     /// # Errors
     ///
-    /// `ErrorKind::TimedOut` if `timeout` passes first: the pipes are then
+    /// `ErrorKind::TimedOut` if `timeout` passes first (one deadline for
+    /// the whole exchange and the wait for the exit): the pipes are then
     /// closed and the output read so far is lost; the child keeps running
     /// (kill and wait for it). Otherwise an I/O error on a pipe, or as
     /// [`wait`](Child::wait).
@@ -751,24 +752,21 @@ impl Child {
         let stdout = self.stdout.take();
         let stderr = self.stderr.take();
         let input = input.map(<[u8]>::to_vec);
-        let exchange = move || exchange(stdin, input, stdout, stderr);
-        let (stdout, stderr) = match timeout {
-            None => exchange()?,
-            Some(t) => crate::with_timeout(t, exchange).map_err(|e| {
+        let run = move || -> io::Result<Output> {
+            let (stdout, stderr) = exchange(stdin, input, stdout, stderr)?;
+            Ok(Output {
+                status: self.wait()?,
+                stdout,
+                stderr,
+            })
+        };
+        match timeout {
+            None => run(),
+            // One deadline for the exchange and the wait.
+            Some(t) => crate::with_timeout(t, run).map_err(|e| {
                 io::Error::new(io::ErrorKind::TimedOut, format!("communicate: {e}"))
-            })??,
-        };
-        let status = match timeout {
-            None => self.wait()?,
-            // What is left of the timeout is not tracked: output closed
-            // means the child is exiting; give it the whole timeout again.
-            Some(t) => self.wait_timeout(t)?,
-        };
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+            })?,
+        }
     }
 
     /// [`communicate`](Child::communicate) with no input and no timeout,
