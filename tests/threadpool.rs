@@ -529,3 +529,45 @@ fn a_result_read_after_its_scope_ended() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(job.take().unwrap(), 4);
 }
+
+#[greenlet::test]
+fn join_waits_for_every_job_of_the_pool() {
+    let pool = Rc::new(ThreadPool::new(2));
+    let done = Arc::new(AtomicUsize::new(0));
+    for i in 0..6u64 {
+        let done = Arc::clone(&done);
+        // Handles dropped: join is the only way to wait.
+        drop(pool.spawn(move || {
+            std::thread::sleep(Duration::from_millis(10 + 5 * (i % 3)));
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    assert_eq!(pool.len(), 6);
+    assert!(matches!(
+        pool.join_timeout(Duration::from_millis(5)),
+        Err(ThreadError::Timeout(_))
+    ));
+    // Two joiners at once, one of them killed mid-wait.
+    let p = Rc::clone(&pool);
+    let other = spawn(move || p.join().map(|()| p.len()));
+    let p = Rc::clone(&pool);
+    let killed = spawn(move || p.join());
+    sleep(Duration::from_millis(1));
+    killed.kill().unwrap();
+    let (r, elapsed) = timed(|| pool.join());
+    r.unwrap();
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        6,
+        "every job ended before join returned"
+    );
+    assert!(pool.is_empty());
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(other.get().unwrap().unwrap(), 0);
+    // Idle pool: at once.
+    pool.join().unwrap();
+    // Panicking and cancelled jobs leave the count too.
+    drop(pool.spawn(|| panic!("counted out")));
+    pool.join().unwrap();
+    assert!(pool.is_empty());
+}

@@ -106,6 +106,15 @@ fn destructor_waits_on_the_pool_at_scope_end() {
             })
             .unwrap();
             self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            // `join` too: its wake-up post is refused as well.
+            let pool = hub::threadpool();
+            let counter = std::sync::Arc::clone(&self.0);
+            drop(pool.spawn(move || {
+                std::thread::sleep(Duration::from_millis(10));
+                counter.fetch_add(10, std::sync::atomic::Ordering::SeqCst);
+            }));
+            pool.join().unwrap();
+            assert_eq!(self.0.load(std::sync::atomic::Ordering::SeqCst), 11);
         }
     }
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -124,7 +133,7 @@ fn destructor_waits_on_the_pool_at_scope_end() {
     let elapsed = started.elapsed();
     assert_eq!(
         done.load(std::sync::atomic::Ordering::SeqCst),
-        1,
+        11,
         "the cleanup ran to its end"
     );
     assert!(

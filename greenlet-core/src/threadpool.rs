@@ -160,6 +160,8 @@ type Task = Box<dyn FnOnce(Option<ThreadError>) + Send>;
 struct PoolInner {
     /// The process this state belongs to.
     pid: u32,
+    /// Process-unique: [`ThreadPool::join`] waiters are kept by it.
+    id: u64,
     state: Mutex<PoolState>,
     /// Idle workers wait here.
     work: Condvar,
@@ -178,18 +180,22 @@ struct PoolState {
     starting: usize,
     /// Set once, by the pool's `Drop`.
     shutdown: bool,
+    /// Jobs queued or running; a job leaves before its result is posted.
+    in_flight: usize,
 }
 
 impl PoolInner {
     fn new(maxsize: usize, idle_timeout: Duration) -> Arc<PoolInner> {
         Arc::new(PoolInner {
             pid: std::process::id(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(PoolState {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
                 starting: 0,
                 shutdown: false,
+                in_flight: 0,
             }),
             work: Condvar::new(),
             maxsize: AtomicUsize::new(maxsize),
@@ -415,8 +421,8 @@ impl ThreadPool {
         self.inner().lock().threads
     }
 
-    /// Jobs queued and not yet started (gevent's `len(pool)` counts these
-    /// plus the running ones).
+    /// Jobs queued and not yet started ([`len`](ThreadPool::len) counts
+    /// the running ones too).
     ///
     /// # Examples
     ///
@@ -505,6 +511,8 @@ impl ThreadPool {
         }
         let handle = hub::handle();
         let (result, slot, id) = ThreadResult::<T>::new();
+        let inner = self.inner();
+        let (pool, pool_id) = (Arc::downgrade(&inner), inner.id);
         let task: Task = Box::new(move |cancel| {
             let outcome = match cancel {
                 Some(e) => {
@@ -515,21 +523,32 @@ impl ThreadPool {
             };
             *lock_slot(&slot) = Slot::Done(outcome);
             drop(slot);
+            // Before the post: a `join` woken by it sees the job gone.
+            if let Some(pool) = pool.upgrade() {
+                pool.lock().in_flight -= 1;
+            }
             // `Err`: the hub closed (its scope ended); nobody waits.
-            let _ = handle.post(move || complete(id));
+            let _ = handle.post(move || {
+                complete(id);
+                wake_joiners(pool_id);
+            });
         });
-        let inner = self.inner();
         let shut = {
             let mut st = inner.lock();
             if st.shutdown {
                 Some(task)
             } else {
                 st.queue.push_back(task);
+                st.in_flight += 1;
                 None
             }
         };
         match shut {
-            Some(task) => task(Some(ThreadError::Cancelled)),
+            // Counted out by the task itself: count it in first.
+            Some(task) => {
+                inner.lock().in_flight += 1;
+                task(Some(ThreadError::Cancelled));
+            }
             None => self.start_workers(&inner),
         }
         result
@@ -570,6 +589,129 @@ impl ThreadPool {
         T: Send + 'static,
     {
         self.spawn(f).into_result()
+    }
+
+    /// Jobs queued or running (gevent's `len(pool)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let pool = greenlet::threadpool::ThreadPool::new(1);
+    ///     let job = pool.spawn(|| std::thread::sleep(std::time::Duration::from_millis(10)));
+    ///     assert_eq!(pool.len(), 1);
+    ///     job.join().unwrap();
+    ///     assert_eq!(pool.len(), 0);
+    /// });
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner().lock().in_flight
+    }
+
+    /// `true` when no job is queued or running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// assert!(greenlet::threadpool::ThreadPool::new(1).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every job spawned on this pool from this thread's hub
+    /// has ended (gevent's `ThreadPool.join`). Jobs spawned meanwhile are
+    /// waited for too.
+    ///
+    /// # Errors
+    ///
+    /// [`ThreadError::LoopExit`] only if nothing could ever end the wait
+    /// (never while a job of this hub runs).
+    ///
+    /// # Switches
+    ///
+    /// Until the pool is idle. A kill or [`Timeout`](crate::Timeout) ends
+    /// the wait by unwinding; the jobs run on.
+    ///
+    /// # Panics
+    ///
+    /// Inside a hub callback when it has to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// greenlet::run(|| {
+    ///     let pool = greenlet::threadpool::ThreadPool::new(2);
+    ///     for _ in 0..4 {
+    ///         drop(pool.spawn(|| std::thread::sleep(std::time::Duration::from_millis(5))));
+    ///     }
+    ///     pool.join().unwrap();
+    ///     assert!(pool.is_empty());
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn join(&self) -> Result<(), ThreadError> {
+        self.join_inner(None, "ThreadPool::join")
+    }
+
+    /// [`join`](ThreadPool::join) giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ThreadError::Timeout`] if jobs still run; otherwise as
+    /// [`join`](ThreadPool::join).
+    ///
+    /// # Switches
+    ///
+    /// As [`join`](ThreadPool::join).
+    ///
+    /// # Panics
+    ///
+    /// Inside a hub callback when it has to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// use std::time::Duration;
+    /// greenlet::run(|| {
+    ///     let pool = greenlet::threadpool::ThreadPool::new(1);
+    ///     let job = pool.spawn(|| std::thread::sleep(Duration::from_millis(50)));
+    ///     assert!(pool.join_timeout(Duration::from_millis(5)).is_err());
+    ///     pool.join().unwrap();
+    ///     assert!(job.is_ready());
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), ThreadError> {
+        self.join_inner(Some(timeout), "ThreadPool::join_timeout")
+    }
+
+    fn join_inner(&self, timeout: Option<Duration>, what: &'static str) -> Result<(), ThreadError> {
+        let deadline = timeout.and_then(hub::deadline_after);
+        loop {
+            let inner = self.inner();
+            if inner.lock().in_flight == 0 {
+                return Ok(());
+            }
+            let w = hub::current_waker(what);
+            let pool_id = inner.id;
+            drop(inner);
+            JOINERS.with_borrow_mut(|j| j.entry(pool_id).or_default().push(w));
+            let _joiner = JoinerGuard { pool_id, waker: w };
+            let timer = TimerGuard::wake_at(deadline, true, w);
+            // Closed handles (scope end): the posts that wake joiners fail.
+            let _poll = hub::handle()
+                .is_closed()
+                .then(|| TimerGuard::wake_at(hub::deadline_after(POLL_CLOSED), true, w));
+            hub::park(w, what).map_err(ThreadError::LoopExit)?;
+            if timer.fired() && self.inner().lock().in_flight > 0 {
+                return Err(ThreadError::Timeout(Elapsed::new(timeout, None)));
+            }
+        }
     }
 
     /// Runs `f` on every item, up to [`maxsize`](ThreadPool::maxsize) at
@@ -677,6 +819,8 @@ struct Local {
 thread_local! {
     /// Pending jobs of this thread's greenlets, by id.
     static JOBS: RefCell<HashMap<u64, Rc<Local>>> = RefCell::new(HashMap::new());
+    /// Greenlets in [`ThreadPool::join`], by pool id.
+    static JOINERS: RefCell<HashMap<u64, Vec<Waker>>> = RefCell::new(HashMap::new());
     /// This hub's default pool.
     static HUB_POOL: RefCell<Option<Rc<ThreadPool>>> = const { RefCell::new(None) };
 }
@@ -691,6 +835,35 @@ fn complete(id: u64) {
     };
     local.ready.set(true);
     fire(&local);
+}
+
+/// On the hub, after a job of pool `pool_id` ended: its joiners look again.
+fn wake_joiners(pool_id: u64) {
+    let woken = JOINERS.with_borrow_mut(|j| j.remove(&pool_id));
+    for w in woken.into_iter().flatten() {
+        hub::wake(w);
+    }
+}
+
+/// Removes a [`ThreadPool::join`] waker when its wait ends.
+struct JoinerGuard {
+    pool_id: u64,
+    waker: Waker,
+}
+
+impl Drop for JoinerGuard {
+    fn drop(&mut self) {
+        let (id, w) = (self.pool_id, self.waker);
+        let _ = JOINERS.try_with(|j| {
+            let mut j = j.borrow_mut();
+            if let Some(list) = j.get_mut(&id) {
+                list.retain(|x| *x != w);
+                if list.is_empty() {
+                    j.remove(&id);
+                }
+            }
+        });
+    }
 }
 
 /// Wakes the waiters and runs the links of a finished job (on the hub).
