@@ -73,7 +73,7 @@ compile_error!(
 
 mod greenlet;
 pub mod hub;
-mod process;
+pub mod process;
 mod signal;
 mod timeout;
 mod wait;
@@ -103,3 +103,13 @@ pub use wait::{
     IWait, iwait, iwait_with, joinall, joinall_with, killall, killall_with, wait, wait_with,
 };
 pub use waiter::Waitable;
+
+pub mod threadpool;
+pub use threadpool::spawn_blocking;
+
+mod dns;
+/// Networking. For now: name resolution on the hub's thread pool
+/// ([`lookup_host`](net::lookup_host)); the socket types join this module.
+pub mod net {
+    pub use crate::dns::{LookupHost, lookup_host, lookup_host_port};
+}

@@ -1,5 +1,6 @@
-//! Processes: [`fork`], [`reinit`], cooperative [`waitpid`] (gevent's
-//! `gevent.fork`, `gevent.reinit`, `gevent.os.waitpid`).
+//! Processes: [`Command`] and [`Child`] (gevent's `gevent.subprocess`),
+//! [`fork`], [`reinit`], cooperative [`waitpid`] (gevent's `gevent.fork`,
+//! `gevent.reinit`, `gevent.os.waitpid`).
 //!
 //! # Design
 //!
@@ -12,7 +13,7 @@
 //!   Only the forking thread exists in the child.
 //! * **Child watching.** Per hub, a table of watched pids (children forked by
 //!   [`fork`] on this hub, plus pids someone waits for). While it is not
-//!   empty, an internal SIGCHLD watcher (through [`crate::signal`](mod@crate::signal)'s
+//!   empty, an internal SIGCHLD watcher (through `crate::signal`'s
 //!   self-pipe) reaps them with `waitpid(pid, WNOHANG)`: never
 //!   `waitpid(-1)`, so children managed elsewhere (`std::process::Child`) are
 //!   left alone. Statuses nobody collected are kept for 60 s (gevent's
@@ -40,6 +41,9 @@ use crate::hub::reactor::sys;
 use crate::hub::{self, TimerGuard, Waker};
 use crate::signal::{self, SignalHandle};
 
+mod command;
+pub use command::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
 /// Statuses nobody collected are dropped after this long (gevent's value).
 const KEEP_STATUS: Duration = Duration::from_secs(60);
 /// Polling interval bounds without a SIGCHLD watcher.
@@ -59,7 +63,7 @@ pub enum Fork {
 /// A reaped status, or the error `waitpid(2)` gave.
 type Reaped = Result<ExitStatus, i32>;
 
-struct Child {
+struct Watched {
     pid: u32,
     /// Forked by [`fork`] on this hub: kept until collected (or expired).
     forked: bool,
@@ -71,7 +75,7 @@ struct Child {
 struct Children {
     /// The process the table belongs to (a forked child starts afresh).
     pid: u32,
-    watched: Vec<Child>,
+    watched: Vec<Watched>,
     /// The SIGCHLD watcher, installed while `watched` is not empty.
     watch: Option<SignalHandle>,
 }
@@ -180,16 +184,16 @@ pub fn set_watch_children(enabled: bool) {
 // ================================================================ watching
 
 impl Children {
-    fn find(&mut self, pid: u32) -> Option<&mut Child> {
+    fn find(&mut self, pid: u32) -> Option<&mut Watched> {
         self.watched.iter_mut().find(|c| c.pid == pid)
     }
 
     /// The entry for `pid`, created if missing.
-    fn entry(&mut self, pid: u32, forked: bool) -> &mut Child {
+    fn entry(&mut self, pid: u32, forked: bool) -> &mut Watched {
         let i = match self.watched.iter().position(|c| c.pid == pid) {
             Some(i) => i,
             None => {
-                self.watched.push(Child {
+                self.watched.push(Watched {
                     pid,
                     forked,
                     status: None,
@@ -587,7 +591,7 @@ pub fn try_waitpid(pid: u32) -> io::Result<Option<ExitStatus>> {
 ///   queued by other threads before the fork are neither run nor dropped in
 ///   the child (their captures' destructors never run there); old handles
 ///   in the child get [`HubClosed`](crate::hub::HubClosed). A new
-///   [`hub::handle`](crate::hub::handle) works normally.
+///   [`hub::handle`] works normally.
 /// * Signal watchers keep the OS actions the parent registered with
 ///   `signal-hook-registry` (registering again would take its global lock):
 ///   each action writes to a descriptor held in an atomic, which the child
@@ -696,6 +700,8 @@ pub fn fork() -> io::Result<Fork> {
 /// ```
 pub fn reinit() -> io::Result<()> {
     hub::reinit_poller()?;
+    // Jobs pending on thread pools lost their threads.
+    crate::threadpool::reinit_after_fork();
     let signals = signal::reinit_after_fork();
     // Waiters for the parent's children find them gone.
     let (wake, watch) = CHILDREN.with_borrow_mut(|c| {

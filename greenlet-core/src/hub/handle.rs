@@ -154,6 +154,12 @@ impl fmt::Display for HubClosed {
 impl std::error::Error for HubClosed {}
 
 impl HubHandle {
+    /// `true` once the hub closed its handles (its scope is ending, or
+    /// ended): posts fail from then on.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
     /// Queues `f` to run on the hub's thread and wakes the hub.
     ///
     /// `Ok` means `f` runs on the hub: the hub closes its handles when its

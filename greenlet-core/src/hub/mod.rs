@@ -62,6 +62,7 @@ use std::panic::resume_unwind;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+pub use crate::threadpool::threadpool;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
     main_greenlet, reset_error_handler, run_callback, set_default_stack_size, set_error_handler,
@@ -977,6 +978,13 @@ pub(crate) fn schedule_notify(core: Rc<dyn Core>) {
 /// Wakes a waiter (no-op when stale).
 pub(crate) fn wake(w: Waker) {
     with_hub(|h| h.wake(w));
+}
+
+/// Queues `f` to run on the hub as a callback on the next loop turn (used
+/// by [`Waitable`](crate::Waitable) implementations whose object is already
+/// ready when linked).
+pub(crate) fn call_soon(f: Box<dyn FnOnce()>) {
+    with_hub(|h| h.push_call(f));
 }
 
 /// Arms a timeout throw at `deadline` aimed at `slot`.

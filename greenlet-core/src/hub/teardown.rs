@@ -64,6 +64,8 @@ pub fn destroy() {
         "hub::destroy: only the native stack, outside hub callbacks, can destroy the hub"
     );
     shutdown();
+    // The default thread pool goes with the greenlets that used it.
+    guarded("the hub's thread pool", crate::threadpool::release_hub_pool);
     refresh();
 }
 
@@ -71,6 +73,8 @@ pub fn destroy() {
 /// memory is released.
 pub(crate) fn end_scope() {
     shutdown();
+    // The default thread pool goes with the greenlets that used it.
+    guarded("the hub's thread pool", crate::threadpool::release_hub_pool);
     reset();
 }
 
