@@ -1320,7 +1320,7 @@ impl<T> Waitable for ThreadResult<T> {
         self.local.links.borrow_mut().push((id, callback));
         if Waitable::is_ready(self) {
             let local = Rc::clone(&self.local);
-            hub::call_soon(Box::new(move || fire(&local)));
+            hub::run_callback(move || fire(&local));
         }
         LinkId::new(id)
     }

@@ -980,13 +980,6 @@ pub(crate) fn wake(w: Waker) {
     with_hub(|h| h.wake(w));
 }
 
-/// Queues `f` to run on the hub as a callback on the next loop turn (used
-/// by [`Waitable`](crate::Waitable) implementations whose object is already
-/// ready when linked).
-pub(crate) fn call_soon(f: Box<dyn FnOnce()>) {
-    with_hub(|h| h.push_call(f));
-}
-
 /// Arms a timeout throw at `deadline` aimed at `slot`.
 pub(crate) fn arm_throw(deadline: Instant, referenced: bool, slot: u32, throw: Throw) -> TimerId {
     with_hub(|h| {
