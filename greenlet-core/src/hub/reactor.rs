@@ -659,4 +659,22 @@ pub(crate) mod sys {
             unsafe { libc::munmap(base as *mut libc::c_void, len) };
         }
     }
+
+    /// `CLOCK_MONOTONIC_COARSE` as a duration since boot: a vDSO read with
+    /// no `rdtsc`, cheap enough for every loop turn, at the kernel tick's
+    /// resolution (1–4 ms). Zero if the clock cannot be read.
+    #[inline]
+    pub(crate) fn monotonic_coarse() -> std::time::Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable `timespec` for the whole call;
+        // `clock_gettime` writes nothing else.
+        let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if r != 0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
 }
