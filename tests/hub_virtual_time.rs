@@ -48,7 +48,10 @@ fn nested_30s_60s_timeouts_run_in_virtual_time_in_real_time_order() {
     let wall = Instant::now();
     let paused = nested_timeouts(Duration::from_secs(1));
     let took = wall.elapsed();
-    assert!(took < Duration::from_millis(50), "took {took:?} of wall time");
+    assert!(
+        took < Duration::from_millis(50),
+        "took {took:?} of wall time"
+    );
     assert_eq!(
         paused,
         [

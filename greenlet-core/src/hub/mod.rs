@@ -72,21 +72,21 @@ pub use api::{
     set_stack_cache_limit, sleep, sleep_secs, sleep_unref, stats,
 };
 pub(crate) use api::{report, warn};
+pub use clock::{advance, is_paused, now, pause, resume};
+pub(crate) use dump::WaitTarget;
+pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
+pub use monitor::{
+    DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
+    set_max_blocking_time,
+};
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
     TimerGuard, current_waker, deadline_after, no_scope, park, park_on, park_on_or_panic,
     park_or_panic, yield_now,
-};
-pub use clock::{advance, is_paused, now, pause, resume};
-pub(crate) use dump::WaitTarget;
-pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
-pub use monitor::{
-    DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
-    set_max_blocking_time,
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;
@@ -599,7 +599,10 @@ impl Hub {
 
     /// The [`dump`] lines of every live greenlet (`LoopExit`, leak reports).
     fn blocked_report(&self) -> Vec<String> {
-        self.dump_entries().iter().map(ToString::to_string).collect()
+        self.dump_entries()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {

@@ -272,6 +272,16 @@ impl Hub {
         self.beat = Some(beat);
     }
 
+    /// The native stack enters the loop. If nothing was waiting for the hub
+    /// meanwhile (no greenlet, no timer), the main greenlet's code did not
+    /// delay anything: the turn starts now.
+    #[inline]
+    pub(super) fn loop_entered(&mut self) {
+        if (self.live == 0 && self.timers.len() == 0) || self.counters.turn_started.is_zero() {
+            self.counters.turn_started = monotonic_coarse();
+        }
+    }
+
     /// A loop iteration ends (top of `boundary`).
     #[inline]
     pub(super) fn turn_ended(&mut self) {
@@ -284,7 +294,8 @@ impl Hub {
         }
         c.turn_started = now;
         if let Some(beat) = &self.beat {
-            beat.turn.store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
+            beat.turn
+                .store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
             let has_work = self.live > 0 || self.timers.len() > 0;
             if beat.has_work.load(Relaxed) != has_work {
                 beat.has_work.store(has_work, Relaxed);
@@ -305,7 +316,8 @@ impl Hub {
     pub(super) fn wait_ended(&mut self) {
         self.counters.turn_started = monotonic_coarse();
         if let Some(beat) = &self.beat {
-            beat.turn.store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
+            beat.turn
+                .store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
             beat.idle.store(false, Relaxed);
         }
     }
@@ -384,7 +396,9 @@ fn watchdog() {
             }
             n => n,
         });
-        std::thread::sleep((threshold / 4).clamp(Duration::from_millis(1), Duration::from_millis(250)));
+        std::thread::sleep(
+            (threshold / 4).clamp(Duration::from_millis(1), Duration::from_millis(250)),
+        );
         let Some(registry) = REGISTRY.get() else {
             continue;
         };
@@ -400,14 +414,12 @@ fn watchdog() {
         watches.retain(|key, _| beats.iter().any(|b| Arc::as_ptr(b) as usize == *key));
         for beat in &beats {
             let turn = beat.turn.load(Relaxed);
-            let w = watches
-                .entry(Arc::as_ptr(beat) as usize)
-                .or_insert(Watch {
-                    turn,
-                    since: now,
-                    flagged: false,
-                    long_reported: false,
-                });
+            let w = watches.entry(Arc::as_ptr(beat) as usize).or_insert(Watch {
+                turn,
+                since: now,
+                flagged: false,
+                long_reported: false,
+            });
             if turn != w.turn || beat.idle.load(Relaxed) || !beat.has_work.load(Relaxed) {
                 *w = Watch {
                     turn,
@@ -525,10 +537,8 @@ pub fn dump_on_signal(signum: i32) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("greenlet-dump".into())
         .spawn(move || dump_thread(reader))?;
-    crate::signal::registry_call(|| {
-        super::reactor::sys::register_signal_pipe(signum, target, 1)
-    })
-    .unwrap_or_else(|| {
+    crate::signal::registry_call(|| super::reactor::sys::register_signal_pipe(signum, target, 1))
+        .unwrap_or_else(|| {
         Err(std::io::Error::new(
             std::io::ErrorKind::WouldBlock,
             "dump_on_signal: the signal registry may be locked in this forked child",

@@ -31,6 +31,7 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
         h.maybe_register_dump();
         // The native stack ran user code since it last left the loop.
         h.check_stall(MAIN);
+        h.loop_entered();
         h.in_loop = true;
         h.current = LOOP;
     });
