@@ -103,6 +103,15 @@ impl Hub {
         };
     }
 
+    /// The main greenlet's entry: id 0, its age counted from the hub's start.
+    pub(super) fn meta_main(&mut self) {
+        let now = clock::current();
+        *self.meta_mut(MAIN) = Meta {
+            spawned: Some(now),
+            ..Meta::EMPTY
+        };
+    }
+
     /// Records the rich target of the wait `slot` is parking in (its token
     /// is the one the wait's wakers carry).
     pub(super) fn meta_target(&mut self, slot: u32, target: WaitTarget) {

@@ -428,6 +428,7 @@ impl Hub {
         main.state = SlotState::Running;
         main.ran = true;
         self.slots.push(main);
+        self.meta_main();
     }
 
     // ----------------------------------------------------------- waking
