@@ -290,8 +290,9 @@ impl fmt::Display for ErrorReport<'_> {
 
 pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 
-/// One line per greenlet alive on this thread's hub: its `Display`, where it
-/// was spawned and what it waits in (the same lines as
+/// One line per greenlet alive on this thread's hub: its id, `Display`,
+/// spawn site, state, age and what it waits in: the lines of
+/// [`dump`](super::dump) (and of
 /// [`LoopExit::blocked`](crate::LoopExit::blocked)). For leak reports and
 /// debugging.
 ///

@@ -222,6 +222,19 @@ impl Hub {
 }
 
 /// A greenlet's state as a [`dump`] sees it.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::hub::{self, GreenletState};
+/// let g = greenlet::spawn(|| ());
+/// assert_eq!(hub::dump().greenlets[0].state, GreenletState::NotStarted);
+/// assert_eq!(GreenletState::Ready.to_string(), "ready");
+/// g.join().unwrap();
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GreenletState {
@@ -247,6 +260,21 @@ impl fmt::Display for GreenletState {
 }
 
 /// What a suspended greenlet waits on.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::hub::{self, WaitsOn};
+/// let g = greenlet::spawn(greenlet::idle);
+/// greenlet::sleep(std::time::Duration::ZERO);
+/// let waits = hub::dump().greenlets[0].waits_on.clone();
+/// assert_eq!(waits, Some(WaitsOn::Other { operation: "idle" }));
+/// assert_eq!(waits.unwrap().to_string(), "idle");
+/// g.kill().unwrap();
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitsOn {
@@ -320,6 +348,20 @@ impl fmt::Display for WaitsOn {
 }
 
 /// One greenlet in a [`Dump`].
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// use greenlet::{Builder, hub};
+/// let g = Builder::new().name("worker").spawn(|| ()).unwrap();
+/// let info = &hub::dump().greenlets[0];
+/// assert_eq!((info.id, info.name.as_deref()), (1, Some("worker")));
+/// assert!(info.to_string().starts_with("#1 <Greenlet \"worker\""));
+/// g.join().unwrap();
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GreenletInfo {
@@ -363,6 +405,17 @@ impl fmt::Display for GreenletInfo {
 }
 
 /// Every greenlet of one hub at one moment: see [`dump`].
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// # greenlet::run(|| {
+/// let d = greenlet::hub::dump();
+/// assert!(d.greenlets.is_empty());
+/// assert!(d.to_string().starts_with("hub of thread "));
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Dump {
@@ -375,6 +428,21 @@ pub struct Dump {
 impl Dump {
     /// One line per greenlet (the lines `LoopExit` and the
     /// `#[greenlet::test]` leak error show).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let g = greenlet::spawn(|| greenlet::sleep(std::time::Duration::from_secs(9)));
+    /// greenlet::sleep(std::time::Duration::ZERO);
+    /// let lines = greenlet::hub::dump().lines();
+    /// assert_eq!(lines.len(), 1);
+    /// assert!(lines[0].starts_with("#1 <Greenlet"), "{lines:?}");
+    /// assert!(lines[0].contains("waits in sleep (timer due in "), "{lines:?}");
+    /// g.kill().unwrap();
+    /// # });
+    /// ```
     pub fn lines(&self) -> Vec<String> {
         self.greenlets.iter().map(ToString::to_string).collect()
     }

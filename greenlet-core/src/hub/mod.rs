@@ -38,6 +38,13 @@
 //!   `BlockingSwitchOutError`); the panic is caught and reported, the loop
 //!   goes on.
 //!
+//! * **Seeing inside.** [`dump`] lists every greenlet and what it waits on
+//!   (`park_on` records the wait's target); [`stats`] has the loop counters;
+//!   the blocked-hub monitor ([`set_max_blocking_time`]) names a greenlet
+//!   that blocks its thread; with the `tracing` feature, spawn, finish, kill
+//!   and error are `tracing` events. Every deadline comes from the hub
+//!   clock ([`now`]), which tests can [`pause`].
+//!
 //! # Borrow discipline
 //!
 //! The hub is a `RefCell` reached through `with_hub`. A borrow is never held

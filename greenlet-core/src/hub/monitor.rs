@@ -118,9 +118,24 @@ static THRESHOLD: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Environment variable read once, at the first hub's start:
 /// `GREENLET_MAX_BLOCKING_TIME=100ms` (`ms`, `s` or `us` suffix; a bare
 /// number is milliseconds), `0` or `off` turns the monitor off.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// assert_eq!(greenlet::hub::MAX_BLOCKING_TIME_ENV, "GREENLET_MAX_BLOCKING_TIME");
+/// ```
 pub const MAX_BLOCKING_TIME_ENV: &str = "GREENLET_MAX_BLOCKING_TIME";
 
 /// The default threshold in builds with debug assertions.
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// use std::time::Duration;
+/// assert_eq!(greenlet::hub::DEFAULT_MAX_BLOCKING_TIME, Duration::from_millis(100));
+/// ```
 pub const DEFAULT_MAX_BLOCKING_TIME: Duration = Duration::from_millis(100);
 
 fn parse_env(value: &str) -> Option<Duration> {
