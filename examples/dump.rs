@@ -45,8 +45,14 @@ fn main() -> Result<(), Box<dyn Error>> {
                     .and_then(|g| g.waits_on.clone())
             };
             assert!(matches!(waits("ticker"), Some(WaitsOn::Timer { .. })));
-            assert!(matches!(waits("reader"), Some(WaitsOn::Fd { readable: true, .. })));
-            assert!(matches!(waits("waiter"), Some(WaitsOn::Greenlet { id: 1, .. })));
+            assert!(matches!(
+                waits("reader"),
+                Some(WaitsOn::Fd { readable: true, .. })
+            ));
+            assert!(matches!(
+                waits("waiter"),
+                Some(WaitsOn::Greenlet { id: 1, .. })
+            ));
         }
         for g in [&ticker] {
             g.kill()?;

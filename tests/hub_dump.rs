@@ -141,11 +141,12 @@ fn a_greenlet_sees_the_blocked_main_greenlet_and_itself_running() {
 }
 
 #[greenlet::test]
-fn ages_grow_on_the_hub_clock() {
+fn ages_grow_in_real_time() {
     let g = named("old", || sleep(Duration::from_secs(60)));
     sleep(Duration::from_millis(30));
     let age = find(&hub::dump(), "old").age;
-    assert!(age >= Duration::from_millis(30), "{age:?}");
+    // The coarse clock ticks every 1-4 ms.
+    assert!(age >= Duration::from_millis(25), "{age:?}");
     assert!(age < Duration::from_secs(5), "{age:?}");
     g.kill().unwrap();
 }

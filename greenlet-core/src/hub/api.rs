@@ -590,7 +590,7 @@ pub fn stats() -> Stats {
         callbacks: h.callbacks.len() + usize::from(h.posts_pending()),
         switches: h.counters.switches,
         loop_iterations: h.counters.iterations,
-        longest_loop_turn: h.counters.longest_turn,
+        longest_loop_turn: h.counters.longest_turn(),
         timers_fired: h.counters.timers_fired,
         stack_bytes: h.stack_bytes(),
     })

@@ -18,6 +18,7 @@ use std::os::fd::RawFd;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
+use super::reactor::sys::monotonic_coarse_nanos as coarse_nanos;
 use super::{Hub, LOOP, MAIN, SlotState, clock, with_hub};
 
 /// What a parked greenlet waits on: the detail [`dump`] shows.
@@ -65,8 +66,8 @@ impl WaitTarget {
 pub(super) struct Meta {
     /// Unique per hub, counting from 1 (0: the main greenlet).
     pub(super) id: u64,
-    /// When it was spawned, on the hub clock.
-    pub(super) spawned: Option<Instant>,
+    /// When it was spawned: coarse monotonic nanoseconds (0: unknown).
+    pub(super) spawned: u64,
     /// The slot's token when `target` was recorded.
     token: u32,
     target: Option<WaitTarget>,
@@ -75,7 +76,7 @@ pub(super) struct Meta {
 impl Meta {
     const EMPTY: Meta = Meta {
         id: 0,
-        spawned: None,
+        spawned: 0,
         token: 0,
         target: None,
     };
@@ -94,10 +95,9 @@ impl Hub {
     pub(super) fn meta_spawned(&mut self, slot: u32) {
         self.spawn_count += 1;
         let id = self.spawn_count;
-        let now = clock::current();
         *self.meta_mut(slot) = Meta {
             id,
-            spawned: Some(now),
+            spawned: coarse_nanos(),
             token: 0,
             target: None,
         };
@@ -105,9 +105,8 @@ impl Hub {
 
     /// The main greenlet's entry: id 0, its age counted from the hub's start.
     pub(super) fn meta_main(&mut self) {
-        let now = clock::current();
         *self.meta_mut(MAIN) = Meta {
-            spawned: Some(now),
+            spawned: coarse_nanos(),
             ..Meta::EMPTY
         };
     }
@@ -125,6 +124,7 @@ impl Hub {
     /// is blocked), in slot order.
     pub(super) fn dump_entries(&self) -> Vec<GreenletInfo> {
         let now = clock::current();
+        let coarse_now = coarse_nanos();
         let mut out = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
             if s.state == SlotState::Free {
@@ -170,9 +170,10 @@ impl Hub {
                 description,
                 spawned_at,
                 state,
-                age: meta
-                    .spawned
-                    .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+                age: Duration::from_nanos(match meta.spawned {
+                    0 => 0,
+                    t => coarse_now.saturating_sub(t),
+                }),
                 waits_on: waits.flatten(),
                 unwinding: s.unwinding,
             });
@@ -376,7 +377,9 @@ pub struct GreenletInfo {
     pub spawned_at: Option<&'static Location<'static>>,
     /// Its state.
     pub state: GreenletState,
-    /// Time since it was spawned, on the hub clock.
+    /// Real time since it was spawned, at the coarse monotonic clock's
+    /// resolution (the kernel tick, 1–4 ms; a paused hub clock does not
+    /// stop it).
     pub age: Duration,
     /// What it waits on, when suspended in a named wait.
     pub waits_on: Option<WaitsOn>,

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::reactor::sys::monotonic_coarse;
+use super::reactor::sys::monotonic_coarse_nanos as coarse_nanos;
 use super::{Hub, LOOP, MAIN, warn, with_hub};
 
 // =============================================================== counters
@@ -48,9 +48,11 @@ pub(super) struct Counters {
     pub(super) switches: u64,
     pub(super) iterations: u64,
     pub(super) timers_fired: u64,
-    pub(super) longest_turn: Duration,
-    /// When the running turn started (coarse clock).
-    turn_started: Duration,
+    /// Nanoseconds (coarse clock), kept as integers: cheaper per turn
+    /// than `Duration` arithmetic.
+    longest_turn: u64,
+    /// When the running turn started (coarse clock, nanoseconds).
+    turn_started: u64,
 }
 
 impl Counters {
@@ -58,9 +60,14 @@ impl Counters {
         switches: 0,
         iterations: 0,
         timers_fired: 0,
-        longest_turn: Duration::ZERO,
-        turn_started: Duration::ZERO,
+        longest_turn: 0,
+        turn_started: 0,
     };
+
+    /// The longest loop turn so far.
+    pub(super) fn longest_turn(&self) -> Duration {
+        Duration::from_nanos(self.longest_turn)
+    }
 }
 
 impl Hub {
@@ -292,21 +299,18 @@ impl Hub {
     /// delay anything: the turn starts now.
     #[inline]
     pub(super) fn loop_entered(&mut self) {
-        if (self.live == 0 && self.timers.len() == 0) || self.counters.turn_started.is_zero() {
-            self.counters.turn_started = monotonic_coarse();
+        if (self.live == 0 && self.timers.len() == 0) || self.counters.turn_started == 0 {
+            self.counters.turn_started = coarse_nanos();
         }
     }
 
     /// A loop iteration ends (top of `boundary`).
     #[inline]
     pub(super) fn turn_ended(&mut self) {
-        let now = monotonic_coarse();
+        let now = coarse_nanos();
         let c = &mut self.counters;
         c.iterations += 1;
-        let len = now.saturating_sub(c.turn_started);
-        if len > c.longest_turn {
-            c.longest_turn = len;
-        }
+        c.longest_turn = c.longest_turn.max(now.saturating_sub(c.turn_started));
         c.turn_started = now;
         if let Some(beat) = &self.beat {
             beat.turn
@@ -329,7 +333,7 @@ impl Hub {
     /// The wait is over: a new turn starts now.
     #[inline]
     pub(super) fn wait_ended(&mut self) {
-        self.counters.turn_started = monotonic_coarse();
+        self.counters.turn_started = coarse_nanos();
         if let Some(beat) = &self.beat {
             beat.turn
                 .store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
@@ -355,7 +359,7 @@ impl Hub {
             return;
         };
         beat.flagged.store(false, Relaxed);
-        let took = monotonic_coarse().saturating_sub(self.counters.turn_started);
+        let took = Duration::from_nanos(coarse_nanos().saturating_sub(self.counters.turn_started));
         let who = match culprit {
             LOOP => "a hub callback (link, timer or signal callback, or a post)".to_owned(),
             MAIN => "the main greenlet (code on the native stack between two waits)".to_owned(),
@@ -373,20 +377,24 @@ impl Hub {
                 .unwrap_or_else(|| format!("<greenlet #{slot}>")),
         };
         let limit = Duration::from_nanos(threshold_nanos());
-        warn(format_args!(
-            "greenlet: the hub of thread {} was blocked for {took:?} (max_blocking_time {limit:?}) \
-             by {who}; a greenlet must not block its thread (std::thread::sleep, blocking I/O, \
-             long computation without sleep(Duration::ZERO))",
+        let message = format!(
+            "greenlet: the hub of thread {} was blocked for {took:?} (max_blocking_time \
+             {limit:?}) by {who}; a greenlet must not block its thread (std::thread::sleep, \
+             blocking I/O, long computation without sleep(Duration::ZERO))",
             beat.thread
-        ));
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            target: "greenlet",
-            thread = %beat.thread,
-            blocked_ms = took.as_millis() as u64,
-            culprit = %who,
-            "hub blocked"
         );
+        // Written by a hub callback, outside the hub's borrow: the logger is
+        // user code.
+        self.push_call(Box::new(move || {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                target: "greenlet",
+                blocked_ms = took.as_millis() as u64,
+                culprit = %who,
+                "hub blocked"
+            );
+            warn(format_args!("{message}"));
+        }));
     }
 }
 
