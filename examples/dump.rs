@@ -54,9 +54,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 Some(WaitsOn::Greenlet { id: 1, .. })
             ));
         }
-        for g in [&ticker] {
-            g.kill()?;
-        }
+        ticker.kill()?;
         reader.kill()?;
         waiter.join()?;
         Ok(())
