@@ -47,20 +47,19 @@ fn reports_for(thread: &str) -> Vec<String> {
 }
 
 /// Runs `f` in a hub scope on a new thread named `name` and waits for it.
-fn on_thread(name: &str, f: impl FnOnce() + Send + 'static) {
+fn on_thread<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || greenlet::run(f))
         .unwrap()
         .join()
-        .unwrap();
+        .unwrap()
 }
 
 #[test]
 fn a_thread_sleep_in_a_named_greenlet_is_reported_once_with_its_name_and_spawn_site() {
     setup();
-    let line = line!() + 6;
-    on_thread("monitor-blocked", || {
+    let site = on_thread("monitor-blocked", || {
         // A 5 ms ticker: the hub has work that the sleeper delays.
         let ticker = spawn(|| {
             for _ in 0..100 {
@@ -71,14 +70,22 @@ fn a_thread_sleep_in_a_named_greenlet_is_reported_once_with_its_name_and_spawn_s
             .name("sleeper")
             .spawn(|| std::thread::sleep(Duration::from_millis(200)))
             .unwrap();
+        // Its spawn site, as the dump shows it (before it runs).
+        let g = hub::dump();
+        let info = g
+            .greenlets
+            .iter()
+            .find(|g| g.name.as_deref() == Some("sleeper"));
+        let at = info.and_then(|i| i.spawned_at).expect("spawn site");
         blocker.join().unwrap();
         ticker.kill().unwrap();
+        format!("hub_monitor.rs:{}", at.line())
     });
     let reports = reports_for("monitor-blocked");
     assert_eq!(reports.len(), 1, "{reports:#?}");
     let r = &reports[0];
     assert!(r.contains("<Greenlet \"sleeper\""), "{r}");
-    assert!(r.contains(&format!("hub_monitor.rs:{line}")), "{r}");
+    assert!(r.contains(&site), "{site}: {r}");
     assert!(r.contains("max_blocking_time 100ms"), "{r}");
     // "blocked for 2xx ms": the turn's length on the coarse clock.
     let took: f64 = r
