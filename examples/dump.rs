@@ -49,10 +49,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 waits("reader"),
                 Some(WaitsOn::Fd { readable: true, .. })
             ));
-            assert!(matches!(
-                waits("waiter"),
-                Some(WaitsOn::Greenlet { id: 1, .. })
-            ));
+            assert!(matches!(waits("waiter"), Some(WaitsOn::Join { id: 1, .. })));
         }
         ticker.kill()?;
         reader.kill()?;

@@ -70,7 +70,7 @@ fn dump_lists_the_right_target_for_each_kind_of_wait() {
         other => panic!("reader waits on {other:?}"),
     }
     match &find(&dump, "joiner").waits_on {
-        Some(WaitsOn::Greenlet {
+        Some(WaitsOn::Join {
             operation: "Greenlet::join",
             id: 1,
             description,
@@ -129,7 +129,7 @@ fn a_greenlet_sees_the_blocked_main_greenlet_and_itself_running() {
     assert!(
         matches!(
             &main.waits_on,
-            Some(WaitsOn::Greenlet {
+            Some(WaitsOn::Join {
                 operation: "Greenlet::get",
                 id: 1,
                 ..
@@ -178,4 +178,12 @@ fn the_leak_error_shows_the_dump_lines() {
     let g = named("leaked", || sleep(Duration::from_secs(60)));
     sleep(Duration::ZERO);
     std::mem::forget(g);
+}
+
+#[greenlet::test]
+fn dump_on_signal_refuses_signals_that_cannot_be_handled() {
+    for signum in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0] {
+        let e = hub::dump_on_signal(signum).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{signum}: {e}");
+    }
 }

@@ -314,7 +314,7 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
             };
             let timer = timeout.map(|_| TimerGuard::wake_at(deadline, true, w));
             let target = match self.inner.header.life.get() {
-                Life::Started { slot, generation } => hub::WaitTarget::Greenlet {
+                Life::Started { slot, generation } => hub::WaitTarget::Join {
                     what: operation,
                     slot,
                     generation,

@@ -42,7 +42,7 @@ pub(crate) enum WaitTarget {
         writable: bool,
     },
     /// Another greenlet (`join`, `get`): its slot and generation.
-    Greenlet {
+    Join {
         what: &'static str,
         slot: u32,
         generation: u32,
@@ -56,7 +56,7 @@ impl WaitTarget {
             WaitTarget::Text(what)
             | WaitTarget::Deadline { what, .. }
             | WaitTarget::Fd { what, .. }
-            | WaitTarget::Greenlet { what, .. } => what,
+            | WaitTarget::Join { what, .. } => what,
         }
     }
 }
@@ -200,7 +200,7 @@ impl Hub {
                 readable,
                 writable,
             },
-            WaitTarget::Greenlet {
+            WaitTarget::Join {
                 what,
                 slot,
                 generation,
@@ -209,7 +209,7 @@ impl Hub {
                     .slots
                     .get(slot as usize)
                     .filter(|s| s.generation == generation && s.state != SlotState::Free);
-                WaitsOn::Greenlet {
+                WaitsOn::Join {
                     operation: what,
                     id: target.and(self.meta.get(slot as usize)).map_or(0, |m| m.id),
                     description: target
@@ -297,8 +297,9 @@ pub enum WaitsOn {
         /// Waiting for it to be writable.
         writable: bool,
     },
-    /// Another greenlet (`join`, `get`).
-    Greenlet {
+    /// Another greenlet's end (`join`, `get`). Not named `Greenlet`, so
+    /// that compiler messages keep printing the type `Greenlet` unqualified.
+    Join {
         /// The blocking call, e.g. `"Greenlet::join"`.
         operation: &'static str,
         /// The target's [`GreenletInfo::id`] (0 when it is gone).
@@ -338,7 +339,7 @@ impl fmt::Display for WaitsOn {
                 };
                 write!(f, "{operation} (fd {fd} {dir})")
             }
-            WaitsOn::Greenlet {
+            WaitsOn::Join {
                 operation,
                 id,
                 description,
