@@ -157,3 +157,69 @@ fn fd_waits_with_long_timeouts_time_out_virtually_but_see_real_readiness() {
 fn advance_needs_a_paused_clock() {
     greenlet::run(|| hub::advance(Duration::from_secs(1)));
 }
+
+#[greenlet::test(start_paused = true)]
+fn a_thousand_sleepers_wake_once_each_in_deadline_order() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let start = hub::now();
+    // Deadlines 0..1000 s in a scrambled spawn order (7 is coprime to 1000).
+    let gs: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let secs = (i * 7) % 1000 + 1;
+            let l = log.clone();
+            spawn(move || {
+                sleep(Duration::from_secs(secs));
+                l.borrow_mut().push((secs, (hub::now() - start).as_secs()));
+            })
+        })
+        .collect();
+    let wall = Instant::now();
+    for g in &gs {
+        g.join().unwrap();
+    }
+    assert!(
+        wall.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        wall.elapsed()
+    );
+    let log = log.take();
+    let expected: Vec<(u64, u64)> = (1..=1000).map(|s| (s, s)).collect();
+    assert_eq!(
+        log, expected,
+        "each wakes once, at its own virtual deadline"
+    );
+}
+
+#[greenlet::test(start_paused = true)]
+fn a_kill_and_a_timeout_due_at_the_same_virtual_instant_are_both_delivered() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let victim = spawn(move || {
+        let r = with_timeout(Duration::from_secs(10), || sleep(Duration::from_secs(60)));
+        l.borrow_mut()
+            .push(if r.is_err() { "timed out" } else { "finished" });
+        sleep(Duration::from_secs(60));
+        l.borrow_mut().push("never");
+    });
+    let v = victim.clone();
+    let killer = spawn(move || {
+        sleep(Duration::from_secs(10));
+        v.kill_nowait();
+    });
+    let start = hub::now();
+    victim.join().unwrap();
+    killer.join().unwrap();
+    assert_eq!(*log.borrow(), ["timed out"]);
+    // Killed with GreenletExit (gevent counts that as a success): it
+    // never reached its second sleep's end.
+    assert!(victim.is_ready(), "{victim}");
+    assert!(
+        matches!(
+            victim.get(),
+            Err(greenlet::GreenletError::Killed(_)) | Ok(())
+        ),
+        "{:?}",
+        victim.get()
+    );
+    assert_eq!(hub::now() - start, Duration::from_secs(10));
+}
