@@ -392,7 +392,7 @@ fn wait_child(pid: u32, timeout: Option<Duration>, what: &'static str) -> io::Re
         if let Some(status) = check_now(pid)? {
             return Ok(status);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| hub::now() >= d) {
             return Err(timed_out(what));
         }
         let timer = TimerGuard::wake_at(deadline, true, w);
@@ -421,7 +421,7 @@ fn poll_child(pid: u32, deadline: Option<Instant>, what: &'static str) -> io::Re
         let nap = match deadline {
             None => interval,
             Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
+                let left = d.saturating_duration_since(hub::now());
                 if left.is_zero() {
                     return Err(timed_out(what));
                 }

@@ -96,7 +96,7 @@ static REGISTRY_POISONED: AtomicBool = AtomicBool::new(false);
 
 /// Runs `f` (a registry call), counted in [`REGISTRY_IN_USE`]; `None` in a
 /// child where the registry's lock may be held by a thread that is gone.
-fn registry_call<R>(f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn registry_call<R>(f: impl FnOnce() -> R) -> Option<R> {
     if REGISTRY_POISONED.load(Ordering::SeqCst) {
         return None;
     }

@@ -97,7 +97,7 @@ impl<'a, W: Waitable + ?Sized> Iterator for IWait<'a, W> {
                 self.remaining -= 1;
                 return Some(Ok(self.objects[i]));
             }
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.deadline.is_some_and(|d| hub::now() >= d) {
                 self.cleanup();
                 return None;
             }

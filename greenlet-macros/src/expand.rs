@@ -515,6 +515,10 @@ pub(crate) fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
         .stack_size
         .as_ref()
         .map(|bytes| quote!(#private::hub::set_default_stack_size(#bytes);));
+    // Virtual time for the whole test (tokio's `start_paused`).
+    let pause = options
+        .start_paused
+        .then(|| quote!(#private::hub::pause();));
     let result = private_ident("__greenlet_result");
     let run = call_body(&item);
     let leak_check = (!options.no_leak_check).then(|| leak_check(&private, &item, &result));
@@ -531,6 +535,7 @@ pub(crate) fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
                 // is killed before the test returns.
                 #private::run(move || {
                     #stack_size
+                    #pause
                     let #result = #run;
                     #leak_check
                     #result

@@ -181,7 +181,10 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// is skipped when the body returns an `Err`.
 ///
 /// Options: `leak_check = false` (skip the check), `stack_size = N`,
-/// `crate = "path"`. Other attributes (`#[should_panic]`, `#[ignore]`) are
+/// `start_paused = true` (the test runs on virtual time: `hub::pause()` is
+/// called first, so sleeps and timeouts jump instead of waiting; tokio's
+/// `#[tokio::test(start_paused = true)]`), `crate = "path"`. The leak error
+/// lists the live greenlets as `hub::dump()` does. Other attributes (`#[should_panic]`, `#[ignore]`) are
 /// kept; do not add `#[test]` as well.
 ///
 /// Rustdoc drops `#[test]` items from doctests, so this example is not run
@@ -202,6 +205,13 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// #[greenlet::test(leak_check = false)]
 /// fn leaves_a_sleeper() {
 ///     spawn(|| sleep(Duration::from_secs(60))); // killed when the test ends
+/// }
+///
+/// #[greenlet::test(start_paused = true)]
+/// fn an_hour_in_no_time() {
+///     let t = greenlet::hub::now();
+///     sleep(Duration::from_secs(3600));
+///     assert_eq!(greenlet::hub::now() - t, Duration::from_secs(3600));
 /// }
 /// ```
 #[proc_macro_attribute]

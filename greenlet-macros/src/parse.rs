@@ -59,7 +59,7 @@ impl Form {
             Form::Fn => &["name", "stack_size", "start", "crate"],
             Form::RunImpl => &["class", "name", "stack_size", "helpers", "crate"],
             Form::Main => &["stack_size", "stack_cache_limit", "crate"],
-            Form::Test => &["leak_check", "stack_size", "crate"],
+            Form::Test => &["leak_check", "stack_size", "start_paused", "crate"],
         }
     }
 
@@ -93,6 +93,8 @@ pub(crate) struct Options {
     pub(crate) stack_cache_limit: Option<Expr>,
     /// `leak_check = false`: skip the end-of-test counter check.
     pub(crate) no_leak_check: bool,
+    /// `start_paused = true`: the test starts with the hub clock paused.
+    pub(crate) start_paused: bool,
 }
 
 /// Smallest stack the runtime maps (it rounds smaller requests up); a
@@ -165,6 +167,9 @@ impl Options {
             "stack_cache_limit" => self.stack_cache_limit = Some(value),
             "helpers" => self.no_helpers = !bool_value(&value, "helpers = false")?,
             "leak_check" => self.no_leak_check = !bool_value(&value, "leak_check = false")?,
+            "start_paused" => {
+                self.start_paused = bool_value(&value, "start_paused = true")?;
+            }
             other => unreachable!("option `{other}` is listed in Form::keys but not handled"),
         }
         Ok(())
@@ -192,7 +197,9 @@ fn unknown_option(key: &Ident, name: &str, form: Form) -> syn::Error {
         "class" | "helpers" => {
             "\nhelp: `class` and `helpers` apply to `#[greenlet] impl Run for …`"
         }
-        "leak_check" => "\nhelp: `leak_check` applies to `#[greenlet::test]`",
+        "leak_check" | "start_paused" => {
+            "\nhelp: `leak_check` and `start_paused` apply to `#[greenlet::test]`"
+        }
         "stack_cache_limit" => "\nhelp: `stack_cache_limit` applies to `#[greenlet::main]`",
         "name" => "\nhelp: `name` applies to `#[greenlet] fn` and `#[greenlet] impl Run for …`",
         _ => "",

@@ -313,7 +313,15 @@ impl<T: 'static, D: 'static> Greenlet<T, D> {
                 id,
             };
             let timer = timeout.map(|_| TimerGuard::wake_at(deadline, true, w));
-            hub::park(w, operation).map_err(WaitError::LoopExit)?;
+            let target = match self.inner.header.life.get() {
+                Life::Started { slot, generation } => hub::WaitTarget::Join {
+                    what: operation,
+                    slot,
+                    generation,
+                },
+                _ => hub::WaitTarget::Text(operation),
+            };
+            hub::park_on(w, target).map_err(WaitError::LoopExit)?;
             if self.is_ready() {
                 return Ok(());
             }

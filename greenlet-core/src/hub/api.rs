@@ -7,8 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{
-    MAIN, TimerGuard, Waker, current_waker, deadline_after, park, park_or_panic, with_hub,
-    yield_now,
+    MAIN, TimerGuard, WaitTarget, Waker, current_waker, deadline_after, park, park_on,
+    park_on_or_panic, park_or_panic, with_hub, yield_now,
 };
 use crate::greenlet::error::GreenletError;
 use crate::greenlet::switch;
@@ -92,8 +92,9 @@ fn sleep_with(duration: Duration, referenced: bool, what: &'static str) {
         return;
     }
     let w = current_waker(what);
-    let _timer = TimerGuard::wake_at(deadline_after(duration), referenced, w);
-    park_or_panic(w, what);
+    let deadline = deadline_after(duration);
+    let _timer = TimerGuard::wake_at(deadline, referenced, w);
+    park_on_or_panic(w, WaitTarget::Deadline { what, deadline });
 }
 
 /// [`sleep`] with seconds as `f64`, the gevent way: negative is zero,
@@ -241,8 +242,16 @@ pub fn join_timeout(timeout: Duration) -> bool {
         "hub::join_timeout: only the native stack can wait for the whole hub"
     );
     // The timer is unreferenced so it does not itself keep the loop alive.
-    let _timer = TimerGuard::wake_at(deadline_after(timeout), false, w);
-    park(w, "hub::join_timeout").is_err()
+    let deadline = deadline_after(timeout);
+    let _timer = TimerGuard::wake_at(deadline, false, w);
+    park_on(
+        w,
+        WaitTarget::Deadline {
+            what: "hub::join_timeout",
+            deadline,
+        },
+    )
+    .is_err()
 }
 
 /// One error the hub reports: a greenlet that failed, or a callback that
@@ -281,8 +290,9 @@ impl fmt::Display for ErrorReport<'_> {
 
 pub(super) type ErrorHandler = dyn Fn(&ErrorReport<'_>);
 
-/// One line per greenlet alive on this thread's hub: its `Display`, where it
-/// was spawned and what it waits in (the same lines as
+/// One line per greenlet alive on this thread's hub: its id, `Display`,
+/// spawn site, state, age and what it waits in: the lines of
+/// [`dump`](super::dump) (and of
 /// [`LoopExit::blocked`](crate::LoopExit::blocked)). For leak reports and
 /// debugging.
 ///
@@ -375,6 +385,7 @@ pub fn reset_error_handler() {
 
 /// Reports an error through the hub's handler (outside any borrow).
 pub(crate) fn report(report: &ErrorReport<'_>) {
+    super::trace::error(report);
     let handler = with_hub(|h| h.error_handler.clone());
     match handler {
         Some(handler) => {
@@ -489,6 +500,12 @@ pub fn set_stack_cache_limit(limit: usize) {
 
 /// Counters of this thread's hub, for leak checks and monitoring.
 ///
+/// The gauges (`greenlets`, `stacks_*`, `timers`, `fds`, `callbacks`,
+/// `stack_bytes`) are the hub's state now; the counters (`switches`,
+/// `loop_iterations`, `timers_fired`, `longest_loop_turn`) grow from the
+/// start of the hub scope. Keeping them costs one integer increment per
+/// switch and per fired timer, and one coarse clock read per loop iteration.
+///
 /// Heap leak checkers cannot see into greenlet stacks, so tests compare these
 /// against a baseline: after everything finished, `greenlets`, `timers`,
 /// `fds` and `callbacks` are back to zero and every allocated stack is pooled.
@@ -521,6 +538,24 @@ pub struct Stats {
     pub fds: usize,
     /// Queued hub callbacks (link notifications, posts).
     pub callbacks: usize,
+    /// Switches into greenlets since the hub started (each one a resume of
+    /// a greenlet by the loop; the switch back to the loop is not counted
+    /// again).
+    pub switches: u64,
+    /// Loop iterations (batches of ready work followed by timers, posts and
+    /// I/O) since the hub started.
+    pub loop_iterations: u64,
+    /// The longest loop iteration so far, not counting the time spent
+    /// waiting for I/O or timers: how long the hub went without looking at
+    /// its timers and fds. Measured with the coarse monotonic clock (the
+    /// kernel tick, 1–4 ms resolution), so short turns read as zero.
+    pub longest_loop_turn: Duration,
+    /// Timers that fired (sleeps, timeouts, `start_later`), cancelled ones
+    /// not counted.
+    pub timers_fired: u64,
+    /// Bytes of greenlet stack reserved in memory mappings (running,
+    /// suspended and pooled stacks; virtual size, not resident memory).
+    pub stack_bytes: usize,
 }
 
 impl Stats {
@@ -553,6 +588,11 @@ pub fn stats() -> Stats {
         timers: h.timers.len(),
         fds: h.reactor.len(),
         callbacks: h.callbacks.len() + usize::from(h.posts_pending()),
+        switches: h.counters.switches,
+        loop_iterations: h.counters.iterations,
+        longest_loop_turn: h.counters.longest_turn(),
+        timers_fired: h.counters.timers_fired,
+        stack_bytes: h.stack_bytes(),
     })
 }
 

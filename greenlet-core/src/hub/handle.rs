@@ -263,3 +263,28 @@ pub(crate) fn reinit_poller() -> std::io::Result<()> {
     }
     with_hub(|h| h.reactor.reinit()).map(drop)
 }
+
+impl Hub {
+    /// The state shared with handles, created (with the poller) on first
+    /// use; `None` if the OS refuses the poller. For the dump signal, which
+    /// keeps only a `Weak` to it (so it does not keep the hub alive).
+    pub(super) fn ensure_shared(&mut self) -> Option<Arc<Shared>> {
+        if self.shared.is_none() {
+            let poller = Arc::clone(self.reactor.poller().ok()?);
+            self.shared = Some(Arc::new(Shared {
+                posts: Mutex::new(Vec::new()),
+                pending: AtomicBool::new(false),
+                poller,
+                closed: AtomicBool::new(false),
+            }));
+        }
+        self.shared.clone()
+    }
+}
+
+impl HubHandle {
+    /// A handle around shared state kept elsewhere (the dump signal).
+    pub(super) fn from_shared(shared: Arc<Shared>) -> HubHandle {
+        HubHandle { shared }
+    }
+}

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::reactor::{IoTarget, SourceId};
-use super::{TimerGuard, current_waker, deadline_after, park, with_hub};
+use super::{TimerGuard, WaitTarget, current_waker, deadline_after, park_on, with_hub};
 
 struct Registration(SourceId);
 
@@ -36,7 +36,13 @@ fn wait_fd(
     let _registration = Registration(id);
     let timer = TimerGuard::wake_at(timeout.and_then(deadline_after), true, w);
     // The registration is referenced, so the loop cannot run dry while we wait.
-    park(w, what).map_err(io::Error::other)?;
+    let target = WaitTarget::Fd {
+        what,
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        readable,
+        writable,
+    };
+    park_on(w, target).map_err(io::Error::other)?;
     if timer.fired() {
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,

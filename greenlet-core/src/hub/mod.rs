@@ -38,6 +38,13 @@
 //!   `BlockingSwitchOutError`); the panic is caught and reported, the loop
 //!   goes on.
 //!
+//! * **Seeing inside.** [`dump`] lists every greenlet and what it waits on
+//!   (`park_on` records the wait's target); [`stats`] has the loop counters;
+//!   the blocked-hub monitor ([`set_max_blocking_time`]) names a greenlet
+//!   that blocks its thread; with the `tracing` feature, spawn, finish, kill
+//!   and error are `tracing` events. Every deadline comes from the hub
+//!   clock ([`now`]), which tests can [`pause`].
+//!
 //! # Borrow discipline
 //!
 //! The hub is a `RefCell` reached through `with_hub`. A borrow is never held
@@ -46,9 +53,12 @@
 //! moved out of the borrow and dropped after it ends.
 
 mod api;
+mod clock;
+mod dump;
 mod handle;
 pub(crate) mod io;
 mod local;
+mod monitor;
 #[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
 mod run;
@@ -56,6 +66,7 @@ mod scope;
 mod stacks;
 mod teardown;
 mod timers;
+mod trace;
 
 use std::collections::VecDeque;
 use std::panic::resume_unwind;
@@ -69,13 +80,21 @@ pub use api::{
     set_stack_cache_limit, sleep, sleep_secs, sleep_unref, stats,
 };
 pub(crate) use api::{report, warn};
+pub use clock::{advance, is_paused, now, pause, resume};
+pub(crate) use dump::WaitTarget;
+pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
+pub use monitor::{
+    DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
+    set_max_blocking_time,
+};
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
-    TimerGuard, current_waker, deadline_after, no_scope, park, park_or_panic, yield_now,
+    TimerGuard, current_waker, deadline_after, no_scope, park, park_on, park_on_or_panic,
+    park_or_panic, yield_now,
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;
@@ -362,6 +381,16 @@ pub(crate) struct Hub {
     stacks: stacks::Stacks,
     config: Config,
     error_handler: Option<Rc<api::ErrorHandler>>,
+    /// Per-slot facts for dumps, indexed like `slots` (see `dump.rs`).
+    meta: Vec<dump::Meta>,
+    /// Greenlets spawned on this hub (their ids).
+    spawn_count: u64,
+    /// Loop counters behind `Stats`.
+    counters: monitor::Counters,
+    /// The heartbeat shared with the blocked-hub monitor, when it is on.
+    beat: Option<std::sync::Arc<monitor::Beat>>,
+    /// Registered for the dump signal.
+    dump_registered: bool,
 }
 
 impl Hub {
@@ -391,6 +420,11 @@ impl Hub {
                 stack_cache_limit: DEFAULT_STACK_CACHE_LIMIT,
             },
             error_handler: None,
+            meta: Vec::new(),
+            spawn_count: 0,
+            counters: monitor::Counters::ZERO,
+            beat: None,
+            dump_registered: false,
         }
     }
 
@@ -402,6 +436,7 @@ impl Hub {
         main.state = SlotState::Running;
         main.ran = true;
         self.slots.push(main);
+        self.meta_main();
     }
 
     // ----------------------------------------------------------- waking
@@ -505,6 +540,7 @@ impl Hub {
     /// (queued entries run next iteration); callbacks are queued.
     fn fire_timers(&mut self, now: Instant, unused: &mut Unused) {
         while let Some(action) = self.timers.pop_expired(now) {
+            self.counters.timers_fired += 1;
             match action {
                 TimerAction::Wake(w) => self.wake(w),
                 TimerAction::Throw {
@@ -570,34 +606,11 @@ impl Hub {
         leftovers
     }
 
+    /// The [`dump`] lines of every live greenlet (`LoopExit`, leak reports).
     fn blocked_report(&self) -> Vec<String> {
-        self.slots
+        self.dump_entries()
             .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, s)| s.state != SlotState::Free)
-            .map(|(i, s)| {
-                let who = match s.core() {
-                    Some(core) => {
-                        let at = core.header().spawned_at;
-                        format!(
-                            "{} (spawned at {}:{})",
-                            core.describe_as(self.current),
-                            at.file(),
-                            at.line()
-                        )
-                    }
-                    None => format!("<raw greenlet #{i}>"),
-                };
-                let what = match (s.state, s.ran) {
-                    (_, false) => "not started yet",
-                    (SlotState::Scheduled, _) => "ready to run",
-                    _ if s.waiting.is_empty() => "a switch",
-                    _ => s.waiting,
-                };
-                let unwinding = if s.unwinding { " while unwinding" } else { "" };
-                format!("{who} waits in {what}{unwinding}")
-            })
+            .map(ToString::to_string)
             .collect()
     }
 
@@ -614,10 +627,11 @@ impl Hub {
     /// The end of one iteration: timers, posts, I/O. Decides what the loop
     /// does next.
     fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Unused) -> Step {
+        self.turn_ended();
         // Reading the clock costs ~20 ns here (as much as a switch): only
         // when a timer could be due.
         if self.timers.len() > 0 {
-            self.fire_timers(Instant::now(), unused);
+            self.fire_timers(clock::current(), unused);
         }
         self.take_posts();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
@@ -636,7 +650,7 @@ impl Hub {
         let mut timeout = self
             .timers
             .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+            .map(|d| d.saturating_duration_since(clock::current()));
         match mode {
             Mode::UntilMain => {
                 let alive = self.timers.referenced() > 0
@@ -672,8 +686,25 @@ impl Hub {
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
         }
+        if clock::paused()
+            && let Some(deadline) = self.timers.next_deadline()
+        {
+            // Virtual time: never wait for a timer. Let ready I/O in first,
+            // then jump the clock to the next deadline.
+            if self.reactor.has_poller() {
+                self.poll_io(Some(Duration::ZERO), fired);
+            }
+            if self.ready.is_empty() {
+                clock::jump_to(deadline);
+            }
+            self.fire_timers(clock::current(), unused);
+            self.take_posts();
+            self.batch = self.ready.len();
+            return Step::Run;
+        }
         // About to wait: a good moment to unmap surplus stacks.
         self.trim_stacks();
+        self.wait_begins();
         if self.reactor.has_poller() {
             self.poll_io(timeout, fired);
         } else if let Some(timeout) = timeout {
@@ -681,8 +712,9 @@ impl Hub {
             // fd would have created one).
             std::thread::sleep(timeout);
         }
+        self.wait_ended();
         if self.timers.len() > 0 {
-            self.fire_timers(Instant::now(), unused);
+            self.fire_timers(clock::current(), unused);
         }
         self.take_posts();
         self.batch = self.ready.len();
@@ -723,6 +755,7 @@ impl Hub {
             }
             s.ran = true;
             self.current = w.slot;
+            self.counters.switches += 1;
             if let Some(stack) = s.stack.take() {
                 let info = s.core().map_or(RunningInfo::NONE, RunningInfo::new);
                 return Next::Resume(w.slot, stack, info);
@@ -836,6 +869,7 @@ pub(crate) fn start(
         }
         let slot = h.alloc_slot();
         h.live += 1;
+        h.meta_spawned(slot);
         let s = &mut h.slots[slot as usize];
         s.occupant = match core {
             Some(core) => Occupant::Greenlet(core),
@@ -857,12 +891,21 @@ pub(crate) fn start(
                 s.waiting = "start_later";
                 // No deadline (overflow) means "never": it can still be
                 // killed, which frees it.
-                if let Some(deadline) = deadline_after(d) {
+                let deadline = deadline_after(d);
+                h.meta_target(
+                    slot,
+                    WaitTarget::Deadline {
+                        what: "start_later",
+                        deadline,
+                    },
+                );
+                if let Some(deadline) = deadline {
                     let id = h.timers.insert(deadline, true, TimerAction::Wake(w));
                     h.slots[slot as usize].start_timer = Some(id);
                 }
             }
         }
+        trace::spawned(h, slot);
         Ok((slot, h.slots[slot as usize].generation))
     })
 }
@@ -893,10 +936,12 @@ pub(crate) enum KillStart {
 /// throw and wakes it.
 pub(crate) fn kill_slot(slot: u32, generation: u32, error: KillError) -> KillStart {
     with_hub(|h| {
-        let s = match h.slots.get(slot as usize) {
-            Some(s) if s.generation == generation && s.state != SlotState::Free => s,
+        match h.slots.get(slot as usize) {
+            Some(s) if s.generation == generation && s.state != SlotState::Free => {}
             _ => return KillStart::Gone,
-        };
+        }
+        trace::killed(h, slot, &error);
+        let s = &h.slots[slot as usize];
         if !s.ran {
             KillStart::Cancelled(h.free_slot(slot))
         } else if h.current == slot {

@@ -659,4 +659,24 @@ pub(crate) mod sys {
             unsafe { libc::munmap(base as *mut libc::c_void, len) };
         }
     }
+
+    /// `CLOCK_MONOTONIC_COARSE` in nanoseconds since boot: a vDSO read with
+    /// no `rdtsc`, cheap enough for every loop turn, at the kernel tick's
+    /// resolution (1–4 ms). Zero if the clock cannot be read.
+    #[inline]
+    pub(crate) fn monotonic_coarse_nanos() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable `timespec` for the whole call;
+        // `clock_gettime` writes nothing else.
+        let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if r != 0 {
+            return 0;
+        }
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
+    }
 }

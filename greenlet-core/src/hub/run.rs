@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::dump::WaitTarget;
 use super::local;
 use super::{
     ErrorReport, LOOP, MAIN, Mode, Next, SlotLeftovers, SlotState, Step, Throw, TimerAction,
@@ -26,6 +27,11 @@ use crate::greenlet::switch::{self, Resumed, RunningInfo, Stack};
 pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
     with_hub(|h| {
         debug_assert!(!h.in_loop, "the loop is not re-entrant");
+        h.maybe_watch();
+        h.maybe_register_dump();
+        // The native stack ran user code since it last left the loop.
+        h.check_stall(MAIN);
+        h.loop_entered();
         h.in_loop = true;
         h.current = LOOP;
     });
@@ -33,11 +39,15 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
     let mut fired = Vec::new();
     let mut unused = Vec::new();
     let mut suspended: Option<(u32, Stack)> = None;
+    // What ran last (a slot, or `LOOP` for a callback): the culprit if the
+    // monitor flagged this turn.
+    let mut last = LOOP;
     let result = loop {
         let next = with_hub(|h| {
             if let Some((slot, stack)) = suspended.take() {
                 h.slots[slot as usize].stack = Some(stack);
             }
+            h.check_stall(last);
             h.current = LOOP;
             h.next(mode)
         });
@@ -71,11 +81,13 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                 continue;
             }
             Next::Notify(core) => {
+                last = LOOP;
                 let owner = Rc::clone(&core);
                 run_callback("link callback", Some(&*owner), move || core.notify_links());
                 continue;
             }
             Next::Call(f) => {
+                last = LOOP;
                 run_callback("hub callback", None, f);
                 continue;
             }
@@ -89,6 +101,7 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                 }
             }
         };
+        last = slot;
         #[cfg(debug_assertions)]
         debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
         match switch::resume(&mut stack, info) {
@@ -118,7 +131,9 @@ impl Drop for LoopGuard {
 /// A greenlet is over: free its slot, pool its stack, mark it dead.
 fn finish(slot: u32, stack: Option<Stack>, error: Option<GreenletError>) {
     let leftovers = with_hub(|h| {
+        h.check_stall(slot);
         h.current = LOOP;
+        super::trace::finished(h, slot, error.as_ref());
         if let Some(stack) = stack {
             h.release_stack(stack);
         }
@@ -252,8 +267,19 @@ fn check_throw_slow(slot: u32) -> Pending {
 /// `Err(LoopExit)` if nothing can ever wake it (the caller's guards then
 /// unlink whatever it registered).
 pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
+    park_on(w, WaitTarget::Text(what))
+}
+
+/// [`park`] with a richer description of what the caller waits on (a
+/// deadline, an fd, a greenlet) for [`dump`](super::dump); `target`'s name
+/// is the wait's name.
+pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
+    let what = target.what();
     with_hub(|h| {
         h.settle_unwinding(w.slot);
+        if !matches!(target, WaitTarget::Text(_)) {
+            h.meta_target(w.slot, target);
+        }
         let s = &mut h.slots[w.slot as usize];
         debug_assert_eq!(s.token, w.token, "park with a stale waker");
         s.state = SlotState::Suspended;
@@ -285,6 +311,14 @@ pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
             Pending::Throw(throw) => super::raise(w.slot, throw),
             Pending::Deferred => continue,
         }
+    }
+}
+
+/// Like [`park_on`], but turns `LoopExit` into a panic naming the operation.
+#[track_caller]
+pub(crate) fn park_on_or_panic(w: Waker, target: WaitTarget) {
+    if let Err(e) = park_on(w, target) {
+        panic!("{e}");
     }
 }
 
@@ -356,7 +390,9 @@ impl Drop for TimerGuard {
     }
 }
 
-/// `now + d`, or `None` (no deadline) when it overflows.
+/// `now + d` on the hub clock ([`clock`](super::clock): virtual while
+/// paused), or `None` (no deadline) when it overflows. Every hub deadline
+/// is computed here.
 pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
+    super::clock::current().checked_add(d)
 }

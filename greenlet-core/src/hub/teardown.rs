@@ -301,5 +301,7 @@ fn reset() {
         (old, poller)
     });
     super::local::set_in_scope(false);
+    // The next scope starts on real time (`hub::pause` lasts one scope).
+    super::clock::reset();
     guarded("the hub's leftovers", move || drop(old));
 }
