@@ -49,6 +49,7 @@ mod api;
 mod handle;
 pub(crate) mod io;
 mod local;
+mod locals;
 #[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
 mod run;
@@ -71,6 +72,11 @@ pub(crate) use api::{report, warn};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
+pub(crate) use locals::{
+    GreenletId, LocalAccess, Locals, current_greenlet_id, drop_current_locals, local_get,
+    local_insert,
+};
+use locals::drop_main_locals;
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
@@ -252,6 +258,10 @@ struct Slot {
     waiting: &'static str,
     /// The `start_later` timer, cancelled by a kill before start.
     start_timer: Option<TimerId>,
+    /// Greenlet-local values (`greenlet_local!`), boxed: `None` until the
+    /// greenlet first touches one (see `locals.rs`). Never read on the
+    /// switch path.
+    locals: Option<Box<Locals>>,
 }
 
 impl Slot {
@@ -271,6 +281,7 @@ impl Slot {
             throws: None,
             waiting: "",
             start_timer: None,
+            locals: None,
         }
     }
 
@@ -557,7 +568,13 @@ impl Hub {
             Occupant::Raw(body) => (None, body),
             Occupant::Vacant => (None, None),
         };
-        let leftovers = SlotLeftovers { core, throw, body };
+        let locals = s.locals.take();
+        let leftovers = SlotLeftovers {
+            core,
+            throw,
+            body,
+            locals,
+        };
         debug_assert!(s.stack.is_none());
         self.free_slots.push(slot);
         self.live -= 1;
@@ -766,6 +783,9 @@ pub(super) struct SlotLeftovers {
     pub(super) core: Option<Rc<dyn Core>>,
     pub(super) throw: Option<Box<ThrowQueue>>,
     pub(super) body: Option<Body>,
+    /// Greenlet-local values it still held (a raw greenlet's, or values set
+    /// while its locals were being dropped).
+    pub(super) locals: Option<Box<Locals>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
