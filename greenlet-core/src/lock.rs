@@ -291,7 +291,9 @@ macro_rules! counting_methods {
             /// drop(guard);
             /// ```
             pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
-                self.permits.try_acquire().then_some(SemaphoreGuard {
+                // `then`, not `then_some`: an eagerly built guard would be
+                // dropped, releasing a permit, when none was taken.
+                self.permits.try_acquire().then(|| SemaphoreGuard {
                     permits: &self.permits,
                 })
             }
@@ -970,8 +972,9 @@ impl RLock {
     #[track_caller]
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
         let me = current_id("RLock::try_lock");
+        // `then`, not `then_some`: see `Semaphore::try_lock`.
         self.try_acquire_as(me)
-            .then_some(RLockGuard { lock: self, owner: me })
+            .then(|| RLockGuard { lock: self, owner: me })
     }
 
     /// [`acquire_timeout`](RLock::acquire_timeout) returning a guard.
