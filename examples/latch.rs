@@ -113,12 +113,18 @@ fn main() {
     let t0 = Instant::now();
     let r = timed_out.get().expect("timed_out ran");
     let took = t0.elapsed();
-    check(matches!(r, Err(WaitError::Elapsed(_))), "the timed-out waiter got Elapsed");
+    check(
+        matches!(r, Err(WaitError::Elapsed(_))),
+        "the timed-out waiter got Elapsed",
+    );
     check(
         took >= Duration::from_millis(15) && took < Duration::from_millis(200),
         "the timeout lasted about 20 ms",
     );
-    check(latch.waiters.len() == 3, "the timed-out waiter left the queue");
+    check(
+        latch.waiters.len() == 3,
+        "the timed-out waiter left the queue",
+    );
 
     // Two workers count down; the last count-down and a kill of a queued
     // waiter happen in the same turn: the victim dies, the others wake,
@@ -157,7 +163,10 @@ fn main() {
     let order: Vec<bool> = greenlet::iwait(objects)
         .map(|o| std::ptr::addr_eq(o.expect("iwait"), &*latch2 as &dyn Waitable))
         .collect();
-    check(order == [false, true], "iwait: the early greenlet, then the latch");
+    check(
+        order == [false, true],
+        "iwait: the early greenlet, then the latch",
+    );
 
     println!("latch: waiters woke 2, killed 2, timed out 1; all checks passed");
 }

@@ -245,7 +245,10 @@ fn async_result_links_fire_once_in_order_by_outcome() {
     let l = log.clone();
     e.link_value(move |_| l.borrow_mut().push("bad".into()));
     let l = log.clone();
-    e.link_exception(move |r| l.borrow_mut().push(format!("exc {}", r.exception().unwrap())));
+    e.link_exception(move |r| {
+        l.borrow_mut()
+            .push(format!("exc {}", r.exception().unwrap()))
+    });
     e.set_exception("boom");
     sleep(ZERO);
     assert_eq!(log.borrow()[4..], ["exc boom"]);
@@ -292,8 +295,7 @@ fn wait_and_iwait_over_greenlets_and_events_come_in_readiness_order() {
         e.set();
     });
     let objects: [&dyn Waitable; 2] = [&g, &*e2];
-    let ready =
-        greenlet::wait_with(objects, greenlet::WaitOptions::new().count(1)).unwrap();
+    let ready = greenlet::wait_with(objects, greenlet::WaitOptions::new().count(1)).unwrap();
     assert_eq!(ready.len(), 1);
     assert!(std::ptr::addr_eq(ready[0], &*e2 as &dyn Waitable));
     assert!(!g.is_ready());

@@ -109,10 +109,7 @@ macro_rules! counting {
             fn make(n: usize) -> Self {
                 <$ty>::new(n)
             }
-            fn hold(
-                &self,
-                timeout: Option<Duration>,
-            ) -> Result<Box<dyn Held + '_>, WaitError> {
+            fn hold(&self, timeout: Option<Duration>) -> Result<Box<dyn Held + '_>, WaitError> {
                 match timeout {
                     Some(t) => self.lock_timeout(t).map(|g| Box::new(g) as Box<_>),
                     None => self.lock().map(|g| Box::new(g) as Box<_>),
@@ -160,8 +157,12 @@ fn run_counting<S: Counting>(permits: usize, ops: &[Op]) -> Result<(), TestCaseE
                     let id = actors.len();
                     states.borrow_mut().push(State::Waiting);
                     let release = Rc::new(Event::new());
-                    let (sem, states, acquired, rel) =
-                        (sem.clone(), states.clone(), acquired.clone(), release.clone());
+                    let (sem, states, acquired, rel) = (
+                        sem.clone(),
+                        states.clone(),
+                        acquired.clone(),
+                        release.clone(),
+                    );
                     let g = spawn(move || {
                         let _exit = OnExit(states.clone(), id);
                         let timeout = timeout.map(|ms| Duration::from_millis(u64::from(ms)));
@@ -203,7 +204,12 @@ fn run_counting<S: Counting>(permits: usize, ops: &[Op]) -> Result<(), TestCaseE
             let st = states.borrow();
             let holding = st.iter().filter(|s| **s == State::Holding).count();
             let waiting = st.iter().filter(|s| **s == State::Waiting).count();
-            prop_assert_eq!(holding + sem.counter(), permits, "permits conserved: {:?}", *st);
+            prop_assert_eq!(
+                holding + sem.counter(),
+                permits,
+                "permits conserved: {:?}",
+                *st
+            );
             prop_assert!(sem.counter() == 0 || sem.waiters() == 0, "lost wake-up");
             prop_assert_eq!(sem.waiters(), waiting, "queue == waiting actors: {:?}", *st);
             let order = acquired.borrow();
@@ -293,8 +299,12 @@ fn run_rlock(ops: &[(Op, usize)]) -> Result<(), TestCaseError> {
                     states.borrow_mut().push(State::Waiting);
                     depths.borrow_mut().push(depth);
                     let release = Rc::new(Event::new());
-                    let (lock, states, acquired, rel) =
-                        (lock.clone(), states.clone(), acquired.clone(), release.clone());
+                    let (lock, states, acquired, rel) = (
+                        lock.clone(),
+                        states.clone(),
+                        acquired.clone(),
+                        release.clone(),
+                    );
                     let g = spawn(move || {
                         let _exit = OnExit(states.clone(), id);
                         let timeout = timeout.map(|ms| Duration::from_millis(u64::from(ms)));
@@ -348,8 +358,7 @@ fn run_rlock(ops: &[(Op, usize)]) -> Result<(), TestCaseError> {
             }
             settle();
             let st = states.borrow();
-            let holders: Vec<usize> =
-                (0..st.len()).filter(|&i| st[i] == State::Holding).collect();
+            let holders: Vec<usize> = (0..st.len()).filter(|&i| st[i] == State::Holding).collect();
             let waiting = st.iter().filter(|s| **s == State::Waiting).count();
             prop_assert!(holders.len() <= 1, "two holders: {:?}", *st);
             prop_assert_eq!(lock.is_locked(), holders.len() == 1);
@@ -500,10 +509,8 @@ fn run_flag<F: Flag>(ops: &[Op]) -> Result<(), TestCaseError> {
             settle();
             let st = states.borrow();
             for (i, s) in st.iter().enumerate() {
-                if let Some(want) = must[i] {
-                    if *s != State::Waiting {
-                        prop_assert_eq!(*s, want, "actor {}: {:?}", i, *st);
-                    }
+                if let (Some(want), true) = (must[i], *s != State::Waiting) {
+                    prop_assert_eq!(*s, want, "actor {}: {:?}", i, *st);
                 }
                 if *s == State::Woken {
                     prop_assert!(must[i] == Some(State::Woken), "woken without a set");

@@ -114,8 +114,12 @@ impl Event {
         if self.flag.replace(true) {
             return;
         }
-        self.waiters.notify_all(|| ());
-        self.links.fire();
+        if !self.waiters.is_empty() {
+            self.waiters.notify_all(|| ());
+        }
+        if !self.links.is_empty() {
+            self.links.fire();
+        }
     }
 
     /// Lowers the flag: later waits block until the next
@@ -255,18 +259,24 @@ impl Waitable for Event {
 
 // =========================================================== AsyncResult
 
+/// A `link` callback: gets the result.
+type ResultLink<T, E> = Box<dyn FnOnce(&AsyncResult<T, E>)>;
+
 /// A callback registered on an [`AsyncResult`].
 enum Link<T: 'static, E: 'static> {
     Raw(Box<dyn FnOnce()>),
-    Any(Box<dyn FnOnce(&AsyncResult<T, E>)>),
-    Value(Box<dyn FnOnce(&AsyncResult<T, E>)>),
-    Exception(Box<dyn FnOnce(&AsyncResult<T, E>)>),
+    Any(ResultLink<T, E>),
+    Value(ResultLink<T, E>),
+    Exception(ResultLink<T, E>),
 }
+
+/// The links of an [`AsyncResult`] with their ids, in order.
+type LinkList<T, E> = RefCell<SmallVec<[(LinkId, Link<T, E>); 1]>>;
 
 struct ResultCell<T: 'static, E: 'static> {
     outcome: RefCell<Option<Result<T, E>>>,
     waiters: WaitQueue<()>,
-    links: RefCell<SmallVec<[(LinkId, Link<T, E>); 1]>>,
+    links: LinkList<T, E>,
     next_link: Cell<u64>,
 }
 

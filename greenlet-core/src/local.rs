@@ -124,7 +124,9 @@ pub struct AccessError {
 impl fmt::Display for AccessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.in_callback {
-            f.write_str("greenlet-local accessed inside a hub callback, which belongs to no greenlet")
+            f.write_str(
+                "greenlet-local accessed inside a hub callback, which belongs to no greenlet",
+            )
         } else {
             f.write_str("greenlet-local accessed outside a hub scope")
         }

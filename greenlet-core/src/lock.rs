@@ -52,9 +52,9 @@ impl fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReleaseError::TooManyReleases => f.write_str("semaphore released too many times"),
-            ReleaseError::NotOwner => {
-                f.write_str("cannot release un-acquired lock: the current greenlet does not hold it")
-            }
+            ReleaseError::NotOwner => f.write_str(
+                "cannot release un-acquired lock: the current greenlet does not hold it",
+            ),
         }
     }
 }
@@ -107,17 +107,18 @@ impl Permits {
 
     /// Hands a permit to the first waiter, or adds it to the counter.
     fn release_unchecked(&self) {
-        if self.waiters.notify_one(()).is_err() {
-            self.counter.set(self.counter.get() + 1);
+        if !self.waiters.is_empty() && self.waiters.notify_one(()).is_ok() {
+            return;
+        }
+        self.counter.set(self.counter.get() + 1);
+        if !self.links.is_empty() {
             self.links.fire();
         }
     }
 
     fn release(&self) -> Result<(), ReleaseError> {
-        if let Some(bound) = self.bound {
-            if self.counter.get() >= bound {
-                return Err(ReleaseError::TooManyReleases);
-            }
+        if self.bound.is_some_and(|bound| self.counter.get() >= bound) {
+            return Err(ReleaseError::TooManyReleases);
         }
         self.release_unchecked();
         Ok(())
@@ -202,7 +203,8 @@ macro_rules! counting_methods {
             /// ```
             #[track_caller]
             pub fn acquire(&self) -> Result<(), WaitError> {
-                self.permits.acquire(None, concat!(stringify!($ty), "::acquire"))
+                self.permits
+                    .acquire(None, concat!(stringify!($ty), "::acquire"))
             }
 
             /// Takes a permit if one is free now (gevent's
@@ -274,7 +276,8 @@ macro_rules! counting_methods {
             /// ```
             #[track_caller]
             pub fn lock(&self) -> Result<SemaphoreGuard<'_>, WaitError> {
-                self.permits.acquire(None, concat!(stringify!($ty), "::lock"))?;
+                self.permits
+                    .acquire(None, concat!(stringify!($ty), "::lock"))?;
                 Ok(SemaphoreGuard {
                     permits: &self.permits,
                 })
@@ -973,8 +976,10 @@ impl RLock {
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
         let me = current_id("RLock::try_lock");
         // `then`, not `then_some`: see `Semaphore::try_lock`.
-        self.try_acquire_as(me)
-            .then(|| RLockGuard { lock: self, owner: me })
+        self.try_acquire_as(me).then(|| RLockGuard {
+            lock: self,
+            owner: me,
+        })
     }
 
     /// [`acquire_timeout`](RLock::acquire_timeout) returning a guard.

@@ -106,7 +106,9 @@ pub(crate) fn local_insert(key: usize, value: Rc<dyn Any>) -> Result<Rc<dyn Any>
         if slot == LOOP {
             return Err(LocalAccess::InCallback);
         }
-        let locals = h.slots[slot as usize].locals.get_or_insert_with(Box::default);
+        let locals = h.slots[slot as usize]
+            .locals
+            .get_or_insert_with(Box::default);
         if let Some((_, v)) = locals.iter().find(|(k, _)| *k == key) {
             return Ok(Rc::clone(v));
         }
@@ -136,10 +138,9 @@ pub(crate) fn drop_current_locals() -> Option<Box<dyn Any + Send>> {
         // One by one, in insertion order, each under its own catch: a
         // panicking `Drop` does not keep the others alive.
         for (_, value) in values.drain(..) {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                if first.is_none() {
-                    first = Some(payload);
-                }
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(value)));
+            if let (Err(payload), None) = (dropped, &first) {
+                first = Some(payload);
             }
         }
     }

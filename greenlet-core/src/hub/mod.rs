@@ -72,11 +72,11 @@ pub(crate) use api::{report, warn};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
+use locals::drop_main_locals;
 pub(crate) use locals::{
     GreenletId, LocalAccess, Locals, current_greenlet_id, drop_current_locals, local_get,
     local_insert,
 };
-use locals::drop_main_locals;
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
