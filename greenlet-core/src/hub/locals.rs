@@ -2,8 +2,9 @@
 //!
 //! # Design
 //!
-//! Each hub slot has `locals: Option<Box<Locals>>`, `None` until the
-//! greenlet running in it first touches a greenlet-local. [`Locals`] is a
+//! The hub keeps `locals: Vec<Option<Box<Locals>>>` indexed by slot (beside
+//! the slots, not in them: the switch path touches slots), each `None` until
+//! the greenlet in that slot first touches a greenlet-local. [`Locals`] is a
 //! short vector of `(key id, Rc<dyn Any>)`: a greenlet touches few keys, and
 //! a linear scan over a handful of entries beats hashing. Values are `Rc`s
 //! so that the key's `with` can clone one out under the hub borrow and call
@@ -21,9 +22,10 @@
 //! * the main greenlet's are dropped when its hub scope's closure has ended,
 //!   before the other greenlets are killed ([`drop_main_locals`]).
 //!
-//! Cost: nothing on the switch path (the field is only read by these
-//! functions); one pointer per slot; a `with` is one hub borrow, a scan of
-//! the greenlet's few keys and an `Rc` clone.
+//! Cost: nothing on the switch path (the vector is only read by these
+//! functions and when a slot is freed); one pointer per slot that ever ran a
+//! greenlet using one; a `with` is one hub borrow, a scan of the greenlet's
+//! few keys and an `Rc` clone.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -85,9 +87,10 @@ pub(crate) fn local_get(key: usize) -> Result<Option<Rc<dyn Any>>, LocalAccess> 
         if slot == LOOP {
             return Err(LocalAccess::InCallback);
         }
-        let found = h.slots[slot as usize]
+        let found = h
             .locals
-            .as_deref()
+            .get(slot as usize)
+            .and_then(Option::as_deref)
             .and_then(|l| l.iter().find(|(k, _)| *k == key))
             .map(|(_, v)| Rc::clone(v));
         Ok(found)
@@ -106,9 +109,11 @@ pub(crate) fn local_insert(key: usize, value: Rc<dyn Any>) -> Result<Rc<dyn Any>
         if slot == LOOP {
             return Err(LocalAccess::InCallback);
         }
-        let locals = h.slots[slot as usize]
-            .locals
-            .get_or_insert_with(Box::default);
+        let index = slot as usize;
+        if h.locals.len() <= index {
+            h.locals.resize_with(index + 1, || None);
+        }
+        let locals = h.locals[index].get_or_insert_with(Box::default);
         if let Some((_, v)) = locals.iter().find(|(k, _)| *k == key) {
             return Ok(Rc::clone(v));
         }
@@ -132,7 +137,7 @@ pub(crate) fn drop_current_locals() -> Option<Box<dyn Any + Send>> {
             if slot == LOOP {
                 return None;
             }
-            h.slots[slot as usize].locals.take()
+            h.locals.get_mut(slot as usize).and_then(Option::take)
         });
         let Some(mut values) = taken else { break };
         // One by one, in insertion order, each under its own catch: a
@@ -151,7 +156,7 @@ pub(crate) fn drop_current_locals() -> Option<Box<dyn Any + Send>> {
 /// Panics are reported.
 pub(crate) fn drop_main_locals() {
     for _ in 0..DROP_ROUNDS {
-        let taken = with_hub(|h| h.slots.get_mut(MAIN as usize)?.locals.take());
+        let taken = with_hub(|h| h.locals.get_mut(MAIN as usize).and_then(Option::take));
         let Some(values) = taken else { break };
         drop_reporting(*values, "the main greenlet's locals");
     }

@@ -258,10 +258,6 @@ struct Slot {
     waiting: &'static str,
     /// The `start_later` timer, cancelled by a kill before start.
     start_timer: Option<TimerId>,
-    /// Greenlet-local values (`greenlet_local!`), boxed: `None` until the
-    /// greenlet first touches one (see `locals.rs`). Never read on the
-    /// switch path.
-    locals: Option<Box<Locals>>,
 }
 
 impl Slot {
@@ -281,7 +277,6 @@ impl Slot {
             throws: None,
             waiting: "",
             start_timer: None,
-            locals: None,
         }
     }
 
@@ -351,6 +346,11 @@ pub(crate) struct Hub {
     /// Greenlets spawned since the hub started ending.
     spawned_while_ending: usize,
     slots: Vec<Slot>,
+    /// Greenlet-local values (`greenlet_local!`) by slot, beside `slots`
+    /// rather than in them (the switch path touches slots; it never reads
+    /// these): grown on first use, `None` until a greenlet touches one.
+    /// See `locals.rs`.
+    locals: Vec<Option<Box<Locals>>>,
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
     live: usize,
@@ -383,6 +383,7 @@ impl Hub {
             needs_kill: false,
             spawned_while_ending: 0,
             slots: Vec::new(),
+            locals: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
             epoch: 0,
@@ -568,7 +569,8 @@ impl Hub {
             Occupant::Raw(body) => (None, body),
             Occupant::Vacant => (None, None),
         };
-        let locals = s.locals.take();
+        let locals = self.locals.get_mut(slot as usize).and_then(Option::take);
+        let s = &mut self.slots[slot as usize];
         let leftovers = SlotLeftovers {
             core,
             throw,
