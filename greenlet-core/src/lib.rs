@@ -14,6 +14,10 @@
 //! * Waiting: the [`Waitable`] protocol; [`wait`], [`iwait`], [`joinall`],
 //!   [`killall`].
 //! * Timeouts: [`Timeout`], [`with_timeout`], [`with_timeout_value`].
+//! * Coordination (gevent's `event`, `lock`, `local`): [`event::Event`],
+//!   [`event::AsyncResult`], [`lock::Semaphore`], [`lock::BoundedSemaphore`],
+//!   [`lock::Lock`], [`lock::RLock`], [`greenlet_local!`]; all built on the
+//!   public [`waiter`] protocol.
 //! * File descriptors: [`io::wait_read`], [`io::wait_write`].
 //! * Processes and signals: [`fork`], [`reinit`], [`waitpid`],
 //!   [`signal`] (handlers run in new greenlets), [`send_signal`].
@@ -71,9 +75,12 @@ compile_error!(
     "greenlet needs `panic = \"unwind\"`: kills and timeouts are delivered by unwinding the greenlet's stack"
 );
 
+pub mod event;
 mod greenlet;
 pub mod hub;
 pub mod process;
+pub mod local;
+pub mod lock;
 mod signal;
 mod timeout;
 mod wait;

@@ -28,16 +28,26 @@ use crate::greenlet::error::{Elapsed, WaitError};
 pub use crate::greenlet::state::LinkId;
 use crate::hub::{self, TimerGuard, Waker};
 
-/// Something that becomes ready once and can notify callbacks when it does.
+/// Something that becomes ready and can notify callbacks when it does.
 ///
-/// Implemented by [`Greenlet`]; events, queues and sockets plug in the same
-/// way. The contract, as in gevent:
+/// Implemented by [`Greenlet`], [`Event`](crate::event::Event),
+/// [`AsyncResult`](crate::event::AsyncResult) and the semaphores of
+/// [`lock`](crate::lock); queues and sockets plug in the same way. The
+/// contract, as in gevent:
 ///
 /// * `rawlink(cb)` calls `cb` exactly once, on the hub (it must not block),
-///   on a loop turn after the object became ready: also when it was already
-///   ready at the time of the call.
+///   on a loop turn after the object is (or becomes) ready: at once when it
+///   is ready at the time of the call, else when it next becomes ready.
+/// * Some objects become ready once for good (a greenlet, an
+///   `AsyncResult`); others can become un-ready again (an `Event` is
+///   cleared, a semaphore's permits are taken, a queue is emptied). A
+///   callback still fires once, for the readiness it was linked for: by the
+///   time it runs the object may be un-ready again, so a waiter re-checks
+///   [`is_ready`](Waitable::is_ready) (or takes what it waited for) and
+///   links again if needed.
 /// * Callbacks fire in the order they were linked.
 /// * `unlink(id)` removes a callback that has not fired; `true` if it did.
+///   A callback counts as fired once its firing is queued on the hub.
 ///
 /// # Examples
 ///
@@ -54,10 +64,12 @@ use crate::hub::{self, TimerGuard, Waker};
 /// # });
 /// ```
 pub trait Waitable {
-    /// `true` once the object is ready (it never becomes un-ready).
+    /// `true` while the object is ready (for some objects, once ready
+    /// always ready; see the trait docs).
     fn is_ready(&self) -> bool;
 
-    /// Calls `callback` on the hub once the object is ready.
+    /// Calls `callback` on the hub once, when the object is (or next
+    /// becomes) ready.
     fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId;
 
     /// Removes a callback that has not fired yet; `true` if it was there.

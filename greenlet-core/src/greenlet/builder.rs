@@ -338,10 +338,12 @@ where
     F: FnOnce() + 'static,
 {
     let body: hub::Body = Box::new(move || {
-        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            if payload.is::<hub::Unwind>() {
-                return; // killed: silent, like GreenletExit
-            }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        // Killed: silent, like GreenletExit (the payload is dropped here,
+        // before the locals go, so it is no longer unwinding).
+        let panicked = result.err().filter(|p| !p.is::<hub::Unwind>());
+        let locals_panicked = hub::drop_current_locals().filter(|p| !p.is::<hub::Unwind>());
+        for payload in panicked.into_iter().chain(locals_panicked) {
             let error = GreenletError::Panicked(error::PanicError::new(payload));
             hub::report(&hub::ErrorReport {
                 context: "greenlet",

@@ -300,17 +300,25 @@ fn root<T: 'static, D: 'static>(
 ) -> impl FnOnce() + 'static {
     move || {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&this.data)));
-        match result {
-            Ok(value) => this.set_value(value),
-            Err(payload) => {
-                // Every payload the runtime did not raise itself is a panic
-                // of this greenlet (even `generator`'s own error type: the
-                // hub never drops a stack with live frames, so only user
-                // code can raise it).
-                let error = classify(payload);
-                *this.outcome.borrow_mut() = Outcome::Error(error);
+        // Every payload the runtime did not raise itself is a panic of this
+        // greenlet (even `generator`'s own error type: the hub never drops a
+        // stack with live frames, so only user code can raise it). The
+        // payload is consumed here, before the locals go, so the greenlet is
+        // no longer unwinding while their destructors run.
+        let mut outcome = match result {
+            Ok(value) => Outcome::Value(value),
+            Err(payload) => Outcome::Error(classify(payload)),
+        };
+        // Its greenlet-locals go on its own stack, before it is dead; a
+        // `Drop` that panics (or is killed while it blocks) fails a greenlet
+        // that had returned a value.
+        if let Some(payload) = hub::drop_current_locals() {
+            let error = classify(payload);
+            if matches!(outcome, Outcome::Value(_)) {
+                outcome = Outcome::Error(error);
             }
         }
+        *this.outcome.borrow_mut() = outcome;
     }
 }
 
@@ -328,10 +336,6 @@ fn classify(payload: Box<dyn Any + Send>) -> GreenletError {
 impl<T: 'static, D: 'static> Shared<T, D> {
     pub(crate) fn is_dead(&self) -> bool {
         self.header.life.get() == Life::Dead
-    }
-
-    pub(crate) fn set_value(&self, value: T) {
-        *self.outcome.borrow_mut() = Outcome::Value(value);
     }
 
     /// Adds a link; if already dead, makes sure a notification is queued.

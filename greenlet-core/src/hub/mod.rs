@@ -59,6 +59,7 @@ mod handle;
 pub(crate) mod io;
 mod local;
 mod monitor;
+mod locals;
 #[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
 mod run;
@@ -89,6 +90,11 @@ pub(crate) use local::with_hub;
 pub use monitor::{
     DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
     set_max_blocking_time,
+};
+use locals::drop_main_locals;
+pub(crate) use locals::{
+    GreenletId, LocalAccess, Locals, current_greenlet_id, drop_current_locals, local_get,
+    local_insert,
 };
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
@@ -360,6 +366,11 @@ pub(crate) struct Hub {
     /// Greenlets spawned since the hub started ending.
     spawned_while_ending: usize,
     slots: Vec<Slot>,
+    /// Greenlet-local values (`greenlet_local!`) by slot, beside `slots`
+    /// rather than in them (the switch path touches slots; it never reads
+    /// these): grown on first use, `None` until a greenlet touches one.
+    /// See `locals.rs`.
+    locals: Vec<Option<Box<Locals>>>,
     free_slots: Vec<u32>,
     /// Started, not yet dead greenlets.
     live: usize,
@@ -402,6 +413,7 @@ impl Hub {
             needs_kill: false,
             spawned_while_ending: 0,
             slots: Vec::new(),
+            locals: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
             epoch: 0,
@@ -594,7 +606,14 @@ impl Hub {
             Occupant::Raw(body) => (None, body),
             Occupant::Vacant => (None, None),
         };
-        let leftovers = SlotLeftovers { core, throw, body };
+        let locals = self.locals.get_mut(slot as usize).and_then(Option::take);
+        let s = &mut self.slots[slot as usize];
+        let leftovers = SlotLeftovers {
+            core,
+            throw,
+            body,
+            locals,
+        };
         debug_assert!(s.stack.is_none());
         self.free_slots.push(slot);
         self.live -= 1;
@@ -800,6 +819,9 @@ pub(super) struct SlotLeftovers {
     pub(super) core: Option<Rc<dyn Core>>,
     pub(super) throw: Option<Box<ThrowQueue>>,
     pub(super) body: Option<Body>,
+    /// Greenlet-local values it still held (a raw greenlet's, or values set
+    /// while its locals were being dropped).
+    pub(super) locals: Option<Box<Locals>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

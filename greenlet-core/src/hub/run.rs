@@ -139,8 +139,14 @@ fn finish(slot: u32, stack: Option<Stack>, error: Option<GreenletError>) {
         }
         h.free_slot(slot)
     });
-    let SlotLeftovers { core, throw, body } = leftovers;
+    let SlotLeftovers {
+        core,
+        throw,
+        body,
+        locals,
+    } = leftovers;
     drop((throw, body));
+    super::locals::drop_leftover_locals(locals, slot);
     match core {
         Some(core) => {
             if let Some(error) = error {

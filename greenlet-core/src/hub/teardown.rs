@@ -72,6 +72,9 @@ pub fn destroy() {
 /// Ends a hub scope: every greenlet is killed and awaited, then the hub's
 /// memory is released.
 pub(crate) fn end_scope() {
+    // The main greenlet's body (the scope's closure) is over: its
+    // greenlet-locals go first, while its greenlets can still be killed.
+    guarded("the main greenlet's locals", super::drop_main_locals);
     shutdown();
     // The default thread pool goes with the greenlets that used it.
     guarded("the hub's thread pool", crate::threadpool::release_hub_pool);
