@@ -73,7 +73,9 @@ compile_error!(
 
 mod greenlet;
 pub mod hub;
+pub mod pool;
 mod process;
+pub mod queue;
 mod signal;
 mod timeout;
 mod wait;

@@ -337,6 +337,21 @@ impl<T> WaitQueue<T> {
         what: &'static str,
         on_unclaimed: impl FnOnce(T),
     ) -> Result<T, WaitError> {
+        let deadline = timeout.and_then(hub::deadline_after);
+        self.wait_deadline(deadline, timeout, what, on_unclaimed)
+    }
+
+    /// [`wait`](WaitQueue::wait) until an absolute `deadline` (from
+    /// `hub::deadline_after`), for callers that wait in a loop; `timeout`
+    /// is only reported in the `Elapsed` error.
+    #[track_caller]
+    pub(crate) fn wait_deadline(
+        &self,
+        deadline: Option<std::time::Instant>,
+        timeout: Option<Duration>,
+        what: &'static str,
+        on_unclaimed: impl FnOnce(T),
+    ) -> Result<T, WaitError> {
         let w = hub::current_waker(what);
         let entry = Rc::new(Entry {
             waker: w,
@@ -350,7 +365,6 @@ impl<T> WaitQueue<T> {
             entry,
             on_unclaimed: Some(on_unclaimed),
         };
-        let deadline = timeout.and_then(hub::deadline_after);
         let timer = TimerGuard::wake_at(deadline, true, w);
         let parked = hub::park(w, what);
         drop(timer);
