@@ -388,12 +388,222 @@ pub struct Queue<T, O: Order<T> = Fifo> {
     _not_send: PhantomData<*const ()>,
 }
 
-/// A last-in, first-out [`Queue`] (gevent's `LifoQueue`).
-pub type LifoQueue<T> = Queue<T, Lifo>;
+/// A last-in, first-out queue (gevent's `LifoQueue`): a [`Queue`] in [`Lifo`] order, with
+/// every `Queue` method (through `Deref`).
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// let q = greenlet::queue::LifoQueue::new();
+/// q.put_nowait(2).unwrap();
+/// q.put_nowait(1).unwrap();
+/// q.put_nowait(3).unwrap();
+/// assert_eq!(q.get_nowait(), Ok(3));
+/// ```
+pub struct LifoQueue<T>(Queue<T, Lifo>);
 
-/// A [`Queue`] that hands out its lowest item first (gevent's
-/// `PriorityQueue`).
-pub type PriorityQueue<T> = Queue<T, Priority>;
+impl<T> LifoQueue<T> {
+    /// An unbounded queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// assert!(greenlet::queue::LifoQueue::<u8>::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        LifoQueue(Queue::with_order(None))
+    }
+
+    /// A queue holding at most `maxsize` items (`0`: unbounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q = greenlet::queue::LifoQueue::bounded(1);
+    /// q.put_nowait(1).unwrap();
+    /// assert!(q.full());
+    /// ```
+    pub fn bounded(maxsize: usize) -> Self {
+        LifoQueue(Queue::with_order(Some(maxsize)))
+    }
+
+    /// gevent's `LifoQueue(maxsize)`: `None` (or `Some(0)`) is unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q = greenlet::queue::LifoQueue::<u8>::with_maxsize(Some(2));
+    /// assert_eq!(q.maxsize(), Some(2));
+    /// ```
+    pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+        LifoQueue(Queue::with_order(maxsize))
+    }
+
+    /// The underlying [`Queue`] handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q: greenlet::queue::Queue<u8, _> = greenlet::queue::LifoQueue::new().into_queue();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn into_queue(self) -> Queue<T, Lifo> {
+        self.0
+    }
+}
+
+impl<T> Default for LifoQueue<T> {
+    fn default() -> Self {
+        LifoQueue::new()
+    }
+}
+
+impl<T> Clone for LifoQueue<T> {
+    fn clone(&self) -> Self {
+        LifoQueue(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for LifoQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LifoQueue").field(&self.0).finish()
+    }
+}
+
+impl<T> std::ops::Deref for LifoQueue<T> {
+    type Target = Queue<T, Lifo>;
+    fn deref(&self) -> &Queue<T, Lifo> {
+        &self.0
+    }
+}
+
+impl<T> Waitable for LifoQueue<T> {
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId {
+        self.0.rawlink(callback)
+    }
+
+    fn unlink(&self, id: LinkId) -> bool {
+        self.0.unlink(id)
+    }
+}
+
+/// A queue that hands out its lowest item first (gevent's `PriorityQueue`): a [`Queue`] in [`Priority`] order, with
+/// every `Queue` method (through `Deref`).
+///
+/// # Examples
+///
+/// ```
+/// # use greenlet_core as greenlet;
+/// let q = greenlet::queue::PriorityQueue::new();
+/// q.put_nowait(2).unwrap();
+/// q.put_nowait(1).unwrap();
+/// q.put_nowait(3).unwrap();
+/// assert_eq!(q.get_nowait(), Ok(1));
+/// ```
+pub struct PriorityQueue<T: Ord>(Queue<T, Priority>);
+
+impl<T: Ord> PriorityQueue<T> {
+    /// An unbounded queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// assert!(greenlet::queue::PriorityQueue::<u8>::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        PriorityQueue(Queue::with_order(None))
+    }
+
+    /// A queue holding at most `maxsize` items (`0`: unbounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q = greenlet::queue::PriorityQueue::bounded(1);
+    /// q.put_nowait(1).unwrap();
+    /// assert!(q.full());
+    /// ```
+    pub fn bounded(maxsize: usize) -> Self {
+        PriorityQueue(Queue::with_order(Some(maxsize)))
+    }
+
+    /// gevent's `PriorityQueue(maxsize)`: `None` (or `Some(0)`) is unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q = greenlet::queue::PriorityQueue::<u8>::with_maxsize(Some(2));
+    /// assert_eq!(q.maxsize(), Some(2));
+    /// ```
+    pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+        PriorityQueue(Queue::with_order(maxsize))
+    }
+
+    /// The underlying [`Queue`] handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// let q: greenlet::queue::Queue<u8, _> = greenlet::queue::PriorityQueue::new().into_queue();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn into_queue(self) -> Queue<T, Priority> {
+        self.0
+    }
+}
+
+impl<T: Ord> Default for PriorityQueue<T> {
+    fn default() -> Self {
+        PriorityQueue::new()
+    }
+}
+
+impl<T: Ord> Clone for PriorityQueue<T> {
+    fn clone(&self) -> Self {
+        PriorityQueue(self.0.clone())
+    }
+}
+
+impl<T: Ord> fmt::Debug for PriorityQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PriorityQueue").field(&self.0).finish()
+    }
+}
+
+impl<T: Ord> std::ops::Deref for PriorityQueue<T> {
+    type Target = Queue<T, Priority>;
+    fn deref(&self) -> &Queue<T, Priority> {
+        &self.0
+    }
+}
+
+impl<T: Ord> Waitable for PriorityQueue<T> {
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId {
+        self.0.rawlink(callback)
+    }
+
+    fn unlink(&self, id: LinkId) -> bool {
+        self.0.unlink(id)
+    }
+}
+
 
 /// gevent's `JoinableQueue`: every [`Queue`] counts unfinished tasks, so
 /// this is another name for it.
@@ -423,12 +633,12 @@ impl<T, O: Order<T>> fmt::Debug for Queue<T, O> {
 
 impl<T, O: Order<T>> Default for Queue<T, O> {
     fn default() -> Self {
-        Queue::with_maxsize(None)
+        Queue::with_order(None)
     }
 }
 
-impl<T, O: Order<T>> Queue<T, O> {
-    /// An unbounded queue.
+impl<T> Queue<T, Fifo> {
+    /// An unbounded FIFO queue.
     ///
     /// # Examples
     ///
@@ -438,10 +648,10 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// assert!(q.is_empty() && !q.full());
     /// ```
     pub fn new() -> Self {
-        Queue::with_maxsize(None)
+        Queue::with_order(None)
     }
 
-    /// A queue holding at most `maxsize` items; `put` blocks while it is
+    /// A FIFO queue holding at most `maxsize` items; `put` blocks while it is
     /// full. `0` means unbounded, as in Python's `queue.Queue` (a queue of
     /// capacity 0 is a [`Channel`]).
     ///
@@ -450,13 +660,12 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// ```
     /// # use greenlet_core as greenlet;
     /// let q = greenlet::queue::Queue::bounded(2);
-    /// assert_eq!(q.maxsize(), Some(2));
     /// q.put_nowait(1).unwrap();
     /// q.put_nowait(2).unwrap();
     /// assert!(q.put_nowait(3).is_err());
     /// ```
     pub fn bounded(maxsize: usize) -> Self {
-        Queue::with_maxsize((maxsize > 0).then_some(maxsize))
+        Queue::with_order(Some(maxsize))
     }
 
     /// gevent's `Queue(maxsize)`: `None` (or `Some(0)`) is unbounded.
@@ -469,6 +678,24 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// assert_eq!(q.maxsize(), Some(3));
     /// ```
     pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+        Queue::with_order(maxsize)
+    }
+}
+
+impl<T, O: Order<T>> Queue<T, O> {
+    /// A queue in a custom [`Order`], holding at most `maxsize` items
+    /// (`None` or `Some(0)`: unbounded). The built-in orders have
+    /// `new`/`bounded`/`with_maxsize` constructors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// use greenlet::queue::{Lifo, Queue};
+    /// let q = Queue::<u8, Lifo>::with_order(Some(2));
+    /// assert_eq!(q.maxsize(), Some(2));
+    /// ```
+    pub fn with_order(maxsize: Option<usize>) -> Self {
         Queue {
             inner: Rc::new(Inner {
                 items: RefCell::new(O::Store::default()),
@@ -721,6 +948,8 @@ impl<T, O: Order<T>> Queue<T, O> {
                 }
                 inner.unfinished.set(inner.unfinished.get() + 1);
                 inner.deliver(item, false);
+                // Handed straight to a getter, the slot is still free.
+                inner.release_space();
                 Ok(())
             }
             Ok(Space::ShutDown) => Err(PutError::ShutDown(item)),
@@ -1202,10 +1431,13 @@ impl<T, O: Order<T>> Inner<T, O> {
         }
     }
 
-    /// An item left the store: hand its slot to the first blocked putter.
+    /// Room may have come free (an item left the store, or a reserved
+    /// slot was used without storing or given back): hand a slot to the
+    /// first blocked putter.
     fn release_space(&self) {
-        if self.maxsize.is_some()
-            && !self.shutdown.get()
+        let Some(maxsize) = self.maxsize else { return };
+        if !self.shutdown.get()
+            && O::len(&self.items.borrow()) + self.reserved.get() < maxsize
             && self.putters.notify_one(Space::Granted).is_ok()
         {
             self.reserved.set(self.reserved.get() + 1);
