@@ -149,6 +149,7 @@ impl Inner {
         }
         Ok(Slot {
             inner: Rc::clone(self),
+            used: false,
         })
     }
 
@@ -240,22 +241,24 @@ impl Drop for Inner {
 /// A reserved pool slot; returned to the pool unless used.
 struct Slot {
     inner: Rc<Inner>,
+    used: bool,
 }
 
 impl Slot {
     /// Uses the slot for `g`.
-    fn fill<T: 'static, D: 'static>(self, g: &Greenlet<T, D>) {
-        let inner = Rc::clone(&self.inner);
-        std::mem::forget(self);
-        inner.reserved.set(inner.reserved.get() - 1);
-        inner.track(g);
+    fn fill<T: 'static, D: 'static>(mut self, g: &Greenlet<T, D>) {
+        self.used = true;
+        self.inner.reserved.set(self.inner.reserved.get() - 1);
+        self.inner.track(g);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.inner.reserved.set(self.inner.reserved.get() - 1);
-        self.inner.release_slot();
+        if !self.used {
+            self.inner.reserved.set(self.inner.reserved.get() - 1);
+            self.inner.release_slot();
+        }
     }
 }
 
