@@ -243,6 +243,9 @@ pub struct WaitQueue<T> {
     waiting: RefCell<VecDeque<Rc<Entry<T>>>>,
     /// Waiters in `waiting` that are not cancelled.
     live: Cell<usize>,
+    /// A finished entry nobody else references, reused by the next wait
+    /// (one allocation less per blocking wait: the hot path of queues).
+    spare: Cell<Option<Rc<Entry<T>>>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -251,6 +254,7 @@ impl<T> Default for WaitQueue<T> {
         WaitQueue {
             waiting: RefCell::new(VecDeque::new()),
             live: Cell::new(0),
+            spare: Cell::new(None),
             _not_send: PhantomData,
         }
     }
@@ -281,6 +285,11 @@ impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
                 }
             }
             None => self.queue.cancel(&self.entry),
+        }
+        // Out of the queue (handed a value) and referenced only by us:
+        // keep it for the next wait.
+        if Rc::strong_count(&self.entry) == 1 {
+            self.queue.spare.set(Some(Rc::clone(&self.entry)));
         }
     }
 }
@@ -353,11 +362,23 @@ impl<T> WaitQueue<T> {
         on_unclaimed: impl FnOnce(T),
     ) -> Result<T, WaitError> {
         let w = hub::current_waker(what);
-        let entry = Rc::new(Entry {
-            waker: w,
-            value: Cell::new(None),
-            cancelled: Cell::new(false),
-        });
+        let entry = self
+            .spare
+            .take()
+            .and_then(|mut e| {
+                let m = Rc::get_mut(&mut e)?;
+                m.waker = w;
+                *m.value.get_mut() = None;
+                *m.cancelled.get_mut() = false;
+                Some(e)
+            })
+            .unwrap_or_else(|| {
+                Rc::new(Entry {
+                    waker: w,
+                    value: Cell::new(None),
+                    cancelled: Cell::new(false),
+                })
+            });
         self.waiting.borrow_mut().push_back(Rc::clone(&entry));
         self.live.set(self.live.get() + 1);
         let mut guard = EntryGuard {
