@@ -24,7 +24,11 @@ enum Fetch {
 /// 5th is missing.
 fn fetch(i: u32) -> Fetch {
     let url = format!("https://example.test/page/{i}");
-    let latency = if i % 7 == 6 { 500 } else { 5 + u64::from(i % 4) * 3 };
+    let latency = if i % 7 == 6 {
+        500
+    } else {
+        5 + u64::from(i % 4) * 3
+    };
     match with_timeout(JOB_TIMEOUT, || sleep(Duration::from_millis(latency))) {
         Err(_) => Fetch::TimedOut(url),
         Ok(()) if i % 5 == 4 => Fetch::NotFound(url),

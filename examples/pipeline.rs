@@ -55,10 +55,7 @@ fn main() -> Result<(), GreenletError> {
         assert_eq!(queue.unfinished_tasks(), 0);
         queue.shutdown();
 
-        let handled: u64 = consumers
-            .iter()
-            .map(|c| c.get())
-            .sum::<Result<u64, _>>()?;
+        let handled: u64 = consumers.iter().map(|c| c.get()).sum::<Result<u64, _>>()?;
         let mut results = done.borrow().clone();
         results.sort_unstable();
         let expected: Vec<u64> = (0..ITEMS).map(|i| i * i).collect();

@@ -114,7 +114,12 @@ fn kill_kills_every_member_and_those_added_meanwhile() {
 fn dropping_a_group_detaches_its_members_which_run_on() {
     let group = Group::new();
     let gs: Vec<_> = (0..3)
-        .map(|i| group.spawn(move || { sleep(Duration::from_millis(5)); i }))
+        .map(|i| {
+            group.spawn(move || {
+                sleep(Duration::from_millis(5));
+                i
+            })
+        })
         .collect();
     assert!(gs.iter().all(|g| g.has_links()));
     drop(group);
@@ -183,10 +188,16 @@ fn spawners_waiting_for_a_slot_are_served_in_order_and_killed_ones_take_none() {
     spawners[1].kill().unwrap(); // while waiting for a slot
     let timed_out = {
         let pool = pool.clone();
-        spawn(move || pool.spawn_timeout(|| (), Duration::from_millis(5)).map(|_| ()))
+        spawn(move || {
+            pool.spawn_timeout(|| (), Duration::from_millis(5))
+                .map(|_| ())
+        })
     };
     sleep(Duration::from_millis(10));
-    assert!(matches!(timed_out.get().unwrap(), Err(WaitError::Elapsed(_))));
+    assert!(matches!(
+        timed_out.get().unwrap(),
+        Err(WaitError::Elapsed(_))
+    ));
     blocker.join().unwrap();
     for (i, s) in spawners.iter().enumerate() {
         if i != 1 {
@@ -214,7 +225,9 @@ fn a_spawner_killed_after_being_handed_a_slot_passes_it_on() {
     sleep(ZERO);
     blocker.join().unwrap(); // its link hands the slot to victim
     sleep(ZERO); // run the link
-    victim.kill_with_options(KillOptions::new().nowait()).unwrap();
+    victim
+        .kill_with_options(KillOptions::new().nowait())
+        .unwrap();
     victim.join().unwrap();
     assert_eq!(next.get().unwrap().get().unwrap(), "next");
     pool.join(None, false).unwrap();
@@ -265,7 +278,12 @@ fn map_and_imap_keep_input_order_imap_unordered_completion_order() {
     let (r, took) = timed(|| pool.map(nap, delays).unwrap());
     assert_eq!(r, delays);
     // 4 at a time: 40 | 10→1 ... the longest chain is 40 ms.
-    assert_band("map", took, Duration::from_millis(40), Duration::from_millis(150));
+    assert_band(
+        "map",
+        took,
+        Duration::from_millis(40),
+        Duration::from_millis(150),
+    );
     let ordered: Vec<u64> = pool.imap(nap, delays).map(Result::unwrap).collect();
     assert_eq!(ordered, delays);
     let unordered: Vec<u64> = pool

@@ -144,7 +144,9 @@ fn a_getter_killed_after_the_hand_off_passes_the_item_to_the_next_getter() {
     let next = spawn(move || q2.get().unwrap());
     sleep(ZERO);
     q.put(7).unwrap(); // handed to victim, which has not run yet
-    victim.kill_with_options(KillOptions::new().nowait()).unwrap();
+    victim
+        .kill_with_options(KillOptions::new().nowait())
+        .unwrap();
     victim.join().unwrap();
     assert!(victim.is_successful()); // killed with GreenletExit
     assert_eq!(next.get().unwrap(), 7);
@@ -191,7 +193,9 @@ fn a_putter_killed_after_being_handed_a_slot_passes_the_slot_on() {
     let next = spawn(move || q2.put(2).unwrap());
     sleep(ZERO);
     assert_eq!(q.get().unwrap(), 0); // slot handed to victim
-    victim.kill_with_options(KillOptions::new().nowait()).unwrap();
+    victim
+        .kill_with_options(KillOptions::new().nowait())
+        .unwrap();
     victim.join().unwrap();
     next.join().unwrap();
     assert_eq!(drain(&q), [2]);
@@ -228,9 +232,15 @@ fn kill_and_timeout_due_in_one_turn_lose_nothing() {
     sleep(ZERO);
     std::thread::sleep(Duration::from_millis(20)); // both timers due
     q.put(1).unwrap(); // handed to victim
-    victim.kill_with_options(KillOptions::new().nowait()).unwrap();
+    victim
+        .kill_with_options(KillOptions::new().nowait())
+        .unwrap();
     victim.join().unwrap();
-    assert_eq!(next.get().unwrap(), 1, "the item went on to the next getter");
+    assert_eq!(
+        next.get().unwrap(),
+        1,
+        "the item went on to the next getter"
+    );
     assert!(q.is_empty() && q.getters() == 0);
     quiet();
 }
@@ -265,8 +275,14 @@ fn the_native_stack_gets_loop_exit_not_a_hang() {
         joinable.put(1).unwrap();
         assert!(matches!(joinable.join(), Err(WaitError::LoopExit(_))));
         let ch = Channel::<u8>::new();
-        assert!(matches!(ch.get(), Err(GetError::Wait(WaitError::LoopExit(_)))));
-        assert!(matches!(ch.put(1), Err(PutError::Wait(1, WaitError::LoopExit(_)))));
+        assert!(matches!(
+            ch.get(),
+            Err(GetError::Wait(WaitError::LoopExit(_)))
+        ));
+        assert!(matches!(
+            ch.put(1),
+            Err(PutError::Wait(1, WaitError::LoopExit(_)))
+        ));
         assert_eq!(ch.balance(), 0);
         quiet();
     });
@@ -362,7 +378,12 @@ fn joinable_queue_join_waits_for_every_task_done() {
     assert_eq!(q.unfinished_tasks(), 4);
     let (r, took) = timed(|| q.join());
     r.unwrap();
-    assert_band("join", took, Duration::from_millis(50), Duration::from_millis(160));
+    assert_band(
+        "join",
+        took,
+        Duration::from_millis(50),
+        Duration::from_millis(160),
+    );
     assert_eq!(done.borrow().len(), 4);
     assert_eq!(q.unfinished_tasks(), 0);
     assert!(q.task_done().is_err());
@@ -475,7 +496,9 @@ fn channel_getter_killed_after_the_hand_off_passes_the_item_on() {
     sleep(ZERO);
     assert_eq!(ch.balance(), -2);
     ch.put_nowait(9).unwrap(); // handed to victim
-    victim.kill_with_options(KillOptions::new().nowait()).unwrap();
+    victim
+        .kill_with_options(KillOptions::new().nowait())
+        .unwrap();
     victim.join().unwrap();
     assert_eq!(next.get().unwrap(), 9);
     // With nobody left, a given-back item stays on offer.

@@ -362,7 +362,10 @@ fn run_blocking<Q: Target>(q: Q, ops: &[Op]) {
         assert!(sorted.contains(v), "{v} was put but never delivered");
     }
     for v in rec.put_err.borrow().iter() {
-        assert!(!sorted.contains(v), "{v}: its put failed, yet it was delivered");
+        assert!(
+            !sorted.contains(v),
+            "{v}: its put failed, yet it was delivered"
+        );
     }
     if Q::KILLED_PUTTER_NEVER_DELIVERS {
         let mut expected = put_ok.clone();

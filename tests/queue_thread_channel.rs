@@ -130,10 +130,7 @@ fn disconnection_is_std_mpsc() {
         .unwrap();
         let (first, second, rx) = waiter.take().unwrap();
         assert_eq!((first, second), (Ok(1), Err(RecvError)));
-        assert_eq!(
-            rx.recv_timeout(LONG),
-            Err(RecvTimeoutError::Disconnected)
-        );
+        assert_eq!(rx.recv_timeout(LONG), Err(RecvTimeoutError::Disconnected));
         let (tx, rx) = thread_channel::<String>();
         drop(rx);
         assert_eq!(tx.send("x".into()), Err(SendError(String::from("x"))));

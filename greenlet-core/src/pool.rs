@@ -77,8 +77,9 @@ impl Inner {
     }
 
     fn free_count(&self) -> usize {
-        self.limit
-            .map_or(usize::MAX, |l| l.saturating_sub(self.len() + self.reserved.get()))
+        self.limit.map_or(usize::MAX, |l| {
+            l.saturating_sub(self.len() + self.reserved.get())
+        })
     }
 
     fn find<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> Option<usize> {
@@ -577,7 +578,10 @@ impl Group {
     /// # });
     /// ```
     #[track_caller]
-    pub fn killone<T: 'static, D: 'static>(&self, greenlet: &Greenlet<T, D>) -> Result<(), WaitError> {
+    pub fn killone<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+    ) -> Result<(), WaitError> {
         self.inner.killone(greenlet)
     }
 }
@@ -1029,7 +1033,10 @@ impl Pool {
     /// # });
     /// ```
     #[track_caller]
-    pub fn killone<T: 'static, D: 'static>(&self, greenlet: &Greenlet<T, D>) -> Result<(), WaitError> {
+    pub fn killone<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+    ) -> Result<(), WaitError> {
         self.inner().killone(greenlet)
     }
 

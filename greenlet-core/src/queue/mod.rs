@@ -604,7 +604,6 @@ impl<T: Ord> Waitable for PriorityQueue<T> {
     }
 }
 
-
 /// gevent's `JoinableQueue`: every [`Queue`] counts unfinished tasks, so
 /// this is another name for it.
 pub type JoinableQueue<T> = Queue<T, Fifo>;
