@@ -4,7 +4,7 @@
 //! A member leaves its group by itself when it finishes (through a link),
 //! so `len` counts the greenlets still running. Members have different
 //! result types, so the group holds them type-erased
-//! ([`AnyGreenlet`](crate::AnyGreenlet)); the calls that return results
+//! ([`AnyGreenlet`]); the calls that return results
 //! ([`Group::spawn`], [`Pool::map`], [`Pool::apply`], ...) keep them typed.
 //!
 //! **Killing** a group kills every member. **Dropping** the last handle of

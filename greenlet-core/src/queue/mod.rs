@@ -12,7 +12,7 @@
 //! * [`thread_channel`]: a `Send` channel whose ends work from plain OS
 //!   threads and from greenlets alike.
 //!
-//! Every blocking operation is built on [`WaitQueue`](crate::waiter::WaitQueue)
+//! Every blocking operation is built on [`WaitQueue`]
 //! hand-off: a `put` with getters waiting hands the item to the first getter;
 //! a getter killed after the hand-off gives the item to the next getter or
 //! back to the front of the queue; a putter blocked on a full queue is handed
