@@ -386,7 +386,8 @@ impl<T> WaitQueue<T> {
             entry,
             on_unclaimed: Some(on_unclaimed),
         };
-        let timer = TimerGuard::wake_at(deadline, true, w);
+        // No guard at all without a deadline (the common, hot case).
+        let timer = deadline.map(|d| TimerGuard::wake_at(Some(d), true, w));
         let parked = hub::park(w, what);
         drop(timer);
         if let Some(value) = guard.entry.value.take() {
