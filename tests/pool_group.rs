@@ -270,28 +270,23 @@ fn a_full_pool_on_the_native_stack_gets_loop_exit() {
 #[greenlet::test]
 fn map_and_imap_keep_input_order_imap_unordered_completion_order() {
     let pool = Pool::new(4);
-    let delays = [40u64, 10, 30, 20, 1];
+    let delays = [80u64, 20, 60, 40, 1];
     let nap = |ms: u64| {
         sleep(Duration::from_millis(ms));
         ms
     };
     let (r, took) = timed(|| pool.map(nap, delays).unwrap());
     assert_eq!(r, delays);
-    // 4 at a time: 40 | 10→1 ... the longest chain is 40 ms.
-    assert_band(
-        "map",
-        took,
-        Duration::from_millis(40),
-        Duration::from_millis(150),
-    );
+    // 4 at a time: 80 | 20 then 1 | 60 | 40: the longest chain is 80 ms.
+    assert_band("map", took, Duration::from_millis(80), Duration::from_millis(240));
     let ordered: Vec<u64> = pool.imap(nap, delays).map(Result::unwrap).collect();
     assert_eq!(ordered, delays);
     let unordered: Vec<u64> = pool
         .imap_unordered(nap, delays)
         .map(Result::unwrap)
         .collect();
-    // 40, 10, 30, 20 start; 10 ends → 1 starts and ends at ~11.
-    assert_eq!(unordered, [10, 1, 20, 30, 40]);
+    // 80, 20, 60, 40 start; 20 ends → 1 starts and ends at ~21.
+    assert_eq!(unordered, [20, 1, 40, 60, 80]);
     assert_eq!(pool.free_count(), 4);
     quiet();
 }

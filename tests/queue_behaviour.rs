@@ -406,13 +406,14 @@ fn wait_and_iwait_mix_queues_greenlets_and_channels_in_readiness_order() {
     let q1 = Queue::<u8>::new();
     let q2 = Queue::<u8>::new();
     let ch = Channel::<u8>::new();
-    let g = spawn(|| sleep(Duration::from_millis(30)));
+    let g = spawn(|| sleep(Duration::from_millis(40)));
     {
         let (q1, q2, ch) = (q1.clone(), q2.clone(), ch.clone());
         spawn(move || {
             sleep(Duration::from_millis(20));
             q2.put(2).unwrap();
-            sleep(Duration::from_millis(20));
+            sleep(Duration::from_millis(40));
+            // q1 and then ch become ready in the same turn: in that order.
             q1.put(1).unwrap();
             let _ = ch.put_timeout(3, Duration::from_millis(200));
         });

@@ -89,21 +89,26 @@ fn several_threads_feed_greenlets_and_get_answers_back() {
 fn a_greenlet_waiting_on_a_thread_blocks_only_itself() {
     greenlet::run(|| {
         let (tx, rx) = thread_channel::<&str>();
+        let (go_tx, go_rx) = thread_channel::<()>();
         let waiter = spawn(move || rx.recv());
-        let ticks = spawn(|| {
+        let w = waiter.clone();
+        // Other greenlets keep running while `waiter` blocks; only then is
+        // the thread told to send.
+        let ticks = spawn(move || {
             let mut n = 0;
             for _ in 0..10 {
                 sleep(Duration::from_millis(2));
                 n += 1;
             }
-            n
+            let still_waiting = !w.is_ready();
+            go_tx.send(()).unwrap();
+            (n, still_waiting)
         });
         let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(40));
+            go_rx.recv().unwrap();
             tx.send("late").unwrap();
         });
-        assert_eq!(ticks.get().unwrap(), 10);
-        assert!(!waiter.is_ready(), "still waiting while others ran");
+        assert_eq!(ticks.get().unwrap(), (10, true));
         assert_eq!(waiter.get().unwrap(), Ok("late"));
         sender.join().unwrap();
         quiet();
