@@ -278,7 +278,12 @@ fn map_and_imap_keep_input_order_imap_unordered_completion_order() {
     let (r, took) = timed(|| pool.map(nap, delays).unwrap());
     assert_eq!(r, delays);
     // 4 at a time: 80 | 20 then 1 | 60 | 40: the longest chain is 80 ms.
-    assert_band("map", took, Duration::from_millis(80), Duration::from_millis(240));
+    assert_band(
+        "map",
+        took,
+        Duration::from_millis(80),
+        Duration::from_millis(240),
+    );
     let ordered: Vec<u64> = pool.imap(nap, delays).map(Result::unwrap).collect();
     assert_eq!(ordered, delays);
     let unordered: Vec<u64> = pool
