@@ -1224,7 +1224,9 @@ impl Pool {
 }
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: yields
-/// each call's result, or how it failed.
+/// each call's result, or how it failed. Dropping it early leaves the calls
+/// already started running in the pool (kill the pool to stop them); the
+/// rest of the input is not consumed.
 pub struct IMap<I: Iterator, R: 'static> {
     pool: Pool,
     f: Rc<dyn Fn(I::Item) -> R>,
