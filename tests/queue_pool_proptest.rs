@@ -493,3 +493,96 @@ fn fixed_schedule_is_fifo() {
         common::quiet();
     });
 }
+
+// --------------------------------------------------------- thread_channel
+
+#[derive(Debug, Clone)]
+enum ThreadOp {
+    /// A greenlet receiving once (blocking, or with a timeout in ms).
+    Receiver(Option<u8>),
+    /// Kill the i-th receiver greenlet (mod count), without waiting.
+    Kill(usize),
+    /// Send the next value from the test's own stack.
+    Send,
+    /// An OS thread sending the next `n` values (joined at the end).
+    Thread(u8),
+    Turn,
+    Sleep(u8),
+}
+
+fn thread_op() -> impl Strategy<Value = ThreadOp> {
+    prop_oneof![
+        3 => prop::option::of(0u8..4).prop_map(ThreadOp::Receiver),
+        2 => any::<usize>().prop_map(ThreadOp::Kill),
+        2 => Just(ThreadOp::Send),
+        1 => (1u8..5).prop_map(ThreadOp::Thread),
+        2 => Just(ThreadOp::Turn),
+        1 => (0u8..3).prop_map(ThreadOp::Sleep),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..config() })]
+
+    #[test]
+    fn thread_channel_delivers_exactly_once_under_kills_and_timeouts(
+        ops in prop::collection::vec(thread_op(), 1..30),
+    ) {
+        use greenlet::queue::{TryRecvError, thread_channel};
+        greenlet::run(|| {
+            let (tx, rx) = thread_channel::<u32>();
+            let rx = Rc::new(rx);
+            let got = Rc::new(RefCell::new(Vec::new()));
+            let mut next = 0u32;
+            let mut receivers: Vec<Greenlet<()>> = Vec::new();
+            let mut threads = Vec::new();
+            for op in &ops {
+                match *op {
+                    ThreadOp::Receiver(t) => {
+                        let (rx, got) = (rx.clone(), got.clone());
+                        receivers.push(spawn(move || {
+                            let r = match t {
+                                Some(t) => rx.recv_timeout(ms(t)).ok(),
+                                None => rx.recv().ok(),
+                            };
+                            if let Some(v) = r {
+                                got.borrow_mut().push(v);
+                            }
+                        }));
+                    }
+                    ThreadOp::Kill(i) if !receivers.is_empty() => {
+                        let g = &receivers[i % receivers.len()];
+                        g.kill_with_options(KillOptions::new().nowait()).unwrap();
+                    }
+                    ThreadOp::Kill(_) => {}
+                    ThreadOp::Send => {
+                        tx.send(next).unwrap();
+                        next += 1;
+                    }
+                    ThreadOp::Thread(n) => {
+                        let (tx, first) = (tx.clone(), next);
+                        next += u32::from(n);
+                        threads.push(std::thread::spawn(move || {
+                            for v in first..first + u32::from(n) {
+                                tx.send(v).unwrap();
+                            }
+                        }));
+                    }
+                    ThreadOp::Turn => sleep(ZERO),
+                    ThreadOp::Sleep(n) => sleep(ms(n)),
+                }
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            drop(tx); // every sender gone: blocked receivers end
+            greenlet::joinall(&receivers).unwrap();
+            let mut all = got.borrow().clone();
+            all.extend(std::iter::from_fn(|| rx.try_recv().ok()));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+            all.sort_unstable();
+            assert_eq!(all, (0..next).collect::<Vec<_>>(), "each value exactly once");
+            common::quiet();
+        });
+    }
+}
