@@ -1041,6 +1041,8 @@ impl Pool {
     }
 
     /// Runs `f` in the pool and waits for its result (gevent's `apply`).
+    /// Unlike gevent, a member calling it on its own full pool does not run
+    /// `f` inline: it waits for a slot like any caller.
     ///
     /// # Errors
     ///
