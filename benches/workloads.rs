@@ -19,6 +19,7 @@
 //! | `switch` | two greenlets each `sleep(ZERO)` n = 1,000,000 times (10,000 warm-up first) | `ns_per_switch` = wall / 2n |
 //! | `spawn_join` | spawn 100,000 greenlets returning `i % 7`, then `get()` all in order and sum | `ns_per_task`, `bytes_per_task` |
 //! | `sleepers` | 100,000 greenlets each `sleep(10 ms)`; join all | `wall_ms`, `bytes_per_task` |
+//! | `pingpong` | two greenlets pass a counter back and forth n = 1,000,000 times over two unbounded `queue::Queue`s (10,000 warm-up first) | `ns_per_roundtrip` = wall / n |
 //!
 //! Memory: `bytes_per_task` = (VmHWM after the run − VmRSS before it) / n,
 //! as the peers compute it. `stacks_peak` is the hub's count of mapped
@@ -73,7 +74,7 @@ fn main() {
         if bench && !test {
             eprintln!(
                 "greenlet workloads: driven by the peer harness, see BENCHMARKS.md \
-                 (usage: workloads <switch|spawn_join|sleepers> [n]); nothing to do"
+                 (usage: workloads <switch|spawn_join|sleepers|pingpong> [n]); nothing to do"
             );
         } else {
             greenlet::run(test_mode);
@@ -92,7 +93,8 @@ fn main() {
             "switch" => switch(n.unwrap_or(SWITCH_N)),
             "spawn_join" => spawn_join(count(n, SPAWN_N)),
             "sleepers" => sleepers(count(n, SLEEP_N)),
-            "pingpong" | "echo" => {
+            "pingpong" => pingpong(n.unwrap_or(SWITCH_N)),
+            "echo" => {
                 eprintln!(
                     "greenlet workloads: {workload} needs channels/sockets, not implemented yet; skipped"
                 );
@@ -109,6 +111,7 @@ fn test_mode() {
     switch(1_000);
     spawn_join(1_000);
     sleepers(100);
+    pingpong(1_000);
     hub::join();
     let stats = hub::stats();
     assert!(stats.is_quiet(), "workloads left work behind: {stats:?}");
@@ -116,7 +119,7 @@ fn test_mode() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: workloads <switch|spawn_join|sleepers> [n]");
+    eprintln!("usage: workloads <switch|spawn_join|sleepers|pingpong> [n]");
     std::process::exit(2);
 }
 
@@ -391,4 +394,48 @@ impl Line {
     fn print(&self) {
         println!("{}", self.0.join(" "));
     }
+}
+
+// ---------------------------------------------------------------- pingpong
+
+/// The peers' `pingpong`: A sends a counter to B over one unbounded queue,
+/// B answers `v + 1` over another, n round trips (after 10,000 warm-up
+/// ones). Each round trip is two hand-offs and two switches through the
+/// hub.
+fn pingpong(n: u64) {
+    pingpong_round_trips(SWITCH_WARMUP);
+    let t = Instant::now();
+    pingpong_round_trips(n);
+    let el = t.elapsed();
+    let ns = el.as_nanos() as f64;
+    Line::new("pingpong")
+        .s("n", n)
+        .f("wall_ms", ns / 1e6)
+        .f("ns_per_roundtrip", ns / n as f64)
+        .f("ns_per_switch", ns / (2 * n) as f64)
+        .s("rss_peak_kb", hwm_kb())
+        .print();
+}
+
+fn pingpong_round_trips(k: u64) {
+    use greenlet::queue::Queue;
+    let a_to_b = Queue::<u64>::new();
+    let b_to_a = Queue::<u64>::new();
+    let (inbox_b, outbox_b) = (a_to_b.clone(), b_to_a.clone());
+    let b = spawn(move || {
+        for _ in 0..k {
+            let v = inbox_b.get().expect("pingpong: A sends");
+            outbox_b.put(v + 1).expect("pingpong: unbounded");
+        }
+    });
+    let a = spawn(move || {
+        let mut v = 0u64;
+        for _ in 0..k {
+            a_to_b.put(v).expect("pingpong: unbounded");
+            v = b_to_a.get().expect("pingpong: B answers");
+        }
+        v
+    });
+    assert_eq!(black_box(a.get().expect("pingpong: A finishes")), k);
+    b.join().expect("pingpong: B finishes");
 }

@@ -78,9 +78,11 @@ compile_error!(
 pub mod event;
 mod greenlet;
 pub mod hub;
-pub mod process;
 pub mod local;
 pub mod lock;
+pub mod pool;
+pub mod process;
+pub mod queue;
 mod signal;
 mod timeout;
 mod wait;

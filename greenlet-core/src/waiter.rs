@@ -255,6 +255,9 @@ pub struct WaitQueue<T> {
     waiting: RefCell<VecDeque<Rc<Entry<T>>>>,
     /// Waiters in `waiting` that are not cancelled.
     live: Cell<usize>,
+    /// A finished entry nobody else references, reused by the next wait
+    /// (one allocation less per blocking wait: the hot path of queues).
+    spare: Cell<Option<Rc<Entry<T>>>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -263,6 +266,7 @@ impl<T> Default for WaitQueue<T> {
         WaitQueue {
             waiting: RefCell::new(VecDeque::new()),
             live: Cell::new(0),
+            spare: Cell::new(None),
             _not_send: PhantomData,
         }
     }
@@ -293,6 +297,11 @@ impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
                 }
             }
             None => self.queue.cancel(&self.entry),
+        }
+        // Out of the queue (handed a value) and referenced only by us:
+        // keep it for the next wait.
+        if Rc::strong_count(&self.entry) == 1 {
+            self.queue.spare.set(Some(Rc::clone(&self.entry)));
         }
     }
 }
@@ -349,12 +358,39 @@ impl<T> WaitQueue<T> {
         what: &'static str,
         on_unclaimed: impl FnOnce(T),
     ) -> Result<T, WaitError> {
+        let deadline = timeout.and_then(hub::deadline_after);
+        self.wait_deadline(deadline, timeout, what, on_unclaimed)
+    }
+
+    /// [`wait`](WaitQueue::wait) until an absolute `deadline` (from
+    /// `hub::deadline_after`), for callers that wait in a loop; `timeout`
+    /// is only reported in the `Elapsed` error.
+    #[track_caller]
+    pub(crate) fn wait_deadline(
+        &self,
+        deadline: Option<std::time::Instant>,
+        timeout: Option<Duration>,
+        what: &'static str,
+        on_unclaimed: impl FnOnce(T),
+    ) -> Result<T, WaitError> {
         let w = hub::current_waker(what);
-        let entry = Rc::new(Entry {
-            waker: w,
-            value: Cell::new(None),
-            cancelled: Cell::new(false),
-        });
+        let entry = self
+            .spare
+            .take()
+            .and_then(|mut e| {
+                let m = Rc::get_mut(&mut e)?;
+                m.waker = w;
+                *m.value.get_mut() = None;
+                *m.cancelled.get_mut() = false;
+                Some(e)
+            })
+            .unwrap_or_else(|| {
+                Rc::new(Entry {
+                    waker: w,
+                    value: Cell::new(None),
+                    cancelled: Cell::new(false),
+                })
+            });
         self.waiting.borrow_mut().push_back(Rc::clone(&entry));
         self.live.set(self.live.get() + 1);
         let mut guard = EntryGuard {
@@ -362,8 +398,8 @@ impl<T> WaitQueue<T> {
             entry,
             on_unclaimed: Some(on_unclaimed),
         };
-        let deadline = timeout.and_then(hub::deadline_after);
-        let timer = TimerGuard::wake_at(deadline, true, w);
+        // No guard at all without a deadline (the common, hot case).
+        let timer = deadline.map(|d| TimerGuard::wake_at(Some(d), true, w));
         let parked = hub::park(w, what);
         drop(timer);
         if let Some(value) = guard.entry.value.take() {

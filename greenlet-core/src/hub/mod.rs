@@ -58,8 +58,8 @@ mod dump;
 mod handle;
 pub(crate) mod io;
 mod local;
-mod monitor;
 mod locals;
+mod monitor;
 #[allow(unsafe_code)] // poller registration and raw syscalls: see the module docs
 pub(crate) mod reactor;
 mod run;
@@ -87,14 +87,14 @@ pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
-pub use monitor::{
-    DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
-    set_max_blocking_time,
-};
 use locals::drop_main_locals;
 pub(crate) use locals::{
     GreenletId, LocalAccess, Locals, current_greenlet_id, drop_current_locals, local_get,
     local_insert,
+};
+pub use monitor::{
+    DEFAULT_MAX_BLOCKING_TIME, MAX_BLOCKING_TIME_ENV, dump_on_signal, max_blocking_time,
+    set_max_blocking_time,
 };
 use reactor::{IoTarget, Reactor};
 use run::run_loop;
