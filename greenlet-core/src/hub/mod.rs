@@ -53,6 +53,7 @@ mod local;
 pub(crate) mod reactor;
 mod run;
 mod scope;
+#[allow(unsafe_code)] // the stack region's raw syscalls: see the module docs
 mod stacks;
 mod teardown;
 mod timers;
@@ -78,6 +79,7 @@ pub(crate) use run::{
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;
+pub use stacks::uses_guard_markers;
 pub use teardown::destroy;
 pub(crate) use timers::TimerId;
 use timers::Timers;
