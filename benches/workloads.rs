@@ -92,6 +92,7 @@ fn main() {
             "switch" => switch(n.unwrap_or(SWITCH_N)),
             "spawn_join" => spawn_join(count(n, SPAWN_N)),
             "sleepers" => sleepers(count(n, SLEEP_N)),
+            "sleepers_1m" => sleepers_1m(count(n, SLEEP_1M_N)),
             "pingpong" | "echo" => {
                 eprintln!(
                     "greenlet workloads: {workload} needs channels/sockets, not implemented yet; skipped"
@@ -391,4 +392,42 @@ impl Line {
     fn print(&self) {
         println!("{}", self.0.join(" "));
     }
+}
+
+// ------------------------------------------------------------- sleepers_1m
+
+/// Greenlets in `sleepers_1m`.
+const SLEEP_1M_N: usize = 1_000_000;
+
+/// One million greenlets each `sleep(10 ms)`, then all joined: the stack
+/// region's workload (issue 16). Prints `wall_ms`, `bytes_per_task` (peak RSS
+/// over the baseline, per greenlet) and `maps_grown` (the process's memory
+/// mappings with every greenlet started, minus the baseline's; counted in
+/// the timed run, `/proc/self/maps` stays short with guard markers). With
+/// `mprotect` guards (Linux < 6.13) it stops at `hub::max_live_stacks()`
+/// with the harness's failure line.
+fn sleepers_1m(n: usize) {
+    let nap = Duration::from_millis(SLEEP_MS);
+    warm_up();
+    let base = rss_kb();
+    let base_maps = map_count();
+    let t = Instant::now();
+    let gs = spawn_all(n, "sleepers_1m", |_| move || sleep(nap));
+    let probe = spawn(map_count);
+    for (i, g) in gs.iter().enumerate() {
+        if let Err(e) = g.join() {
+            task_failed("sleepers_1m", n, i, &e.into());
+        }
+        if let Some(e) = g.exception() {
+            task_failed("sleepers_1m", n, i, &e);
+        }
+    }
+    let el = t.elapsed();
+    let maps_peak = probe.get().expect("the probe does not fail");
+    let peak_kb = hwm_kb();
+    report_tasks("sleepers_1m", n, el, base, peak_kb)
+        .s("sleep_ms", SLEEP_MS)
+        .s("maps_grown", maps_peak.saturating_sub(base_maps))
+        .s("guard_markers", hub::uses_guard_markers())
+        .print();
 }
