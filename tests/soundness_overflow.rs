@@ -318,7 +318,10 @@ fn overflow_between_region_neighbours(test: &str) {
     let out = run_child(test);
     let stderr = assert_aborted(&out);
     let markers = hub::uses_guard_markers();
-    assert!(stderr.contains(&format!("guard markers: {markers}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("guard markers: {markers}")),
+        "{stderr}"
+    );
     assert_overflow_message(&stderr, "slot", spawn_line(&stderr), 64);
 }
 

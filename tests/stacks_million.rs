@@ -85,10 +85,16 @@ fn a_million_parked() {
     assert!(live >= parked, "{live} greenlets alive at the probe");
     assert!(stacks >= parked, "{stacks} stacks at the probe");
     let grown = maps.saturating_sub(base_maps);
-    assert!(grown < 100, "{grown} mappings for {parked} parked greenlets");
+    assert!(
+        grown < 100,
+        "{grown} mappings for {parked} parked greenlets"
+    );
     let per = (rss.saturating_sub(base_rss) * 1024) as f64 / parked as f64;
     // One stack page (4 KiB) plus the hub's per-greenlet bookkeeping.
-    assert!(per < 6.0 * 1024.0, "{per:.0} bytes resident per parked greenlet");
+    assert!(
+        per < 6.0 * 1024.0,
+        "{per:.0} bytes resident per parked greenlet"
+    );
     for gate in &gates {
         gate.kill().unwrap();
     }

@@ -94,7 +94,7 @@ pub(crate) const MAIN: u32 = 0;
 pub(crate) const LOOP: u32 = u32::MAX;
 
 /// Default greenlet stack size in bytes (virtual; only touched pages are
-/// resident, about 8 KiB for an idle greenlet).
+/// resident, one 4 KiB page for an idle, shallow greenlet).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Default number of finished stacks kept for reuse per hub.
 pub const DEFAULT_STACK_CACHE_LIMIT: usize = 1024;

@@ -193,13 +193,7 @@ impl Hub {
             self.live,
             stack_size.unwrap_or(self.config.stack_size),
             max_live_stacks(),
-            "the process-wide greenlet stack budget is used up: this kernel has no \
-             stack guard markers (Linux < 6.13), so each stack needs 2 memory mappings \
-             and the process may hold at most max_live_stacks() stacks \
-             (vm.max_map_count minus the process's mappings and 4096 of headroom, \
-             halved); raise it with `sysctl vm.max_map_count=N`, run Linux >= 6.13, \
-             or keep fewer greenlets alive"
-                .to_owned(),
+            "the process-wide greenlet stack budget is used up".to_owned(),
         ))
     }
 
@@ -312,7 +306,9 @@ enum Guards {
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     // SAFETY: `sysconf` has no preconditions.
-    *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
+    *PAGE.get_or_init(|| {
+        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+    })
 }
 
 /// The guard kind of this process, probed once: a scratch mapping gets a
@@ -608,22 +604,28 @@ fn give_back(index: usize, slots: &mut Vec<usize>) {
 /// its class index. Guarded (marker installed, or `mprotect`ed now).
 fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
     let kind = guards();
-    let (bottom, index, fresh) = LOCAL.with_borrow_mut(|local| {
+    let taken = LOCAL.try_with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else {
+            return Err("the stack region is busy on this thread".to_owned());
+        };
         let pos = match local.0.iter().position(|c| c.stack_len == stack_len) {
             Some(pos) => pos,
             None => {
                 let index = REGION.with(|classes| {
-                    classes.iter().position(|c| c.stack_len == stack_len).unwrap_or_else(|| {
-                        classes.push(Class {
-                            stack_len,
-                            free: Vec::new(),
-                            base: 0,
-                            end: 0,
-                            committed: 0,
-                            next: 0,
-                        });
-                        classes.len() - 1
-                    })
+                    classes
+                        .iter()
+                        .position(|c| c.stack_len == stack_len)
+                        .unwrap_or_else(|| {
+                            classes.push(Class {
+                                stack_len,
+                                free: Vec::new(),
+                                base: 0,
+                                end: 0,
+                                committed: 0,
+                                next: 0,
+                            });
+                            classes.len() - 1
+                        })
                 });
                 local.0.push(LocalClass {
                     index,
@@ -656,12 +658,17 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
             None => {
                 // Hand out the first fresh slot; the others get their guard
                 // when they come up (kept apart from the guarded ones).
+                if fresh.is_empty() {
+                    return Err("the stack region could not grow".to_owned());
+                }
                 let bottom = fresh.remove(0);
                 class.clean.extend(fresh.iter().map(|b| b | 1));
                 Ok((bottom, class.index, true))
             }
         }
-    })?;
+    });
+    let (bottom, index, fresh) =
+        taken.map_err(|_| "this thread is exiting: its stack region is gone".to_owned())??;
     // Fresh slots are tagged with the low bit until their guard exists.
     let (bottom, fresh) = (bottom & !1, fresh || bottom & 1 == 1);
     let guard = std::ptr::with_exposed_provenance_mut::<libc::c_void>(bottom - page_size());
@@ -676,7 +683,11 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
     };
     if rc != 0 {
         let error = std::io::Error::last_os_error();
-        let tagged = if kind == Guards::Markers { bottom | 1 } else { bottom };
+        let tagged = if kind == Guards::Markers {
+            bottom | 1
+        } else {
+            bottom
+        };
         LOCAL.with_borrow_mut(|local| {
             if let Some(c) = local.0.iter_mut().find(|c| c.index == index) {
                 c.clean.push(tagged);

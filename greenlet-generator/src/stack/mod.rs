@@ -604,7 +604,12 @@ impl StackMemory {
     ///   `mprotect(PROT_NONE)` page or a `MADV_GUARD_INSTALL` guard marker):
     ///   the overflow handler recognises an overflow by a fault there;
     /// - `release` must not panic or unwind.
-    pub unsafe fn new(bottom: ptr::NonNull<u8>, len: usize, release: ReleaseFn, cookie: usize) -> Self {
+    pub unsafe fn new(
+        bottom: ptr::NonNull<u8>,
+        len: usize,
+        release: ReleaseFn,
+        cookie: usize,
+    ) -> Self {
         StackMemory {
             bottom,
             len,
@@ -676,11 +681,7 @@ impl Stack {
         // SAFETY: `StackMemory::new`'s contract: `bottom..bottom + len` is
         // valid stack memory.
         let buf = unsafe { SysStack::new(bottom.add(memory.len).cast(), bottom.cast()) };
-        Self::with_buf(
-            buf,
-            false,
-            Release::External(memory.release, memory.cookie),
-        )
+        Self::with_buf(buf, false, Release::External(memory.release, memory.cookie))
     }
 
     fn with_buf(buf: SysStack, track_usage: bool, release: Release) -> Stack {
