@@ -113,7 +113,7 @@ fn a_million_parked() {
     assert_eq!(hub::stats().greenlets, 0);
     // Generous bound: the whole round trip of a million greenlets (spawn,
     // first switch, park, kill, wake-up, join) on a loaded 2-core machine.
-    assert!(total < Duration::from_secs(60), "{total:?}");
+    assert!(total < Duration::from_secs(180), "{total:?}");
 }
 
 fn typed_error_at_the_budget() {

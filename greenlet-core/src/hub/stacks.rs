@@ -57,7 +57,7 @@
 
 use std::cell::{RefCell, UnsafeCell};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::Hub;
 use crate::SpawnError;
@@ -657,14 +657,18 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
         match class.clean.pop() {
             Some(bottom) => Ok((bottom, class.index, false)),
             None => {
-                // Hand out the first fresh slot; the others get their guard
-                // when they come up (kept apart from the guarded ones).
                 if fresh.is_empty() {
                     return Err("the stack region could not grow".to_owned());
                 }
+                // Fresh slots: their guards (and the top page each stack
+                // touches first) in one system call per batch; where that
+                // fails, each guard is installed when its slot comes up
+                // (tagged with the low bit until then).
+                let guarded = kind == Guards::Markers && prepare_fresh(&fresh, class.stack_len);
+                let tag = usize::from(!guarded);
                 let bottom = fresh.remove(0);
-                class.clean.extend(fresh.iter().map(|b| b | 1));
-                Ok((bottom, class.index, true))
+                class.clean.extend(fresh.iter().rev().map(|b| b | tag));
+                Ok((bottom | tag, class.index, false))
             }
         }
     });
@@ -672,6 +676,7 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
         taken.map_err(|_| "this thread is exiting: its stack region is gone".to_owned())??;
     // Fresh slots are tagged with the low bit until their guard exists.
     let (bottom, fresh) = (bottom & !1, fresh || bottom & 1 == 1);
+
     let guard = std::ptr::with_exposed_provenance_mut::<libc::c_void>(bottom - page_size());
     let rc = match (kind, fresh) {
         // SAFETY: the page below the slot's stack belongs to the slot; a
@@ -697,6 +702,88 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
         return Err(format!("installing a stack guard page failed: {error}"));
     }
     Ok((bottom, index))
+}
+
+/// `process_madvise(2)` on this process: `advice` over `len` bytes at each
+/// of `addrs`, in one system call per 512 ranges. `false` if the kernel
+/// refused any of it (older kernels only accept a few advices there).
+fn advise_batch(addrs: &[usize], len: usize, advice: libc::c_int) -> bool {
+    /// `(pid << 32) | pidfd` of this process, opened once (again in a `fork`
+    /// child, whose pid differs).
+    static PIDFD: AtomicU64 = AtomicU64::new(u64::MAX);
+    // SAFETY: `getpid` has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let cached = PIDFD.load(Ordering::Acquire);
+    let fd = if cached != u64::MAX && (cached >> 32) as i32 == pid {
+        (cached & 0xffff_ffff) as libc::c_int
+    } else {
+        // SAFETY: `pidfd_open(2)` with our own pid and no flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let Ok(fd) = libc::c_int::try_from(fd) else {
+            return false;
+        };
+        if fd < 0 {
+            return false;
+        }
+        let packed = (u64::from(pid.cast_unsigned()) << 32) | u64::from(fd.cast_unsigned());
+        match PIDFD.compare_exchange(cached, packed, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                if cached != u64::MAX {
+                    // The parent's pidfd, inherited over `fork`: ours now.
+                    // SAFETY: an fd this process owns and no longer uses.
+                    unsafe { libc::close((cached & 0xffff_ffff) as libc::c_int) };
+                }
+                fd
+            }
+            Err(_) => {
+                // Another thread opened one first: use that.
+                // SAFETY: the fd opened just above, used by nobody.
+                unsafe { libc::close(fd) };
+                return advise_batch(addrs, len, advice);
+            }
+        }
+    };
+    for chunk in addrs.chunks(512) {
+        let iov: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|&a| libc::iovec {
+                iov_base: std::ptr::with_exposed_provenance_mut(a),
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: `process_madvise(2)` on this process's own pidfd over
+        // ranges of slots that are ours and unused (fresh, not handed out).
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                fd,
+                iov.as_ptr(),
+                iov.len(),
+                advice,
+                0,
+            )
+        };
+        if usize::try_from(done).ok() != Some(len * chunk.len()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Installs the guard markers of freshly carved slots (stack bottoms
+/// `fresh`) and faults in the top page of each stack (where the generator's
+/// control block goes), in one system call each. `false` if the guards are
+/// not all in place (they are then installed one by one).
+fn prepare_fresh(fresh: &[usize], stack_len: usize) -> bool {
+    let page = page_size();
+    let guards: Vec<usize> = fresh.iter().map(|b| b - page).collect();
+    if !advise_batch(&guards, page, MADV_GUARD_INSTALL) {
+        return false;
+    }
+    // Best effort: a refused populate only means the first touch faults.
+    let tops: Vec<usize> = fresh.iter().map(|b| b + stack_len - page).collect();
+    advise_batch(&tops, page, libc::MADV_POPULATE_WRITE);
+    true
 }
 
 /// The release callback of region stacks (`generator` calls it when the

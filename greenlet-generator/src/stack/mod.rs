@@ -581,7 +581,8 @@ pub type ReleaseFn = fn(bottom: *mut u8, len: usize, cookie: usize);
 /// Stack memory supplied by the embedder (greenlet-generator patch).
 ///
 /// Build one with [`StackMemory::new`] and turn it into a generator stack
-/// with `Gn::new_scoped_local_in`; the generator hands it back to `release` when
+/// with [`Gn::new_scoped_local_in`](crate::Gn::new_scoped_local_in); the
+/// generator hands it back to `release` when
 /// its last stack handle is dropped.
 #[derive(Debug)]
 pub struct StackMemory {
