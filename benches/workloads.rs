@@ -19,6 +19,7 @@
 //! | `switch` | two greenlets each `sleep(ZERO)` n = 1,000,000 times (10,000 warm-up first) | `ns_per_switch` = wall / 2n |
 //! | `spawn_join` | spawn 100,000 greenlets returning `i % 7`, then `get()` all in order and sum | `ns_per_task`, `bytes_per_task` |
 //! | `sleepers` | 100,000 greenlets each `sleep(10 ms)`; join all | `wall_ms`, `bytes_per_task` |
+//! | `sleepers_1m` | 1,000,000 greenlets each `sleep(10 ms)`; join all (not a peer workload) | `wall_ms`, `bytes_per_task`, `maps_grown` |
 //!
 //! Memory: `bytes_per_task` = (VmHWM after the run − VmRSS before it) / n,
 //! as the peers compute it. `stacks_peak` is the hub's count of mapped
