@@ -12,8 +12,10 @@
 //! asked for.
 //!
 //! The guard page is, on Linux ≥ 6.13, a guard marker
-//! (`madvise(MADV_GUARD_INSTALL)`, installed once when the slot is first
-//! handed out): it lives in the page tables, adds no mapping, survives
+//! (`MADV_GUARD_INSTALL`, installed once, when the slot is carved: one
+//! `process_madvise` per batch of 64 fresh slots, which also faults in each
+//! stack's top page; one `madvise` per slot where the kernel refuses that):
+//! it lives in the page tables, adds no mapping, survives
 //! `MADV_DONTNEED`, and any access to it raises SIGSEGV like an `mprotect`
 //! guard, which `generator`'s overflow handler reports. A whole reservation
 //! is then two mappings, however many greenlets it holds. On older kernels
@@ -639,10 +641,9 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
         };
         let class = &mut local.0[pos];
         if let Some(bottom) = class.dirty.pop().or_else(|| class.clean.pop()) {
-            return Ok::<_, String>((bottom, class.index, false));
+            return Ok::<_, String>((bottom, class.index));
         }
-        // Refill from the process-wide list, else carve fresh slots (whose
-        // guards are installed below, one by one, as they are handed out).
+        // Refill from the process-wide list, else carve fresh slots.
         let mut fresh = Vec::new();
         REGION.with(|classes| {
             let shared = &mut classes[class.index];
@@ -655,7 +656,7 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
             }
         })?;
         match class.clean.pop() {
-            Some(bottom) => Ok((bottom, class.index, false)),
+            Some(bottom) => Ok((bottom, class.index)),
             None => {
                 if fresh.is_empty() {
                     return Err("the stack region could not grow".to_owned());
@@ -668,15 +669,14 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
                 let tag = usize::from(!guarded);
                 let bottom = fresh.remove(0);
                 class.clean.extend(fresh.iter().rev().map(|b| b | tag));
-                Ok((bottom | tag, class.index, false))
+                Ok((bottom | tag, class.index))
             }
         }
     });
-    let (bottom, index, fresh) =
+    let (tagged, index) =
         taken.map_err(|_| "this thread is exiting: its stack region is gone".to_owned())??;
     // Fresh slots are tagged with the low bit until their guard exists.
-    let (bottom, fresh) = (bottom & !1, fresh || bottom & 1 == 1);
-
+    let (bottom, fresh) = (tagged & !1, tagged & 1 == 1);
     let guard = std::ptr::with_exposed_provenance_mut::<libc::c_void>(bottom - page_size());
     let rc = match (kind, fresh) {
         // SAFETY: the page below the slot's stack belongs to the slot; a
@@ -694,8 +694,8 @@ fn alloc_slot(stack_len: usize) -> Result<(usize, usize), String> {
         } else {
             bottom
         };
-        LOCAL.with_borrow_mut(|local| {
-            if let Some(c) = local.0.iter_mut().find(|c| c.index == index) {
+        let _ = LOCAL.try_with(|local| {
+            if let Some(c) = local.borrow_mut().0.iter_mut().find(|c| c.index == index) {
                 c.clean.push(tagged);
             }
         });
