@@ -20,12 +20,7 @@ use greenlet::{Builder, signal, sleep};
 const CHILD_VAR: &str = "GREENLET_SOUNDNESS_CHILD";
 
 /// Runs test `name` of this binary in a child process with [`CHILD_VAR`]
-/// set; returns its status and combined output. Fails after 30 s.
-fn run_child(name: &str) -> (std::process::ExitStatus, String) {
-    run_child_with(name, &[])
-}
-
-/// [`run_child`] with extra environment variables for the child.
+/// and `envs` set; returns its status and combined output. Fails after 30 s.
 fn run_child_with(name: &str, envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let exe = std::env::current_exe().expect("current_exe");
     let mut child = Command::new(exe)
