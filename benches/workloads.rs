@@ -37,6 +37,10 @@
 //! status 4 instead of crashing. `pingpong` and `echo` wait for channels
 //! and sockets: they print a note on stderr and exit 0 without a line.
 //!
+//! That budget only exists on kernels without stack guard markers (Linux <
+//! 6.13): with them (`hub::uses_guard_markers()`) stacks cost no mapping
+//! each and every workload runs at the default `vm.max_map_count`.
+//!
 //! Two environment knobs exist for experiments (not for the comparison):
 //! `GREENLET_BENCH_POOL_LIMIT=<stacks>` (`hub::set_stack_cache_limit`) and
 //! `GREENLET_BENCH_STACK_SIZE=<bytes>` (`hub::set_default_stack_size`); the
