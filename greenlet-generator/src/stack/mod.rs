@@ -976,4 +976,95 @@ mod tests {
              the box being dropped {self_addr:#x}..{self_end:#x}"
         );
     }
+
+    #[cfg(all(unix, not(target_os = "fuchsia")))]
+    mod external {
+        use super::super::*;
+        use std::cell::Cell;
+
+        thread_local! {
+            static RELEASED: Cell<usize> = const { Cell::new(0) };
+        }
+
+        /// Maps `len` bytes of stack plus a guard page below; returns the
+        /// stack's bottom.
+        fn map_with_guard(len: usize) -> *mut u8 {
+            let page = sys::page_size();
+            unsafe {
+                let p = libc::mmap(
+                    ptr::null_mut(),
+                    len + page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                assert_eq!(libc::mprotect(p, page, libc::PROT_NONE), 0);
+                p.cast::<u8>().add(page)
+            }
+        }
+
+        fn release(bottom: *mut u8, len: usize, cookie: usize) {
+            assert_eq!(cookie, 7);
+            RELEASED.with(|r| r.set(r.get() + 1));
+            let page = sys::page_size();
+            unsafe { libc::munmap(bottom.sub(page).cast(), len + page) };
+        }
+
+        fn resident(addr: *mut u8) -> bool {
+            let mut vec = [0u8; 1];
+            assert_eq!(
+                unsafe { libc::mincore(addr.cast(), sys::page_size(), vec.as_mut_ptr().cast()) },
+                0
+            );
+            vec[0] & 1 == 1
+        }
+
+        #[test]
+        fn external_memory_runs_a_generator_and_is_released_once() {
+            let page = sys::page_size();
+            let len = 16 * page;
+            let bottom = map_with_guard(len);
+            let memory =
+                unsafe { StackMemory::new(ptr::NonNull::new(bottom).unwrap(), len, release, 7) };
+            let mut g = crate::Gn::<()>::new_scoped_local_in(memory, |mut s| {
+                s.yield_with(1u32);
+                2u32
+            });
+            assert_eq!(g.resume(), Some(1));
+            // No bottom-of-stack sentinel: a shallow generator never
+            // touches its bottom page.
+            assert!(!resident(bottom), "the bottom page was written");
+            assert!(
+                resident(unsafe { bottom.add(len - page) }),
+                "the top page is used"
+            );
+            assert_eq!(
+                g.stack_usage(),
+                (
+                    len / std::mem::size_of::<usize>(),
+                    len / std::mem::size_of::<usize>()
+                )
+            );
+            assert_eq!(g.resume(), Some(2));
+            assert!(g.is_done());
+            assert_eq!(RELEASED.with(Cell::get), 0, "released while alive");
+            drop(g);
+            assert_eq!(RELEASED.with(Cell::get), 1, "released exactly once");
+        }
+
+        #[test]
+        fn new_stacks_write_no_sentinel_unless_tracking() {
+            let stack = Stack::new(0x1000);
+            assert!(
+                !resident(stack.begin().cast()),
+                "even size: nothing written"
+            );
+            assert_eq!(stack.get_used_size(), stack.size());
+            let tracked = Stack::new(0x1001);
+            assert!(resident(tracked.begin().cast()), "odd size: filled");
+            assert_eq!(tracked.get_used_size(), 0);
+        }
+    }
 }
