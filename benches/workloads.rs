@@ -20,6 +20,7 @@
 //! | `spawn_join` | spawn 100,000 greenlets returning `i % 7`, then `get()` all in order and sum | `ns_per_task`, `bytes_per_task` |
 //! | `sleepers` | 100,000 greenlets each `sleep(10 ms)`; join all | `wall_ms`, `bytes_per_task` |
 //! | `pingpong` | two greenlets pass a counter back and forth n = 1,000,000 times over two unbounded `queue::Queue`s (10,000 warm-up first) | `ns_per_roundtrip` = wall / n |
+//! | `sleepers_1m` | 1,000,000 greenlets each `sleep(10 ms)`; join all (not a peer workload) | `wall_ms`, `bytes_per_task`, `maps_grown` |
 //!
 //! Memory: `bytes_per_task` = (VmHWM after the run − VmRSS before it) / n,
 //! as the peers compute it. `stacks_peak` is the hub's count of mapped
@@ -36,6 +37,10 @@
 //! prints a line with `error=spawn_failed failed_at=<k>` and exits with
 //! status 4 instead of crashing. `pingpong` and `echo` wait for channels
 //! and sockets: they print a note on stderr and exit 0 without a line.
+//!
+//! That budget only exists on kernels without stack guard markers (Linux <
+//! 6.13): with them (`hub::uses_guard_markers()`) stacks cost no mapping
+//! each and every workload runs at the default `vm.max_map_count`.
 //!
 //! Two environment knobs exist for experiments (not for the comparison):
 //! `GREENLET_BENCH_POOL_LIMIT=<stacks>` (`hub::set_stack_cache_limit`) and
@@ -93,6 +98,7 @@ fn main() {
             "switch" => switch(n.unwrap_or(SWITCH_N)),
             "spawn_join" => spawn_join(count(n, SPAWN_N)),
             "sleepers" => sleepers(count(n, SLEEP_N)),
+            "sleepers_1m" => sleepers_1m(count(n, SLEEP_1M_N)),
             "pingpong" => pingpong(n.unwrap_or(SWITCH_N)),
             "echo" => {
                 eprintln!(
@@ -438,4 +444,41 @@ fn pingpong_round_trips(k: u64) {
     });
     assert_eq!(black_box(a.get().expect("pingpong: A finishes")), k);
     b.join().expect("pingpong: B finishes");
+}
+// ------------------------------------------------------------- sleepers_1m
+
+/// Greenlets in `sleepers_1m`.
+const SLEEP_1M_N: usize = 1_000_000;
+
+/// One million greenlets each `sleep(10 ms)`, then all joined: the stack
+/// region's workload (issue 16). Prints `wall_ms`, `bytes_per_task` (peak RSS
+/// over the baseline, per greenlet) and `maps_grown` (the process's memory
+/// mappings with every greenlet started, minus the baseline's; counted in
+/// the timed run, `/proc/self/maps` stays short with guard markers). With
+/// `mprotect` guards (Linux < 6.13) it stops at `hub::max_live_stacks()`
+/// with the harness's failure line.
+fn sleepers_1m(n: usize) {
+    let nap = Duration::from_millis(SLEEP_MS);
+    warm_up();
+    let base = rss_kb();
+    let base_maps = map_count();
+    let t = Instant::now();
+    let gs = spawn_all(n, "sleepers_1m", |_| move || sleep(nap));
+    let probe = spawn(map_count);
+    for (i, g) in gs.iter().enumerate() {
+        if let Err(e) = g.join() {
+            task_failed("sleepers_1m", n, i, &e.into());
+        }
+        if let Some(e) = g.exception() {
+            task_failed("sleepers_1m", n, i, &e);
+        }
+    }
+    let el = t.elapsed();
+    let maps_peak = probe.get().expect("the probe does not fail");
+    let peak_kb = hwm_kb();
+    report_tasks("sleepers_1m", n, el, base, peak_kb)
+        .s("sleep_ms", SLEEP_MS)
+        .s("maps_grown", maps_peak.saturating_sub(base_maps))
+        .s("guard_markers", hub::uses_guard_markers())
+        .print();
 }

@@ -276,3 +276,82 @@ fn overflow_with_a_scoped_thread_borrowing_the_stack_aborts() {
     assert_overflow_message(&stderr, "lender", spawn_line(&stderr), 64);
     assert!(!stderr.contains("zeroed array intact"), "{stderr}");
 }
+
+/// Issue 16: greenlet stacks are slots of one region, each with a guard page
+/// (a guard marker on Linux ≥ 6.13, else `mprotect`) between it and the slot
+/// below. An overflow in a slot between live neighbours hits its own guard
+/// and aborts with the message; the neighbours' frames are never written.
+fn overflow_between_region_neighbours(test: &str) {
+    if in_child() {
+        greenlet::run(|| {
+            // Neighbours on both sides: slots are handed out in address
+            // order, so the overflowing one sits between parked greenlets.
+            let neighbours: Vec<Greenlet<()>> = (0..64)
+                .map(|_| {
+                    Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(|| sleep(FOREVER))
+                        .expect("spawned")
+                })
+                .collect();
+            sleep(Duration::ZERO);
+            eprintln!("guard markers: {}", hub::uses_guard_markers());
+            let b = Builder::new().name("slot").stack_size(64 * 1024);
+            let (g, line) = (b.spawn(|| deep(u64::MAX)), line!());
+            let after: Vec<Greenlet<()>> = (0..64)
+                .map(|_| {
+                    Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(|| sleep(FOREVER))
+                        .expect("spawned")
+                })
+                .collect();
+            print_spawn_line(line);
+            let g: Greenlet<u64> = g.expect("spawned");
+            let _ = g.get();
+            eprintln!("{CONTINUED}");
+            drop((neighbours, after));
+        });
+        eprintln!("{CONTINUED}");
+        return;
+    }
+    let out = run_child(test);
+    let stderr = assert_aborted(&out);
+    let markers = hub::uses_guard_markers();
+    assert!(
+        stderr.contains(&format!("guard markers: {markers}")),
+        "{stderr}"
+    );
+    assert_overflow_message(&stderr, "slot", spawn_line(&stderr), 64);
+}
+
+#[test]
+fn overflow_on_a_region_stack_between_live_neighbours_aborts() {
+    overflow_between_region_neighbours("overflow_on_a_region_stack_between_live_neighbours_aborts");
+}
+
+#[test]
+fn overflow_on_a_region_stack_with_mprotect_guards_aborts() {
+    // The fallback for kernels without guard markers, forced on any kernel;
+    // the child inherits the variable from this process's environment.
+    if !in_child() {
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let out = std::process::Command::new(exe)
+            .args([
+                "overflow_on_a_region_stack_with_mprotect_guards_aborts",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(soundness_common::CHILD_ENV, "1")
+            .env("GREENLET_STACK_GUARDS", "mprotect")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("the test binary can be re-run");
+        let stderr = assert_aborted(&out);
+        assert!(stderr.contains("guard markers: false"), "{stderr}");
+        assert_overflow_message(&stderr, "slot", spawn_line(&stderr), 64);
+        return;
+    }
+    overflow_between_region_neighbours("unused in the child");
+}

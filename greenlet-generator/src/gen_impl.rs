@@ -7,7 +7,7 @@ use crate::detail::gen_init;
 use crate::reg_context::RegContext;
 use crate::rt::{Context, ContextStack, REF_ACTIVE, REF_CANCELLED, REF_IDLE, REF_STATE_MASK};
 use crate::scope::Scope;
-use crate::stack::{overflow, Func, Stack, StackBox};
+use crate::stack::{overflow, Func, Stack, StackBox, StackMemory};
 
 use std::any::Any;
 use std::fmt;
@@ -325,6 +325,26 @@ impl<A> Gn<A> {
         A: 'a,
     {
         let mut gen = GeneratorImpl::<A, T>::new(Stack::new(size));
+        gen.scoped_init(f);
+        LocalGenerator { gen }
+    }
+}
+
+impl<A> Gn<A> {
+    /// create a scoped local generator on stack memory supplied by the
+    /// caller (greenlet-generator patch)
+    ///
+    /// The generator runs on `memory` instead of mapping a stack of its own,
+    /// and hands the memory back to the [`StackMemory`]'s release callback
+    /// when the generator (and so its last stack handle) is dropped. The
+    /// usable size is the memory's length.
+    pub fn new_scoped_local_in<'a, T, F>(memory: StackMemory, f: F) -> LocalGenerator<'a, A, T>
+    where
+        F: FnOnce(Scope<A, T>) -> T + 'a,
+        T: 'a,
+        A: 'a,
+    {
+        let mut gen = GeneratorImpl::<A, T>::new(Stack::from_memory(memory));
         gen.scoped_init(f);
         LocalGenerator { gen }
     }

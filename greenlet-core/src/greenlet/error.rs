@@ -474,10 +474,13 @@ impl Error for LoopExit {}
 /// Spawning failed: outside a hub scope, no stack could be allocated, or
 /// the body does not fit its stack.
 ///
-/// Each greenlet stack costs two kernel memory mappings (the stack and its
-/// guard page), and the process budget keeps 4096 mappings for everything
-/// else: with Linux's default `vm.max_map_count` of 65530 about 30,700
-/// greenlets can be started and unfinished at once
+/// On Linux ≥ 6.13 greenlet stacks cost no kernel memory mapping each
+/// (guard markers, see [`hub::uses_guard_markers`](crate::hub::uses_guard_markers)):
+/// a stack can then only fail when the kernel refuses memory. On older
+/// kernels each stack costs two mappings (the stack and its guard page), and
+/// the process budget keeps 4096 mappings for everything else: with Linux's
+/// default `vm.max_map_count` of 65530 about 30,700 greenlets can be started
+/// and unfinished at once
 /// ([`hub::max_live_stacks`](crate::hub::max_live_stacks)). Existing
 /// greenlets are unaffected. [`SpawnError::kind`] tells the causes apart.
 ///
@@ -603,12 +606,20 @@ impl fmt::Display for SpawnError {
                 self.0.live_stacks,
                 self.0.stack_size / 1024
             ),
+            SpawnErrorKind::StackLimit if self.0.limit >= usize::MAX / 4 => write!(
+                f,
+                "cannot allocate a {} KiB greenlet stack with {} greenlets alive on this thread: {}",
+                self.0.stack_size / 1024,
+                self.0.live_stacks,
+                self.0.cause,
+            ),
             SpawnErrorKind::StackLimit => write!(
                 f,
                 "cannot allocate a {} KiB greenlet stack with {} greenlets alive on this thread: {}; \
-                 each stack needs 2 memory mappings and the process may hold at most {} stacks \
-                 (vm.max_map_count minus 4096 mappings of headroom, halved): raise it with \
-                 `sysctl vm.max_map_count=N` or keep fewer greenlets alive",
+                 without stack guard markers (Linux < 6.13) each stack needs 2 memory mappings \
+                 and the process may hold at most {} stacks (vm.max_map_count minus the \
+                 process's mappings and 4096 of headroom, halved): raise it with \
+                 `sysctl vm.max_map_count=N`, run Linux >= 6.13, or keep fewer greenlets alive",
                 self.0.stack_size / 1024,
                 self.0.live_stacks,
                 self.0.cause,

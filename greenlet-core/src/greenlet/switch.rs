@@ -27,9 +27,8 @@
 //!   generator is never resumed from inside another generator.
 //! * A stack is never pooled after an overflow ([`Resumed::Overflowed`]).
 //!
-//! Stack sizes are in bytes in our API and in `usize` words in `generator`;
-//! [`words_for`] converts, rounding to an **even** word count (an odd count
-//! turns on full usage tracking, which makes the whole stack resident).
+//! Stacks are slots of the hub's stack region (`hub/stacks.rs`), handed to
+//! `generator` as `StackMemory` (sizes in bytes, page multiples).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -52,12 +51,6 @@ thread_local! {
 /// Smallest stack we hand to `generator`, in bytes: the body closure, the
 /// greenlet root frame and a panic unwind must fit.
 pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
-
-/// Converts a stack size in bytes to an even number of `usize` words.
-pub(crate) fn words_for(bytes: usize) -> usize {
-    let words = bytes.max(MIN_STACK_SIZE) / std::mem::size_of::<usize>();
-    words & !1
-}
 
 /// One greenlet stack: a generator that is either idle (finished, ready for
 /// [`Stack::install`]), loaded with a body, or suspended inside one.
@@ -82,34 +75,19 @@ pub(crate) enum Resumed {
     Finished,
 }
 
-/// Why creating a stack failed.
-#[derive(Debug)]
-pub(crate) struct AllocError {
-    pub(crate) message: String,
-}
-
 impl Stack {
-    /// Maps a fresh stack of `size` bytes (plus a guard page).
-    ///
-    /// `generator` panics when `mmap` fails (typically `ENOMEM` once the
-    /// process hits `vm.max_map_count`); that panic is caught and returned.
-    pub(crate) fn new(size: usize) -> Result<Stack, AllocError> {
-        let words = words_for(size);
-        // The silent hook keeps the expected allocation panic off stderr; it
-        // is restored right after, and only installed on this cold path.
-        let made = with_silent_panics(|| {
-            catch_unwind(|| Gn::<()>::new_scoped_opt_local(words, |_scope| {}))
-        });
-        match made {
-            Ok(mut generator) => {
-                // The placeholder body never ran; drop it so the stack is idle.
-                generator.cancel();
-                Ok(Stack { generator, size })
-            }
-            Err(payload) => Err(AllocError {
-                message: panic_message(payload.as_ref()),
-            }),
-        }
+    /// An idle stack on `memory` (a slot of the hub's stack region, see
+    /// `hub/stacks.rs`), for greenlets of `size` bytes. The memory goes back
+    /// to the region when the stack is dropped.
+    pub(crate) fn in_memory(memory: generator::StackMemory, size: usize) -> Stack {
+        // The overflow hook must be in place before the stack first runs.
+        install_panic_hook();
+        // The slot is far larger than the generator's control block and the
+        // placeholder closure, so placing them cannot fail.
+        let mut generator = Gn::<()>::new_scoped_local_in(memory, |_scope| {});
+        // The placeholder body never ran; drop it so the stack is idle.
+        generator.cancel();
+        Stack { generator, size }
     }
 
     /// Size in bytes this stack was created with.
@@ -342,9 +320,6 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 thread_local! {
-    /// Set while a stack is being created: `generator` reports a failed
-    /// `mmap` by panicking, which we catch; keep it off stderr.
-    static SILENT: Cell<bool> = const { Cell::new(false) };
     /// Set while a hub callback runs under the loop's `catch_unwind`: its
     /// panic is reported by the error handler, so the process hook is not
     /// run for it (one report per failure).
@@ -380,9 +355,6 @@ pub(crate) fn install_panic_hook() {
         let forward_all = std::env::var_os("GREENLET_PANIC_HOOK").is_some();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if SILENT.get() {
-                return;
-            }
             let message = info
                 .payload_as_str()
                 .map_or_else(|| panic_message(info.payload()), str::to_owned);
@@ -434,15 +406,5 @@ pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
     let was = IN_CALLBACK.replace(true);
     let out = f();
     IN_CALLBACK.set(was);
-    out
-}
-
-/// Runs `f` with the panic hook silenced. Used only around stack creation,
-/// whose failure `generator` reports by panicking.
-fn with_silent_panics<R>(f: impl FnOnce() -> R) -> R {
-    install_panic_hook();
-    SILENT.set(true);
-    let out = f();
-    SILENT.set(false);
     out
 }

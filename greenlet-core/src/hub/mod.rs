@@ -64,6 +64,7 @@ mod monitor;
 pub(crate) mod reactor;
 mod run;
 mod scope;
+#[allow(unsafe_code)] // the stack region's raw syscalls: see the module docs
 mod stacks;
 mod teardown;
 mod timers;
@@ -104,6 +105,7 @@ pub(crate) use run::{
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;
+pub use stacks::uses_guard_markers;
 pub use teardown::destroy;
 pub(crate) use timers::TimerId;
 use timers::Timers;
@@ -118,7 +120,7 @@ pub(crate) const MAIN: u32 = 0;
 pub(crate) const LOOP: u32 = u32::MAX;
 
 /// Default greenlet stack size in bytes (virtual; only touched pages are
-/// resident, about 8 KiB for an idle greenlet).
+/// resident, one 4 KiB page for an idle, shallow greenlet).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Default number of finished stacks kept for reuse per hub.
 pub const DEFAULT_STACK_CACHE_LIMIT: usize = 1024;

@@ -506,13 +506,14 @@ impl SysStack {
     }
 }
 
-/// Sentinel word used to mark the unused (bottom) part of a stack so that
-/// `Stack::get_used_size` can estimate how much of it has been touched.
+/// Sentinel word written over the whole stack when full usage tracking was
+/// requested (odd word count in [`Stack::new`]), so that
+/// `Stack::get_used_size` can measure how much of it has been touched.
 ///
-/// Both the writer (`Stack::new`) and the reader (`Stack::get_used_size`) use
-/// this same constant, so they always agree regardless of word size or
-/// endianness. A fairly high-entropy pattern is used to reduce (though not
-/// eliminate) the chance that real stack data happens to look untouched.
+/// greenlet-generator: upstream also wrote 8 sentinel words at the bottom of
+/// every other stack, which made the bottom page of every stack resident (an
+/// idle shallow generator cost two pages instead of one). Only the opt-in
+/// full tracking writes it now.
 const STACK_SENTINEL: usize = 0xDEAD_BEEFusize;
 
 /// Handles to a mapped stack. The mapping is released when the last handle
@@ -526,11 +527,23 @@ pub struct Stack {
     mem: Rc<StackMem>,
 }
 
+/// How a stack's memory goes back when the last handle is dropped.
+#[derive(Clone, Copy)]
+enum Release {
+    /// Mapped by [`acquire_stack`]: unmapped by [`release_stack`].
+    Unmap,
+    /// Supplied by the embedder ([`StackMemory`]): handed to its callback.
+    External(ReleaseFn, usize),
+}
+
 /// The shared allocation backing a `Stack`.
 struct StackMem {
     buf: SysStack,
     // bump offset in words from the top of the stack
     offset: Cell<usize>,
+    // full usage tracking: the whole stack was filled with the sentinel
+    tracked: bool,
+    release: Release,
 }
 
 #[cfg(test)]
@@ -539,24 +552,73 @@ thread_local! {
 }
 
 // ---------------------------------------------------------------------------
-// Stack acquisition seam (greenlet-generator patch, see `PATCHES.md`).
+// Stack sources (greenlet-generator patch, see `PATCHES.md`).
 //
-// `acquire_stack` and `release_stack` are the only two places where generator
-// stack memory is obtained and given back. A later change (a region allocator
-// with per-slot guard pages, e.g. `MADV_GUARD_INSTALL`) replaces their bodies
-// or routes them through a hook registered by the embedding crate; nothing
-// else in the crate maps or unmaps stacks.
+// A stack comes either from `acquire_stack` (one `mmap` plus an `mprotect`ed
+// guard page per stack, upstream's way, used by `Stack::new`) or from the
+// embedder through `StackMemory` (`Stack::from_memory`): the embedder owns
+// the memory, hands it over with a release callback, and gets it back
+// through that callback once the last handle is gone. greenlet-core uses
+// this to carve stacks out of one large reservation with per-slot guard
+// pages (`MADV_GUARD_INSTALL`) instead of two kernel mappings per stack.
 //
-// Contract the rest of the crate relies on:
-// - the returned `SysStack` spans `bottom()..top()`, both page aligned, and is
-//   readable and writable;
-// - the page directly below `bottom()` is a guard page (no access), so an
-//   overflow faults there: the overflow handler recognises a generator
-//   overflow by the fault address lying in `bottom() - page_size ..
-//   bottom()` (`rt::guard::overflowed_guard`);
-// - `release_stack` receives exactly what `acquire_stack` returned, once,
-//   after no frame runs on the stack any more.
+// Contract the rest of the crate relies on, for both sources:
+// - the stack spans `bottom()..top()`, both page aligned, readable and
+//   writable;
+// - the page directly below `bottom()` is a guard page (any access faults
+//   with SIGSEGV/SIGBUS: an `mprotect(PROT_NONE)` page or a guard marker),
+//   so an overflow faults there: the overflow handler recognises a
+//   generator overflow by the fault address lying in `bottom() - page_size
+//   .. bottom()` (`rt::guard::overflowed_guard`);
+// - the memory is released exactly once, after no frame runs on the stack
+//   and no reference into it is left.
 // ---------------------------------------------------------------------------
+
+/// Release callback of a [`StackMemory`]: `(bottom, len, cookie)`, called
+/// once with the values the memory was created with.
+pub type ReleaseFn = fn(bottom: *mut u8, len: usize, cookie: usize);
+
+/// Stack memory supplied by the embedder (greenlet-generator patch).
+///
+/// Build one with [`StackMemory::new`] and turn it into a generator stack
+/// with [`Gn::new_scoped_local_in`](crate::Gn::new_scoped_local_in); the
+/// generator hands it back to `release` when
+/// its last stack handle is dropped.
+#[derive(Debug)]
+pub struct StackMemory {
+    bottom: ptr::NonNull<u8>,
+    len: usize,
+    release: ReleaseFn,
+    cookie: usize,
+}
+
+impl StackMemory {
+    /// Describes `len` bytes of stack from `bottom` up, given back with
+    /// `release(bottom, len, cookie)`.
+    ///
+    /// # Safety
+    ///
+    /// - `bottom` and `len` are page aligned, `len` is at least two pages,
+    ///   and `bottom..bottom + len` is readable and writable memory that
+    ///   nothing else uses until `release` is called;
+    /// - the page right below `bottom` faults on any access (an
+    ///   `mprotect(PROT_NONE)` page or a `MADV_GUARD_INSTALL` guard marker):
+    ///   the overflow handler recognises an overflow by a fault there;
+    /// - `release` must not panic or unwind.
+    pub unsafe fn new(
+        bottom: ptr::NonNull<u8>,
+        len: usize,
+        release: ReleaseFn,
+        cookie: usize,
+    ) -> Self {
+        StackMemory {
+            bottom,
+            len,
+            release,
+            cookie,
+        }
+    }
+}
 
 /// Obtain a stack with at least `bytes` usable bytes and a guard page below
 /// it. See the contract above.
@@ -583,59 +645,67 @@ unsafe fn release_stack(buf: &SysStack) {
 
 impl Drop for StackMem {
     fn drop(&mut self) {
-        unsafe {
-            release_stack(&self.buf);
+        match self.release {
+            Release::Unmap => unsafe { release_stack(&self.buf) },
+            Release::External(release, cookie) => {
+                release(self.buf.bottom.cast(), self.buf.len(), cookie)
+            }
         }
+
         #[cfg(test)]
         STACK_DEALLOCS.with(|drops| drops.set(drops.get() + 1));
     }
 }
-
-/// Number of words sampled at the bottom of a stack when full usage tracking
-/// was not requested.
-const STACK_USAGE_SAMPLE: usize = 8;
 
 impl Stack {
     /// Allocate a new stack of `size` words (`size * size_of::<usize>()`
     /// bytes). Sizes below the platform minimum are rounded up to it.
     ///
     /// An odd `size` requests full usage tracking for
-    /// [`get_used_size`](Self::get_used_size); even sizes only sample the
-    /// bottom [`STACK_USAGE_SAMPLE`] words to keep creation cheap.
+    /// [`get_used_size`](Self::get_used_size); even sizes write nothing to
+    /// the stack.
     pub fn new(size: usize) -> Stack {
         let track_usage = (size & 1) != 0;
-
         let bytes = size
             .checked_mul(std::mem::size_of::<usize>())
             .unwrap_or_else(|| panic!("requested stack size {size} words overflows usize"))
             .max(SysStack::min_size());
-
         let buf = acquire_stack(bytes).expect("failed to alloc sys stack");
+        Self::with_buf(buf, track_usage, Release::Unmap)
+    }
 
+    /// A stack on memory supplied by the embedder (see [`StackMemory`]),
+    /// without usage tracking. The memory goes back to its release callback
+    /// when the last handle is dropped.
+    pub fn from_memory(memory: StackMemory) -> Stack {
+        let bottom = memory.bottom.as_ptr();
+        // SAFETY: `StackMemory::new`'s contract: `bottom..bottom + len` is
+        // valid stack memory.
+        let buf = unsafe { SysStack::new(bottom.add(memory.len).cast(), bottom.cast()) };
+        Self::with_buf(buf, false, Release::External(memory.release, memory.cookie))
+    }
+
+    fn with_buf(buf: SysStack, track_usage: bool, release: Release) -> Stack {
         let stk = Stack {
             mem: Rc::new(StackMem {
                 buf,
                 offset: Cell::new(0),
+                tracked: track_usage,
+                release,
             }),
         };
 
-        // Full tracking touches every stack page, so only do it when
-        // requested; otherwise sample the bottom words, which is enough to
-        // notice a stack that grew all the way down.
-        let count = if track_usage {
-            stk.size()
-        } else {
-            STACK_USAGE_SAMPLE
-        };
-
-        // fill the bottom `count` words with the sentinel word. Filling whole
-        // words (instead of raw bytes) keeps the written pattern identical to
-        // what `get_used_size` compares against, on any word size/endianness.
-        unsafe {
-            let mut p = stk.mem.buf.bottom.cast::<usize>();
-            for _ in 0..count {
-                p.write(STACK_SENTINEL);
-                p = p.offset(1);
+        // Full tracking fills the whole stack with the sentinel word (which
+        // makes every page resident), so it is only done when requested.
+        // Without it nothing is written: a fresh stack's pages stay
+        // untouched until the generator runs into them.
+        if track_usage {
+            unsafe {
+                let mut p = stk.mem.buf.bottom.cast::<usize>();
+                for _ in 0..stk.size() {
+                    p.write(STACK_SENTINEL);
+                    p = p.offset(1);
+                }
             }
         }
 
@@ -645,14 +715,16 @@ impl Stack {
     /// Estimate how many words of the stack were used.
     ///
     /// Exact only when [`Stack::new`] was called with an odd size (full
-    /// tracking). Otherwise only the bottom [`STACK_USAGE_SAMPLE`] words are
-    /// checked, so the result is an upper bound close to `size()`.
+    /// tracking). Otherwise nothing was written to measure with and the
+    /// result is `size()`, an upper bound.
     pub fn get_used_size(&self) -> usize {
         let cap = self.size();
+        if !self.mem.tracked {
+            return cap;
+        }
         // count how many words at the bottom of the stack still hold the
         // sentinel, i.e. are untouched. The loop is bounded by `cap` so that it
-        // can never read past the top of the stack (the sentinel is only
-        // written to at most `cap` words by `Stack::new`).
+        // can never read past the top of the stack.
         let mut free: usize = 0;
         unsafe {
             let mut ptr = self.mem.buf.bottom.cast::<usize>();
@@ -661,6 +733,7 @@ impl Stack {
                 ptr = ptr.offset(1);
             }
         }
+
         cap - free
     }
 
@@ -902,5 +975,96 @@ mod tests {
             "nested allocation {nested_start:#x}..{nested_end:#x} overlaps \
              the box being dropped {self_addr:#x}..{self_end:#x}"
         );
+    }
+
+    #[cfg(all(unix, not(target_os = "fuchsia")))]
+    mod external {
+        use super::super::*;
+        use std::cell::Cell;
+
+        thread_local! {
+            static RELEASED: Cell<usize> = const { Cell::new(0) };
+        }
+
+        /// Maps `len` bytes of stack plus a guard page below; returns the
+        /// stack's bottom.
+        fn map_with_guard(len: usize) -> *mut u8 {
+            let page = sys::page_size();
+            unsafe {
+                let p = libc::mmap(
+                    ptr::null_mut(),
+                    len + page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                assert_eq!(libc::mprotect(p, page, libc::PROT_NONE), 0);
+                p.cast::<u8>().add(page)
+            }
+        }
+
+        fn release(bottom: *mut u8, len: usize, cookie: usize) {
+            assert_eq!(cookie, 7);
+            RELEASED.with(|r| r.set(r.get() + 1));
+            let page = sys::page_size();
+            unsafe { libc::munmap(bottom.sub(page).cast(), len + page) };
+        }
+
+        fn resident(addr: *mut u8) -> bool {
+            let mut vec = [0u8; 1];
+            assert_eq!(
+                unsafe { libc::mincore(addr.cast(), sys::page_size(), vec.as_mut_ptr().cast()) },
+                0
+            );
+            vec[0] & 1 == 1
+        }
+
+        #[test]
+        fn external_memory_runs_a_generator_and_is_released_once() {
+            let page = sys::page_size();
+            let len = 16 * page;
+            let bottom = map_with_guard(len);
+            let memory =
+                unsafe { StackMemory::new(ptr::NonNull::new(bottom).unwrap(), len, release, 7) };
+            let mut g = crate::Gn::<()>::new_scoped_local_in(memory, |mut s| {
+                s.yield_with(1u32);
+                2u32
+            });
+            assert_eq!(g.resume(), Some(1));
+            // No bottom-of-stack sentinel: a shallow generator never
+            // touches its bottom page.
+            assert!(!resident(bottom), "the bottom page was written");
+            assert!(
+                resident(unsafe { bottom.add(len - page) }),
+                "the top page is used"
+            );
+            assert_eq!(
+                g.stack_usage(),
+                (
+                    len / std::mem::size_of::<usize>(),
+                    len / std::mem::size_of::<usize>()
+                )
+            );
+            assert_eq!(g.resume(), Some(2));
+            assert!(g.is_done());
+            assert_eq!(RELEASED.with(Cell::get), 0, "released while alive");
+            drop(g);
+            assert_eq!(RELEASED.with(Cell::get), 1, "released exactly once");
+        }
+
+        #[test]
+        fn new_stacks_write_no_sentinel_unless_tracking() {
+            let stack = Stack::new(0x1000);
+            assert!(
+                !resident(stack.begin().cast()),
+                "even size: nothing written"
+            );
+            assert_eq!(stack.get_used_size(), stack.size());
+            let tracked = Stack::new(0x1001);
+            assert!(resident(tracked.begin().cast()), "odd size: filled");
+            assert_eq!(tracked.get_used_size(), 0);
+        }
     }
 }
