@@ -16,9 +16,15 @@ use greenlet::{Fork, fork, hub, sleep, spawn, spawn_blocking, waitpid};
 const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Threads of this process now.
+/// Threads of the process, not counting the crate's own service threads
+/// (the blocked-hub monitor, on by default in debug builds, and the dump
+/// thread), which start on first use and live until exit. (`comm` keeps
+/// 15 bytes of a thread name.)
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| !(name.starts_with("greenlet-monit") || name.starts_with("greenlet-dump")))
         .count()
 }
 
