@@ -73,6 +73,7 @@ compile_error!(
 
 mod greenlet;
 pub mod hub;
+pub mod net;
 mod process;
 mod signal;
 mod timeout;
