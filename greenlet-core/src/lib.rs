@@ -75,6 +75,7 @@ mod greenlet;
 pub mod hub;
 pub mod net;
 mod process;
+pub mod server;
 mod signal;
 mod timeout;
 mod wait;

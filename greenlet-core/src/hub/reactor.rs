@@ -1081,3 +1081,36 @@ pub(crate) mod sys {
         }
     }
 }
+
+/// `FromRawFd` for the `greenlet::net` types (an `unsafe fn` by std's
+/// definition, so it lives here with the crate's other `unsafe`).
+mod raw_fd {
+    use std::os::fd::{FromRawFd, RawFd};
+
+    use crate::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+
+    macro_rules! from_raw_fd {
+        ($($ty:ident => $std:ty),* $(,)?) => {$(
+            /// Takes over an open socket descriptor (std's contract: `fd`
+            /// is open, of the right kind, and owned by nobody else),
+            /// switching it to non-blocking mode.
+            impl FromRawFd for $ty {
+                unsafe fn from_raw_fd(fd: RawFd) -> $ty {
+                    // SAFETY: the caller upholds `FromRawFd`'s contract (an
+                    // open descriptor of this socket type that nothing else
+                    // owns), which is exactly the std type's contract.
+                    $ty::from(unsafe { <$std>::from_raw_fd(fd) })
+                }
+            }
+        )*};
+    }
+
+    from_raw_fd!(
+        TcpStream => std::net::TcpStream,
+        TcpListener => std::net::TcpListener,
+        UdpSocket => std::net::UdpSocket,
+        UnixStream => std::os::unix::net::UnixStream,
+        UnixListener => std::os::unix::net::UnixListener,
+        UnixDatagram => std::os::unix::net::UnixDatagram,
+    );
+}

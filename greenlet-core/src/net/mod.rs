@@ -74,6 +74,11 @@ pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
+/// The first address `addr` resolves to (for binds that take one address).
+pub(crate) fn resolve_first<A: std::net::ToSocketAddrs>(addr: A) -> io::Result<std::net::SocketAddr> {
+    Ok(addr::resolve(addr)?[0])
+}
+
 /// Per-socket read and write timeouts (`set_read_timeout`...).
 #[derive(Debug, Default)]
 pub(crate) struct Timeouts {
