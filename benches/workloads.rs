@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::{Builder, Greenlet, GreenletError, hub, sleep, spawn};
 
+mod net_workloads;
+
 const PEER: &str = "greenlet";
 
 /// Yields per greenlet in `switch` (the peers' `SWITCH_N`).
@@ -92,7 +94,11 @@ fn main() {
             "switch" => switch(n.unwrap_or(SWITCH_N)),
             "spawn_join" => spawn_join(count(n, SPAWN_N)),
             "sleepers" => sleepers(count(n, SLEEP_N)),
-            "pingpong" | "echo" => {
+            "echo" => net_workloads::echo_default(),
+            "http_server" => net_workloads::http_server(
+                n.and_then(|p| u16::try_from(p).ok()).unwrap_or_else(|| usage()),
+            ),
+            "pingpong" => {
                 eprintln!(
                     "greenlet workloads: {workload} needs channels/sockets, not implemented yet; skipped"
                 );
@@ -109,6 +115,7 @@ fn test_mode() {
     switch(1_000);
     spawn_join(1_000);
     sleepers(100);
+    net_workloads::echo(10, 100);
     hub::join();
     let stats = hub::stats();
     assert!(stats.is_quiet(), "workloads left work behind: {stats:?}");
