@@ -251,8 +251,7 @@ pub struct StreamServer<L: Listener = TcpListener> {
     /// Taken by `start` (the accept loop owns it from then on).
     listener: Rc<RefCell<Option<L>>>,
     local: Option<io::Result<SocketAddr>>,
-    #[allow(clippy::type_complexity)]
-    handler: Rc<dyn Fn(L::Stream, L::Addr)>,
+    handler: StreamHandler<L>,
 }
 
 impl<L: Listener> Clone for StreamServer<L> {
@@ -630,11 +629,14 @@ impl<L: Listener> StreamServer<L> {
     }
 }
 
+/// A [`StreamServer`]'s handler.
+type StreamHandler<L> = Rc<dyn Fn(<L as Listener>::Stream, <L as Listener>::Addr)>;
+
 /// The accept loop of a [`StreamServer`].
 fn accept_loop<L: Listener>(
     shared: &Rc<Shared>,
     listener: &L,
-    handler: &Rc<dyn Fn(L::Stream, L::Addr)>,
+    handler: &StreamHandler<L>,
 ) {
     let mut delay = MIN_ACCEPT_DELAY;
     loop {
@@ -690,8 +692,7 @@ fn accept_loop<L: Listener>(
 pub struct DatagramServer {
     shared: Rc<Shared>,
     socket: Rc<UdpSocket>,
-    #[allow(clippy::type_complexity)]
-    handler: Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>,
+    handler: DatagramHandler,
 }
 
 impl std::fmt::Debug for DatagramServer {
@@ -878,11 +879,14 @@ impl DatagramServer {
     }
 }
 
+/// A [`DatagramServer`]'s handler.
+type DatagramHandler = Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>;
+
 /// The receive loop of a [`DatagramServer`].
 fn receive_loop(
     shared: &Rc<Shared>,
     socket: &Rc<UdpSocket>,
-    handler: &Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>,
+    handler: &DatagramHandler,
 ) {
     let mut buf = vec![0; 65536];
     let mut delay = MIN_ACCEPT_DELAY;

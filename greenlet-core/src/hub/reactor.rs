@@ -604,7 +604,7 @@ impl Reactor {
         let Some(poller) = self.poller.clone() else {
             return;
         };
-        let mut events = self.events.take().unwrap_or_else(Events::new);
+        let mut events = self.events.take().unwrap_or_default();
         events.clear();
         // `Poller::wait` retries EINTR itself; other errors (EBADF after a
         // descriptor was closed behind our back) are reported and treated
