@@ -140,11 +140,10 @@ fn http_conn(mut s: TcpStream) {
 
 /// `http_server PORT`: serves until killed (SIGTERM) or the watchdog.
 pub(super) fn http_server(port: u16) {
-    let server = StreamServer::bind(("127.0.0.1", port), |s, _| http_conn(s))
-        .unwrap_or_else(|e| {
-            eprintln!("http_server: cannot listen on 127.0.0.1:{port}: {e}");
-            std::process::exit(2)
-        });
+    let server = StreamServer::bind(("127.0.0.1", port), |s, _| http_conn(s)).unwrap_or_else(|e| {
+        eprintln!("http_server: cannot listen on 127.0.0.1:{port}: {e}");
+        std::process::exit(2)
+    });
     if let Err(e) = server.serve_forever() {
         eprintln!("http_server: {e}");
         std::process::exit(1);

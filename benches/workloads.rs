@@ -94,9 +94,14 @@ fn main() {
             "switch" => switch(n.unwrap_or(SWITCH_N)),
             "spawn_join" => spawn_join(count(n, SPAWN_N)),
             "sleepers" => sleepers(count(n, SLEEP_N)),
-            "echo" => net_workloads::echo_default(),
+            "echo" => match n {
+                // `echo N`: N round trips per connection (profiling).
+                Some(rounds) => net_workloads::echo(100, count(Some(rounds), 0)),
+                None => net_workloads::echo_default(),
+            },
             "http_server" => net_workloads::http_server(
-                n.and_then(|p| u16::try_from(p).ok()).unwrap_or_else(|| usage()),
+                n.and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or_else(|| usage()),
             ),
             "pingpong" => {
                 eprintln!(

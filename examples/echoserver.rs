@@ -19,7 +19,10 @@ fn echo(stream: TcpStream, peer: SocketAddr) {
         Ok(w) => w,
         Err(e) => return eprintln!("unexpected: try_clone failed: {e}"),
     };
-    if writer.write_all(b"Welcome to the echo server! Type quit to exit.\r\n").is_err() {
+    if writer
+        .write_all(b"Welcome to the echo server! Type quit to exit.\r\n")
+        .is_err()
+    {
         return;
     }
     for line in BufReader::new(stream).lines() {

@@ -55,7 +55,10 @@ fn serve(mut conn: TcpStream) -> Result<(), Box<dyn Error>> {
 }
 
 /// Reads one response: (status code, body).
-fn read_response(conn: &mut TcpStream, pending: &mut Vec<u8>) -> Result<(u16, String), Box<dyn Error>> {
+fn read_response(
+    conn: &mut TcpStream,
+    pending: &mut Vec<u8>,
+) -> Result<(u16, String), Box<dyn Error>> {
     let mut chunk = [0; 4096];
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];

@@ -136,7 +136,11 @@ fn http_1_1_keep_alive_with_httparse() {
         assert_eq!(status, 200);
         assert_eq!(body, format!("GET {path}"));
     }
-    assert_eq!(server.connection_count(), 1, "one connection for three requests");
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "one connection for three requests"
+    );
     drop(client);
     server.stop(None).unwrap();
     quiet();

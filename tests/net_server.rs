@@ -16,7 +16,9 @@ use greenlet::server::{DatagramServer, StreamServer, serve_multicore};
 use greenlet::{GreenletRef, getcurrent, hub, sleep, spawn, with_timeout};
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
 fn echo_handler(mut conn: TcpStream, _peer: std::net::SocketAddr) {
@@ -48,7 +50,10 @@ fn stream_server_runs_a_handler_greenlet_per_connection() {
         })
         .collect();
     sleep(Duration::from_millis(1));
-    assert!(server.connection_count() > 1, "connections are served concurrently");
+    assert!(
+        server.connection_count() > 1,
+        "connections are served concurrently"
+    );
     for c in &clients {
         c.join().unwrap();
         assert!(c.is_successful());
@@ -115,7 +120,11 @@ fn a_panicking_handler_ends_its_connection_only() {
     let mut good = TcpStream::connect(addr).unwrap();
     let mut bad = TcpStream::connect(addr).unwrap();
     bad.write_all(b"!").unwrap();
-    assert_eq!(bad.read(&mut [0; 1]).unwrap(), 0, "the panicking handler's connection closed");
+    assert_eq!(
+        bad.read(&mut [0; 1]).unwrap(),
+        0,
+        "the panicking handler's connection closed"
+    );
     good.write_all(b"g").unwrap();
     let mut b = [0; 1];
     good.read_exact(&mut b).unwrap();
@@ -125,7 +134,11 @@ fn a_panicking_handler_ends_its_connection_only() {
     again.write_all(b"a").unwrap();
     again.read_exact(&mut b).unwrap();
     assert_eq!(reports.borrow().len(), 1);
-    assert!(reports.borrow()[0].contains("handler refuses"), "{:?}", reports.borrow());
+    assert!(
+        reports.borrow()[0].contains("handler refuses"),
+        "{:?}",
+        reports.borrow()
+    );
     server.stop(None).unwrap();
     quiet();
 }
@@ -151,7 +164,11 @@ fn a_handler_killed_while_writing_closes_its_connection() {
     let mut client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     sleep(Duration::from_millis(20));
     assert_eq!(server.connection_count(), 1);
-    assert_eq!(hub::stats().fds, 2, "the accept loop and the blocked writer");
+    assert_eq!(
+        hub::stats().fds,
+        2,
+        "the accept loop and the blocked writer"
+    );
     let h = handler.borrow_mut().take().unwrap();
     greenlet::kill(&h);
     sleep(Duration::from_millis(5));
@@ -187,7 +204,9 @@ fn stop_with_1000_open_connections_ends_every_handler_and_closes_every_descripto
     };
     server.start().unwrap();
     let addr = server.local_addr().unwrap();
-    let clients: Vec<TcpStream> = (0..1000).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let clients: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
     while server.connection_count() < 1000 {
         sleep(Duration::from_millis(1));
     }
@@ -206,7 +225,10 @@ fn stop_with_1000_open_connections_ends_every_handler_and_closes_every_descripto
     assert_eq!(eofs, 1000);
     let after = open_fds();
     // Other tests of this binary open descriptors on other threads.
-    assert!(after < before + 16, "{before} descriptors before, {after} after");
+    assert!(
+        after < before + 16,
+        "{before} descriptors before, {after} after"
+    );
     quiet();
 }
 
@@ -239,7 +261,9 @@ fn datagram_server_answers_each_datagram() {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(PROMPT)).unwrap();
     for word in ["abc", "hello"] {
-        client.send_to(word.as_bytes(), server.local_addr().unwrap()).unwrap();
+        client
+            .send_to(word.as_bytes(), server.local_addr().unwrap())
+            .unwrap();
         let mut buf = [0; 16];
         let n = client.recv(&mut buf).unwrap();
         let expected: String = word.chars().rev().collect();
@@ -268,8 +292,15 @@ fn serve_multicore_spreads_connections_over_threads() {
         threads.insert(s);
     }
     server.stop().unwrap();
-    assert!(threads.iter().all(|t| t.starts_with("greenlet-server-")), "{threads:?}");
-    assert_eq!(threads.len(), 2, "64 connections all went to one thread: {threads:?}");
+    assert!(
+        threads.iter().all(|t| t.starts_with("greenlet-server-")),
+        "{threads:?}"
+    );
+    assert_eq!(
+        threads.len(),
+        2,
+        "64 connections all went to one thread: {threads:?}"
+    );
     assert!(std::net::TcpStream::connect(addr).is_err(), "stopped");
 }
 
@@ -310,7 +341,10 @@ fn emfile_child() {
         let errors = server.accept_errors();
         // 10 + 20 + 40 + 80 + 160 ms: about 5 attempts in 300 ms, not a
         // busy loop (thousands), yet retrying.
-        assert!((2..=8).contains(&errors), "{errors} accept errors in 300 ms");
+        assert!(
+            (2..=8).contains(&errors),
+            "{errors} accept errors in 300 ms"
+        );
         drop(filler);
         for mut c in clients {
             c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -343,5 +377,8 @@ fn accept_under_descriptor_exhaustion_backs_off_and_recovers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("emfile child ok"), "{stdout}\n{stderr}");
-    assert!(stderr.contains("accept failed"), "the errors were reported: {stderr}");
+    assert!(
+        stderr.contains("accept failed"),
+        "the errors were reported: {stderr}"
+    );
 }

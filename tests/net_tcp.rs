@@ -30,7 +30,9 @@ fn tcp_pair() -> (TcpStream, TcpStream) {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
 #[greenlet::test]
@@ -45,7 +47,10 @@ fn accept_connect_read_write_switch_instead_of_blocking() {
             log.push("accepted");
             let mut buf = [0; 5];
             s.read_exact(&mut buf).unwrap();
-            log.push(format!("server read {}", std::str::from_utf8(&buf).unwrap()));
+            log.push(format!(
+                "server read {}",
+                std::str::from_utf8(&buf).unwrap()
+            ));
             s.write_all(b"world").unwrap();
         })
     };
@@ -71,8 +76,12 @@ fn accept_connect_read_write_switch_instead_of_blocking() {
 #[greenlet::test]
 fn a_reader_and_a_writer_wait_on_one_socket_from_two_greenlets() {
     let (c, mut s) = tcp_pair();
-    socket2::SockRef::from(&c).set_send_buffer_size(4096).unwrap();
-    socket2::SockRef::from(&s).set_recv_buffer_size(4096).unwrap();
+    socket2::SockRef::from(&c)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(4096)
+        .unwrap();
     let c = Rc::new(c);
     // The reader blocks first; the writer then blocks on a full buffer of
     // the same descriptor (before: EEXIST from the poller).
@@ -94,7 +103,11 @@ fn a_reader_and_a_writer_wait_on_one_socket_from_two_greenlets() {
     };
     sleep(Duration::from_millis(20));
     assert!(!reader.is_dead() && !writer.is_dead());
-    assert_eq!(hub::stats().fds, 1, "one descriptor with a reader and a writer");
+    assert_eq!(
+        hub::stats().fds,
+        1,
+        "one descriptor with a reader and a writer"
+    );
     s.write_all(b"abc").unwrap();
     let mut sink = vec![0; 64 << 10];
     s.read_exact(&mut sink).unwrap();
@@ -226,7 +239,11 @@ fn an_outer_timeout_interrupts_accept_and_read() {
     r.unwrap();
     assert!(!reader.is_successful(), "the reader ended by its Timeout");
     assert_tick("Timeout around read", elapsed);
-    assert_eq!(hub::stats().fds, 0, "no registration left by the interrupted waits");
+    assert_eq!(
+        hub::stats().fds,
+        0,
+        "no registration left by the interrupted waits"
+    );
     drop((l, c));
     quiet();
 }
@@ -295,7 +312,9 @@ fn connection_refused_is_a_typed_error() {
 #[greenlet::test]
 fn reset_by_peer_is_a_typed_error() {
     let (mut c, s) = tcp_pair();
-    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(s); // RST
     sleep(Duration::from_millis(5));
     let e = c.read(&mut [0; 4]).unwrap_err();
@@ -375,7 +394,10 @@ fn ten_thousand_short_connections_leak_no_descriptor() {
     // tests of this binary run on other threads and open a few descriptors
     // of their own meanwhile: allow that much, far below one per connection.
     let after = open_fds();
-    assert!(after < before + 16, "{before} descriptors before, {after} after");
+    assert!(
+        after < before + 16,
+        "{before} descriptors before, {after} after"
+    );
     quiet();
 }
 

@@ -409,7 +409,10 @@ impl<L: Listener> StreamServer<L> {
     /// ```
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> StreamServer<L> {
-        assert!(max > 0, "StreamServer::max_connections: the limit must be > 0");
+        assert!(
+            max > 0,
+            "StreamServer::max_connections: the limit must be > 0"
+        );
         assert!(
             !self.is_started(),
             "StreamServer::max_connections: call it before start"
@@ -633,11 +636,7 @@ impl<L: Listener> StreamServer<L> {
 type StreamHandler<L> = Rc<dyn Fn(<L as Listener>::Stream, <L as Listener>::Addr)>;
 
 /// The accept loop of a [`StreamServer`].
-fn accept_loop<L: Listener>(
-    shared: &Rc<Shared>,
-    listener: &L,
-    handler: &StreamHandler<L>,
-) {
+fn accept_loop<L: Listener>(shared: &Rc<Shared>, listener: &L, handler: &StreamHandler<L>) {
     let mut delay = MIN_ACCEPT_DELAY;
     loop {
         shared.wait_for_room();
@@ -767,7 +766,10 @@ impl DatagramServer {
     /// ```
     #[must_use]
     pub fn max_handlers(mut self, max: usize) -> DatagramServer {
-        assert!(max > 0, "DatagramServer::max_handlers: the limit must be > 0");
+        assert!(
+            max > 0,
+            "DatagramServer::max_handlers: the limit must be > 0"
+        );
         assert!(
             self.shared.acceptor.borrow().is_none(),
             "DatagramServer::max_handlers: call it before start"
@@ -883,11 +885,7 @@ impl DatagramServer {
 type DatagramHandler = Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>;
 
 /// The receive loop of a [`DatagramServer`].
-fn receive_loop(
-    shared: &Rc<Shared>,
-    socket: &Rc<UdpSocket>,
-    handler: &DatagramHandler,
-) {
+fn receive_loop(shared: &Rc<Shared>, socket: &Rc<UdpSocket>, handler: &DatagramHandler) {
     let mut buf = vec![0; 65536];
     let mut delay = MIN_ACCEPT_DELAY;
     loop {

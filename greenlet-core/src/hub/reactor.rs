@@ -447,7 +447,9 @@ impl Reactor {
     pub(crate) fn register_edge(&mut self, fd: BorrowedFd<'_>) -> io::Result<FdKey> {
         let raw = fd.as_raw_fd();
         if let Some(key) = self.by_fd(raw) {
-            let source = self.sources[key].as_mut().expect("by_fd names live sources");
+            let source = self.sources[key]
+                .as_mut()
+                .expect("by_fd names live sources");
             let Kind::Fd(waiters) = &mut source.kind else {
                 unreachable!("by_fd names fd-wait sources only")
             };
@@ -525,7 +527,9 @@ impl Reactor {
             let key = self.new_fd_source(raw, false, waiters)?;
             return Ok(FdKey { key, generation });
         };
-        let source = self.sources[key].as_mut().expect("by_fd names live sources");
+        let source = self.sources[key]
+            .as_mut()
+            .expect("by_fd names live sources");
         let Kind::Fd(waiters) = &mut source.kind else {
             unreachable!("by_fd names fd-wait sources only")
         };

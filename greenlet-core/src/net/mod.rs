@@ -75,7 +75,9 @@ pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
 /// The first address `addr` resolves to (for binds that take one address).
-pub(crate) fn resolve_first<A: std::net::ToSocketAddrs>(addr: A) -> io::Result<std::net::SocketAddr> {
+pub(crate) fn resolve_first<A: std::net::ToSocketAddrs>(
+    addr: A,
+) -> io::Result<std::net::SocketAddr> {
     Ok(addr::resolve(addr)?[0])
 }
 
@@ -327,7 +329,10 @@ macro_rules! timeout_methods {
         /// assert_eq!(socket.read_timeout().unwrap(), Some(Duration::from_millis(20)));
         /// # });
         /// ```
-        pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        pub fn set_read_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
             $crate::net::check_timeout(timeout)?;
             self.timeouts.read.set(timeout);
             Ok(())
@@ -351,7 +356,10 @@ macro_rules! timeout_methods {
         /// assert_eq!(socket.write_timeout().unwrap(), Some(Duration::from_secs(1)));
         /// # });
         /// ```
-        pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        pub fn set_write_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
             $crate::net::check_timeout(timeout)?;
             self.timeouts.write.set(timeout);
             Ok(())

@@ -418,7 +418,9 @@ impl TcpListener {
     /// assert_ne!(listener.local_addr().unwrap().port(), 0);
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        each_addr(addr, |a| std::net::TcpListener::bind(a).map(TcpListener::from))
+        each_addr(addr, |a| {
+            std::net::TcpListener::bind(a).map(TcpListener::from)
+        })
     }
 
     /// Binds with `SO_REUSEADDR` and `SO_REUSEPORT` set (backlog 1024):

@@ -210,10 +210,7 @@ impl UnixStream {
         self.inner.take_error()
     }
 
-    timeout_methods!(
-        UnixStream,
-        "greenlet::net::UnixStream::pair().unwrap().0"
-    );
+    timeout_methods!(UnixStream, "greenlet::net::UnixStream::pair().unwrap().0");
 }
 
 /// A Unix-domain listening socket whose `accept` switches (std's
@@ -245,7 +242,11 @@ pub struct UnixListener {
     timeouts: Timeouts,
 }
 
-socket_impls!(UnixListener, std::os::unix::net::UnixListener, "UnixListener");
+socket_impls!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    "UnixListener"
+);
 
 impl UnixListener {
     /// Binds a socket at `path` (which must not exist) and listens.
@@ -410,7 +411,11 @@ pub struct UnixDatagram {
     timeouts: Timeouts,
 }
 
-socket_impls!(UnixDatagram, std::os::unix::net::UnixDatagram, "UnixDatagram");
+socket_impls!(
+    UnixDatagram,
+    std::os::unix::net::UnixDatagram,
+    "UnixDatagram"
+);
 
 impl UnixDatagram {
     /// Binds a datagram socket at `path`.

@@ -160,11 +160,15 @@ where
             .name(format!("greenlet-server-{i}"))
             .spawn(move || {
                 crate::run(move || {
-                    let server = StreamServer::from_tcp(TcpListener::from(listener), make_handler());
+                    let server =
+                        StreamServer::from_tcp(TcpListener::from(listener), make_handler());
                     let closer = server.clone();
                     CLOSE.with(|c| *c.borrow_mut() = Some(Box::new(move || closer.close())));
                     let started = server.start();
-                    let failed = started.as_ref().err().map(|e| io::Error::new(e.kind(), e.to_string()));
+                    let failed = started
+                        .as_ref()
+                        .err()
+                        .map(|e| io::Error::new(e.kind(), e.to_string()));
                     // The receiver is gone only if `serve_multicore` returned
                     // early on another thread's failure.
                     let _ = tx.send((crate::hub::handle(), failed));
@@ -175,9 +179,9 @@ where
                     served
                 })
             })?;
-        let (handle, failed) = rx
-            .recv()
-            .map_err(|_| io::Error::other("serve_multicore: a server thread died while starting"))?;
+        let (handle, failed) = rx.recv().map_err(|_| {
+            io::Error::other("serve_multicore: a server thread died while starting")
+        })?;
         out.push((handle, thread));
         if let Some(e) = failed {
             MulticoreServer { addr, threads: out }.stop()?;
