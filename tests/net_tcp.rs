@@ -498,7 +498,7 @@ fn unix_listener_and_stream() {
 
 #[test]
 fn sockets_outlive_their_hub_scope_and_work_in_the_next() {
-    let kept = greenlet::run(|| tcp_pair());
+    let kept = greenlet::run(tcp_pair);
     greenlet::run(move || {
         let (mut c, mut s) = kept;
         let r = spawn(move || {
