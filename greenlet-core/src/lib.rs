@@ -15,6 +15,9 @@
 //!   [`killall`].
 //! * Timeouts: [`Timeout`], [`with_timeout`], [`with_timeout_value`].
 //! * File descriptors: [`io::wait_read`], [`io::wait_write`].
+//! * Sockets: [`net`] (std's `TcpStream`, `TcpListener`, `UdpSocket`,
+//!   `Unix*` types, whose blocking calls switch); servers: [`server`]
+//!   (`StreamServer`, `DatagramServer`, `serve_multicore`).
 //! * Processes and signals: [`fork`], [`reinit`], [`waitpid`],
 //!   [`signal`] (handlers run in new greenlets), [`send_signal`].
 //! * Errors: [`GreenletError`], [`KillError`], [`Elapsed`], [`LoopExit`],
