@@ -32,14 +32,32 @@ fn echo_handler(mut conn: TcpStream, _peer: std::net::SocketAddr) {
 
 #[greenlet::test]
 fn stream_server_runs_a_handler_greenlet_per_connection() {
-    let server = StreamServer::bind("127.0.0.1:0", echo_handler).unwrap();
+    let running = Rc::new(Cell::new(0usize));
+    let peak = Rc::new(Cell::new(0usize));
+    let server = {
+        let (running, peak) = (Rc::clone(&running), Rc::clone(&peak));
+        StreamServer::bind("127.0.0.1:0", move |conn, peer| {
+            running.set(running.get() + 1);
+            peak.set(peak.get().max(running.get()));
+            echo_handler(conn, peer);
+            running.set(running.get() - 1);
+        })
+        .unwrap()
+    };
     server.start().unwrap();
     server.start().unwrap(); // idempotent
     let addr = server.local_addr().unwrap();
+    let connected = Rc::new(Cell::new(0usize));
     let clients: Vec<_> = (0..20u8)
         .map(|i| {
+            let connected = Rc::clone(&connected);
             spawn(move || {
                 let mut c = TcpStream::connect(addr).unwrap();
+                connected.set(connected.get() + 1);
+                // Every client holds its connection until all are open.
+                while connected.get() < 20 {
+                    sleep(Duration::from_millis(1));
+                }
                 for round in 0..10u8 {
                     c.write_all(&[i, round]).unwrap();
                     let mut b = [0; 2];
@@ -49,15 +67,11 @@ fn stream_server_runs_a_handler_greenlet_per_connection() {
             })
         })
         .collect();
-    sleep(Duration::from_millis(1));
-    assert!(
-        server.connection_count() > 1,
-        "connections are served concurrently"
-    );
     for c in &clients {
         c.join().unwrap();
         assert!(c.is_successful());
     }
+    assert_eq!(peak.get(), 20, "one handler greenlet per open connection");
     server.stop(None).unwrap();
     assert!(server.is_closed());
     assert_eq!(server.connection_count(), 0);

@@ -668,6 +668,10 @@ fn accept_loop<L: Listener>(shared: &Rc<Shared>, listener: &L, handler: &StreamH
 /// `handler(datagram, from, socket)` in a new greenlet for each (reply with
 /// `socket.send_to(.., from)`).
 ///
+/// The handlers share the one socket: sends rarely wait, but two handlers
+/// both waiting for room in a full send buffer make the second one's send
+/// fail with `ResourceBusy` (gevent's `ConcurrentObjectUseError`).
+///
 /// # Examples
 ///
 /// ```

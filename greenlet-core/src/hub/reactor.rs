@@ -453,8 +453,17 @@ impl Reactor {
             let Kind::Fd(waiters) = &mut source.kind else {
                 unreachable!("by_fd names fd-wait sources only")
             };
+            if waiters.owned {
+                // Owned by a registration that is not the caller's (the
+                // caller has no live key): its socket was closed without
+                // releasing (dropped where the hub was unreachable) and the
+                // number reused. The kernel dropped the old epoll item with
+                // the old file; forget the entry and register afresh.
+                self.remove_source(key);
+                return self.register_edge(fd);
+            }
             let generation = waiters.generation;
-            if !waiters.owned {
+            {
                 waiters.owned = true;
                 source.readable = true;
                 source.writable = true;
@@ -487,6 +496,7 @@ impl Reactor {
             // A transient waiter (through a borrow) is still there: it
             // removes the source when it leaves.
             waiters.owned = false;
+            source.mode = PollMode::Oneshot;
             return;
         }
         self.remove_source(key.key);
