@@ -601,7 +601,8 @@ impl Hub {
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
-        self.reactor.wait(timeout, fired);
+        self.reactor
+            .wait_with(timeout, fired, self.shared.is_none());
         for target in fired.drain(..) {
             match target {
                 IoTarget::Wake(w) => self.wake(w),

@@ -110,6 +110,9 @@ pub(crate) struct FdKey {
     generation: u64,
 }
 
+/// Events one raw `epoll_wait` returns at most.
+const RAW_EVENTS: usize = 1024;
+
 /// Generations of fd-wait sources; process-wide so that keys of a previous
 /// hub scope on the same thread never match.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -164,6 +167,8 @@ pub(crate) struct Reactor {
     poller: Option<Arc<Poller>>,
     /// Reused event buffer of `wait`.
     events: Option<Events>,
+    /// Reused event buffer of `wait_with`'s raw path.
+    raw_events: Vec<libc::epoll_event>,
     /// The slab of sources; the index is the poller key.
     sources: Vec<Option<Source>>,
     /// Free slab indices.
@@ -193,6 +198,7 @@ impl Reactor {
         Reactor {
             poller: None,
             events: None,
+            raw_events: Vec::new(),
             sources: Vec::new(),
             free: Vec::new(),
             by_fd: Vec::new(),
@@ -612,6 +618,98 @@ impl Reactor {
         }
     }
 
+    /// Turns one event into the targets it fires.
+    fn dispatch(&mut self, key: usize, readable: bool, writable: bool, fired: &mut Vec<IoTarget>) {
+        let Some(source) = self.sources.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        match &mut source.kind {
+            Kind::Target(target) => fired.push(target.clone()),
+            Kind::Fd(waiters) => {
+                if readable && let Some(w) = waiters.reader.take() {
+                    fired.push(IoTarget::Wake(w));
+                }
+                if writable && let Some(w) = waiters.writer.take() {
+                    fired.push(IoTarget::Wake(w));
+                }
+                let owned = waiters.owned;
+                let left = (waiters.reader.is_some(), waiters.writer.is_some());
+                self.recount(key);
+                if !owned && (left.0 || left.1) {
+                    // Oneshot: the event disarmed the descriptor; the waiter
+                    // left still needs it.
+                    let source = self.sources[key].as_mut().expect("live");
+                    source.readable = left.0;
+                    source.writable = left.1;
+                    let _ = self.arm(key, false);
+                }
+            }
+        }
+    }
+
+    /// [`wait`](Reactor::wait), or, when `direct` (nothing can `notify` the
+    /// poller: the hub has handed out no `HubHandle`), one raw `epoll_wait`
+    /// on the poller's descriptor. `Poller::wait` surrounds its
+    /// `epoll_wait` with four more syscalls (arming and re-registering its
+    /// timerfd, draining and re-arming its notification eventfd); a server
+    /// that wakes up for every request or two pays them per request. The
+    /// raw path waits with millisecond resolution (rounded up, so timers
+    /// never fire early) and skips polling's own events (`usize::MAX`).
+    pub(crate) fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        fired: &mut Vec<IoTarget>,
+        direct: bool,
+    ) {
+        if !direct {
+            return self.wait(timeout, fired);
+        }
+        let Some(poller) = self.poller.clone() else {
+            return;
+        };
+        let ms: libc::c_int = match timeout {
+            None => -1,
+            Some(d) => {
+                let ms = d.as_nanos().div_ceil(1_000_000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let buf = &mut self.raw_events;
+        buf.clear();
+        if buf.capacity() < RAW_EVENTS {
+            buf.reserve_exact(RAW_EVENTS);
+        }
+        let capacity = libc::c_int::try_from(buf.capacity()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `poller` (an `Arc` clone held for this call) owns the epoll
+        // descriptor, so it stays open; `buf` has room for `capacity`
+        // `epoll_event`s, which the kernel writes (and no more).
+        let n = unsafe { libc::epoll_wait(poller.as_raw_fd(), buf.as_mut_ptr(), capacity, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                crate::hub::warn(format_args!("greenlet: epoll_wait failed: {e}"));
+            }
+            return; // an empty wake-up: the loop re-evaluates its state
+        }
+        let n = usize::try_from(n).unwrap_or(0).min(buf.capacity());
+        // SAFETY: the kernel initialised the first `n` entries (`n` is at
+        // most the capacity passed in).
+        unsafe { buf.set_len(n) };
+        let raw = std::mem::take(&mut self.raw_events);
+        for ev in &raw {
+            let key = usize::try_from(ev.u64).unwrap_or(usize::MAX);
+            if key == usize::MAX {
+                continue; // polling's timerfd or notifier
+            }
+            let flags = ev.events as libc::c_int;
+            let readable =
+                flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) != 0;
+            let writable = flags & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+            self.dispatch(key, readable, writable, fired);
+        }
+        self.raw_events = raw;
+    }
+
     /// Waits for events (or `notify`) up to `timeout` and returns the targets
     /// that fired. `None` waits until an event or a notification.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
@@ -629,35 +727,7 @@ impl Reactor {
             return;
         }
         for event in events.iter() {
-            let Some(source) = self.sources.get_mut(event.key).and_then(Option::as_mut) else {
-                continue;
-            };
-            match &mut source.kind {
-                Kind::Target(target) => fired.push(target.clone()),
-                Kind::Fd(waiters) => {
-                    if event.readable
-                        && let Some(w) = waiters.reader.take()
-                    {
-                        fired.push(IoTarget::Wake(w));
-                    }
-                    if event.writable
-                        && let Some(w) = waiters.writer.take()
-                    {
-                        fired.push(IoTarget::Wake(w));
-                    }
-                    let owned = waiters.owned;
-                    let left = (waiters.reader.is_some(), waiters.writer.is_some());
-                    self.recount(event.key);
-                    if !owned && (left.0 || left.1) {
-                        // Oneshot: the event disarmed the descriptor; the
-                        // waiter left still needs it.
-                        let source = self.sources[event.key].as_mut().expect("live");
-                        source.readable = left.0;
-                        source.writable = left.1;
-                        let _ = self.arm(event.key, false);
-                    }
-                }
-            }
+            self.dispatch(event.key, event.readable, event.writable, fired);
         }
         self.events = Some(events);
     }
