@@ -52,6 +52,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::{Builder, Greenlet, GreenletError, hub, sleep, spawn};
 
+mod net_workloads;
+
 const PEER: &str = "greenlet";
 
 /// Yields per greenlet in `switch` (the peers' `SWITCH_N`).
@@ -79,7 +81,7 @@ fn main() {
         if bench && !test {
             eprintln!(
                 "greenlet workloads: driven by the peer harness, see BENCHMARKS.md \
-                 (usage: workloads <switch|spawn_join|sleepers|pingpong> [n]); nothing to do"
+                 (usage: workloads <switch|spawn_join|sleepers|sleepers_1m|pingpong|echo> [n] | http_server PORT); nothing to do"
             );
         } else {
             greenlet::run(test_mode);
@@ -100,11 +102,15 @@ fn main() {
             "sleepers" => sleepers(count(n, SLEEP_N)),
             "sleepers_1m" => sleepers_1m(count(n, SLEEP_1M_N)),
             "pingpong" => pingpong(n.unwrap_or(SWITCH_N)),
-            "echo" => {
-                eprintln!(
-                    "greenlet workloads: {workload} needs channels/sockets, not implemented yet; skipped"
-                );
-            }
+            "echo" => match n {
+                // `echo N`: N round trips per connection (profiling).
+                Some(rounds) => net_workloads::echo(100, count(Some(rounds), 0)),
+                None => net_workloads::echo_default(),
+            },
+            "http_server" => net_workloads::http_server(
+                n.and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or_else(|| usage()),
+            ),
             _ => usage(),
         }
     });
@@ -118,6 +124,7 @@ fn test_mode() {
     spawn_join(1_000);
     sleepers(100);
     pingpong(1_000);
+    net_workloads::echo(10, 100);
     hub::join();
     let stats = hub::stats();
     assert!(stats.is_quiet(), "workloads left work behind: {stats:?}");
@@ -125,7 +132,9 @@ fn test_mode() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: workloads <switch|spawn_join|sleepers|pingpong> [n]");
+    eprintln!(
+        "usage: workloads <switch|spawn_join|sleepers|sleepers_1m|pingpong|echo> [n] | http_server PORT"
+    );
     std::process::exit(2);
 }
 

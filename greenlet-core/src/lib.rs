@@ -19,6 +19,9 @@
 //!   [`lock::Lock`], [`lock::RLock`], [`greenlet_local!`]; all built on the
 //!   public [`waiter`] protocol.
 //! * File descriptors: [`io::wait_read`], [`io::wait_write`].
+//! * Sockets: [`net`] (std's `TcpStream`, `TcpListener`, `UdpSocket`,
+//!   `Unix*` types, whose blocking calls switch); servers: [`server`]
+//!   (`StreamServer`, `DatagramServer`, `serve_multicore`).
 //! * Processes and signals: [`fork`], [`reinit`], [`waitpid`],
 //!   [`signal`] (handlers run in new greenlets), [`send_signal`].
 //! * Errors: [`GreenletError`], [`KillError`], [`Elapsed`], [`LoopExit`],
@@ -80,9 +83,11 @@ mod greenlet;
 pub mod hub;
 pub mod local;
 pub mod lock;
+pub mod net;
 pub mod pool;
 pub mod process;
 pub mod queue;
+pub mod server;
 mod signal;
 mod timeout;
 mod wait;
@@ -117,8 +122,3 @@ pub mod threadpool;
 pub use threadpool::spawn_blocking;
 
 mod dns;
-/// Networking. For now: name resolution on the hub's thread pool
-/// ([`lookup_host`](net::lookup_host)); the socket types join this module.
-pub mod net {
-    pub use crate::dns::{LookupHost, lookup_host, lookup_host_port};
-}

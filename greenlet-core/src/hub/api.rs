@@ -534,7 +534,8 @@ pub struct Stats {
     pub stacks_pooled: usize,
     /// Pending timers (sleeps, timeouts, `start_later`).
     pub timers: usize,
-    /// Registered file descriptors.
+    /// Registered file descriptors: internal ones (signal pipes) and those
+    /// a greenlet is waiting on (an idle `greenlet::net` socket counts 0).
     pub fds: usize,
     /// Queued hub callbacks (link notifications, posts).
     pub callbacks: usize,

@@ -81,6 +81,16 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
     })
 }
 
+/// Runs `f` with this thread's hub if it is reachable (not being destroyed,
+/// not borrowed) without initialising it: for destructors that only undo
+/// something (a socket leaving the poller), which have nothing to undo
+/// otherwise.
+pub(crate) fn try_with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> Option<R> {
+    HUB.try_with(|cell| cell.try_borrow_mut().ok().map(|mut hub| f(&mut hub)))
+        .ok()
+        .flatten()
+}
+
 /// Empties this thread's hub for good (thread exit) without initialising
 /// it, and returns what it held to be dropped outside the borrow; `None`
 /// when it is in use (a loop on the stack) or holds live greenlets.

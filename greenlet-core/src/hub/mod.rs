@@ -636,7 +636,8 @@ impl Hub {
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
-        self.reactor.wait(timeout, fired);
+        self.reactor
+            .wait_with(timeout, fired, self.shared.is_none());
         for target in fired.drain(..) {
             match target {
                 IoTarget::Wake(w) => self.wake(w),
@@ -1015,6 +1016,11 @@ pub(crate) fn live_report() -> Vec<String> {
 /// `true` inside a hub scope on this thread.
 pub(crate) fn in_scope() -> bool {
     local::in_scope()
+}
+
+/// `true` while hub code (a callback) runs, where nothing may block.
+pub(crate) fn in_callback() -> bool {
+    with_hub(|h| h.current == LOOP)
 }
 
 /// `true` when the greenlet in `slot` (at `generation`) is running now.

@@ -5,32 +5,77 @@
 //! with `thread::sleep`, which costs one syscall instead of the
 //! `timerfd`+`epoll_wait` pair `Poller::wait` needs.
 //!
-//! Sources are registered in oneshot mode (polling's default): after an event
-//! fires, the source is disarmed until [`Reactor::rearm`]. Each source has a
-//! key (its slab index) and a target that the hub turns into work: a waiter to
-//! wake, or a callback to queue.
+//! # Sources
+//!
+//! Each registered descriptor is a *source*: a slab entry whose index is the
+//! poller key. There are two kinds:
+//!
+//! * **Callback sources** ([`Reactor::register`]): oneshot (polling's
+//!   default); after an event fires the source is disarmed until
+//!   [`Reactor::rearm`], and the event queues its [`IoTarget`]. Signal
+//!   pipes use them.
+//! * **Fd-wait sources** ([`Reactor::add_waiter`], [`Reactor::register_edge`]):
+//!   one per descriptor (found through `by_fd`), holding at most one
+//!   waiting *reader* and one waiting *writer*. A second waiter in a
+//!   direction that is taken gets `ErrorKind::ResourceBusy` (gevent's
+//!   `ConcurrentObjectUseError`), never the poller's `EEXIST`. An event
+//!   wakes the waiter of each direction it reports (hang-ups and errors
+//!   report both) and empties that slot.
+//!   - *Transient* ones (made by `io::wait_read` and friends on a borrowed
+//!     descriptor) are oneshot and level-triggered with the union of the
+//!     waiters' interests; they are re-armed after an event while a waiter
+//!     is left and deleted from the poller when the last waiter leaves.
+//!   - *Owned* ones (made by a `greenlet::net` socket, which owns the
+//!     descriptor) are edge-triggered for both directions and stay in the
+//!     poller until the socket releases them ([`Reactor::release_edge`]) just
+//!     before it closes the descriptor. Their waiters always try the I/O
+//!     call first and wait only after `WouldBlock`, so the next edge is
+//!     exactly what they need and a wait costs no `epoll_ctl`. A transient
+//!     wait on such a descriptor re-arms it (`EPOLL_CTL_MOD` reports the
+//!     current readiness) because it has not tried any I/O.
+//!
+//! An fd-wait source counts as registered (`len`, the `fds` counter) and
+//! referenced (it keeps the loop alive) only while a waiter waits: an idle
+//! socket neither keeps the loop alive nor makes teardown wait.
+//!
+//! Slab entries are tagged with a generation ([`FdKey`]): a socket that
+//! outlives its hub scope (whose teardown [`Reactor::clear`]ed everything)
+//! or a stale guard never touches an entry reused by another descriptor.
 //!
 //! The few raw syscalls the runtime needs around the poller (`fork`, whose
 //! child must replace the poller; the signal self-pipe action; `waitpid` and
 //! `kill` for child watching) live in [`sys`] below, so that this file and
-//! `greenlet/switch.rs` remain the only homes of `unsafe`.
+//! `greenlet/switch.rs` remain the only homes of `unsafe`. So do the
+//! `FromRawFd` impls of the `greenlet::net` types ([`raw_fd`]).
 //!
 //! # Safety contract
 //!
 //! `Poller::add` is `unsafe` because a registered descriptor must be deleted
 //! from the poller before it is closed. Every `add` here happens in
-//! [`Reactor::register`], whose caller passes a `BorrowedFd<'_>` and must
-//! call [`Reactor::deregister`] before that borrow ends (the wait guards in
-//! `hub::io` do so in `Drop`, which also runs on unwinding), or owns the
-//! descriptor for as long as the registration lives (signal self-pipes).
+//! [`Reactor::register`], [`Reactor::add_waiter`] or
+//! [`Reactor::register_edge`]:
+//!
+//! * `register`'s caller passes a `BorrowedFd<'_>` and must call
+//!   [`Reactor::deregister`] before that borrow ends, or owns the descriptor
+//!   for as long as the registration lives (signal self-pipes);
+//! * `add_waiter`'s caller passes a `BorrowedFd<'_>` and removes its waiter
+//!   ([`Reactor::remove_waiter`], from a guard's `Drop`, which also runs on
+//!   unwinding) before the borrow ends; a transient source is deleted when
+//!   its last waiter leaves;
+//! * `register_edge`'s caller owns the descriptor and calls
+//!   [`Reactor::release_edge`] before closing it (the `net` types drop their
+//!   registration before their descriptor). A source an owner releases while
+//!   a transient waiter still waits (through a borrow of the same
+//!   descriptor) becomes transient and leaves with that waiter.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use polling::{Event, Events, Poller};
+use polling::{Event, Events, PollMode, Poller};
 
 use super::Waker;
 
@@ -53,18 +98,66 @@ impl std::fmt::Debug for IoTarget {
     }
 }
 
-/// Identifies a registered source.
+/// Identifies a registered callback source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SourceId(usize);
+
+/// Identifies an fd-wait source: slab key plus the generation it was made
+/// with (so a stale key never names a reused entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FdKey {
+    key: usize,
+    generation: u64,
+}
+
+/// Events one raw `epoll_wait` returns at most.
+const RAW_EVENTS: usize = 1024;
+
+/// Generations of fd-wait sources; process-wide so that keys of a previous
+/// hub scope on the same thread never match.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The waiters of one descriptor.
+#[derive(Debug)]
+struct FdWaiters {
+    /// The greenlet waiting until the descriptor is readable.
+    reader: Option<Waker>,
+    /// The greenlet waiting until the descriptor is writable.
+    writer: Option<Waker>,
+    /// Owned by a socket: edge-triggered, stays until `release_edge`.
+    owned: bool,
+    /// See [`FdKey`].
+    generation: u64,
+}
+
+impl FdWaiters {
+    fn waiting(&self) -> bool {
+        self.reader.is_some() || self.writer.is_some()
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// A callback source (see the module docs).
+    Target(IoTarget),
+    /// An fd-wait source.
+    Fd(FdWaiters),
+}
 
 #[derive(Debug)]
 struct Source {
     fd: RawFd,
+    /// Armed interest (for owned fd-wait sources: both, edge-triggered).
     readable: bool,
     writable: bool,
-    target: IoTarget,
-    /// Counted in `referenced` (keeps the loop alive).
+    mode: PollMode,
+    kind: Kind,
+    /// Counted in `referenced` (keeps the loop alive). For fd-wait sources:
+    /// while a waiter waits.
     referenced: bool,
+    /// Counted in `registered`. Always for callback sources; for fd-wait
+    /// sources while a waiter waits.
+    counted: bool,
 }
 
 /// Lazily created poller plus registered sources.
@@ -72,11 +165,32 @@ struct Source {
 pub(crate) struct Reactor {
     /// Shared with [`super::HubHandle`]s so other threads can `notify` it.
     poller: Option<Arc<Poller>>,
+    /// Reused event buffer of `wait`.
     events: Option<Events>,
+    /// Reused event buffer of `wait_with`'s raw path.
+    raw_events: Vec<libc::epoll_event>,
+    /// The slab of sources; the index is the poller key.
     sources: Vec<Option<Source>>,
+    /// Free slab indices.
     free: Vec<usize>,
+    /// Fd-wait sources by descriptor: `by_fd[fd]` is the slab key plus
+    /// one, 0 for none (descriptors are small integers).
+    by_fd: Vec<usize>,
+    /// Sources counted by `len` (see [`Source::counted`]).
     registered: usize,
+    /// Sources that keep the loop alive.
     referenced: usize,
+}
+
+fn busy(reading: bool) -> io::Error {
+    let what = if reading { "reading" } else { "writing" };
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!(
+            "another greenlet is already {what} on this file descriptor \
+             (gevent's ConcurrentObjectUseError)"
+        ),
+    )
 }
 
 impl Reactor {
@@ -84,8 +198,10 @@ impl Reactor {
         Reactor {
             poller: None,
             events: None,
+            raw_events: Vec::new(),
             sources: Vec::new(),
             free: Vec::new(),
+            by_fd: Vec::new(),
             registered: 0,
             referenced: 0,
         }
@@ -104,7 +220,7 @@ impl Reactor {
         self.poller.is_some()
     }
 
-    /// Registered sources.
+    /// Registered sources (fd-wait sources only while a waiter waits).
     pub(crate) fn len(&self) -> usize {
         self.registered
     }
@@ -112,6 +228,34 @@ impl Reactor {
     /// Registered sources that keep the loop alive.
     pub(crate) fn referenced(&self) -> usize {
         self.referenced
+    }
+
+    fn by_fd(&self, fd: RawFd) -> Option<usize> {
+        let index = usize::try_from(fd).ok()?;
+        self.by_fd.get(index).and_then(|k| k.checked_sub(1))
+    }
+
+    fn set_by_fd(&mut self, fd: RawFd, key: Option<usize>) {
+        let Ok(index) = usize::try_from(fd) else {
+            return;
+        };
+        if index >= self.by_fd.len() {
+            if key.is_none() {
+                return;
+            }
+            self.by_fd.resize(index + 1, 0);
+        }
+        self.by_fd[index] = key.map_or(0, |k| k + 1);
+    }
+
+    fn alloc_key(&mut self) -> usize {
+        match self.free.pop() {
+            Some(key) => key,
+            None => {
+                self.sources.push(None);
+                self.sources.len() - 1
+            }
+        }
     }
 
     /// Registers `fd` for a oneshot readiness event.
@@ -126,13 +270,7 @@ impl Reactor {
         referenced: bool,
         target: IoTarget,
     ) -> io::Result<SourceId> {
-        let key = match self.free.pop() {
-            Some(key) => key,
-            None => {
-                self.sources.push(None);
-                self.sources.len() - 1
-            }
-        };
+        let key = self.alloc_key();
         let poller = match self.poller() {
             Ok(p) => Arc::clone(p),
             Err(e) => {
@@ -153,8 +291,10 @@ impl Reactor {
             fd: fd.as_raw_fd(),
             readable,
             writable,
-            target,
+            mode: PollMode::Oneshot,
+            kind: Kind::Target(target),
             referenced,
+            counted: true,
         });
         self.registered += 1;
         self.referenced += usize::from(referenced);
@@ -167,8 +307,8 @@ impl Reactor {
         let source = self.sources[id.0]
             .as_mut()
             .expect("rearm of a registered source");
-        if let Some(target) = target {
-            source.target = target;
+        if let (Some(target), Kind::Target(old)) = (target, &mut source.kind) {
+            *old = target;
         }
         // SAFETY: `source.fd` is registered and, per the module contract, not
         // closed before `deregister`; the borrow only lives for this call.
@@ -192,12 +332,19 @@ impl Reactor {
 
     /// Removes a source from the poller.
     pub(crate) fn deregister(&mut self, id: SourceId) {
-        let Some(source) = self.sources.get_mut(id.0).and_then(Option::take) else {
+        self.remove_source(id.0);
+    }
+
+    fn remove_source(&mut self, key: usize) {
+        let Some(source) = self.sources.get_mut(key).and_then(Option::take) else {
             return;
         };
-        self.free.push(id.0);
-        self.registered -= 1;
+        self.free.push(key);
+        self.registered -= usize::from(source.counted);
         self.referenced -= usize::from(source.referenced);
+        if let Kind::Fd(_) = source.kind {
+            self.set_by_fd(source.fd, None);
+        }
         if let Some(poller) = &self.poller {
             // SAFETY: the descriptor is still open: deregistration happens
             // before the owner closes it (module contract).
@@ -208,26 +355,381 @@ impl Reactor {
         }
     }
 
+    /// Updates the `registered`/`referenced` counts of fd-wait source `key`
+    /// after its waiters changed.
+    fn recount(&mut self, key: usize) {
+        let Some(source) = self.sources[key].as_mut() else {
+            return;
+        };
+        let Kind::Fd(waiters) = &source.kind else {
+            return;
+        };
+        let waiting = waiters.waiting();
+        if waiting != source.counted {
+            source.counted = waiting;
+            source.referenced = waiting;
+            if waiting {
+                self.registered += 1;
+                self.referenced += 1;
+            } else {
+                self.registered -= 1;
+                self.referenced -= 1;
+            }
+        }
+    }
+
+    /// The fd-wait source `key` names, if it is still the same one.
+    fn fd_source(&mut self, key: FdKey) -> Option<&mut Source> {
+        self.sources
+            .get_mut(key.key)
+            .and_then(Option::as_mut)
+            .filter(|s| matches!(&s.kind, Kind::Fd(w) if w.generation == key.generation))
+    }
+
+    /// `true` if `key` still names a live owned source.
+    pub(crate) fn is_live(&self, key: FdKey) -> bool {
+        self.sources
+            .get(key.key)
+            .and_then(Option::as_ref)
+            .is_some_and(
+                |s| matches!(&s.kind, Kind::Fd(w) if w.generation == key.generation && w.owned),
+            )
+    }
+
+    /// Applies a source's interest to the poller (`add` when `new`).
+    fn arm(&mut self, key: usize, new: bool) -> io::Result<()> {
+        let poller = Arc::clone(self.poller()?);
+        let source = self.sources[key].as_ref().expect("arming a live source");
+        let event = Event::new(key, source.readable, source.writable);
+        if new {
+            // SAFETY: see the module contract: `add_waiter`'s caller holds a
+            // borrow of the descriptor until its waiter leaves (and the
+            // source leaves with the last transient waiter), and
+            // `register_edge`'s caller owns it until `release_edge`.
+            unsafe { poller.add_with_mode(source.fd, event, source.mode) }
+        } else {
+            // SAFETY: the source is registered, so its descriptor is open
+            // (module contract); the borrow only lives for this call.
+            let fd = unsafe { BorrowedFd::borrow_raw(source.fd) };
+            poller.modify_with_mode(fd, event, source.mode)
+        }
+    }
+
+    /// Adds a new fd-wait source for `fd` in the given state.
+    fn new_fd_source(&mut self, fd: RawFd, owned: bool, waiters: FdWaiters) -> io::Result<usize> {
+        let key = self.alloc_key();
+        let (readable, writable, mode) = if owned {
+            (true, true, PollMode::Edge)
+        } else {
+            (
+                waiters.reader.is_some(),
+                waiters.writer.is_some(),
+                PollMode::Oneshot,
+            )
+        };
+        self.sources[key] = Some(Source {
+            fd,
+            readable,
+            writable,
+            mode,
+            kind: Kind::Fd(waiters),
+            referenced: false,
+            counted: false,
+        });
+        if let Err(e) = self.arm(key, true) {
+            self.sources[key] = None;
+            self.free.push(key);
+            return Err(e);
+        }
+        self.set_by_fd(fd, Some(key));
+        self.recount(key);
+        Ok(key)
+    }
+
+    /// Registers `fd`, owned by the caller, edge-triggered for both
+    /// directions (or adopts a transient source already there). Returns the
+    /// key the owner waits with and releases with [`Reactor::release_edge`]
+    /// before closing `fd`.
+    pub(crate) fn register_edge(&mut self, fd: BorrowedFd<'_>) -> io::Result<FdKey> {
+        let raw = fd.as_raw_fd();
+        if let Some(key) = self.by_fd(raw) {
+            let source = self.sources[key]
+                .as_mut()
+                .expect("by_fd names live sources");
+            let Kind::Fd(waiters) = &mut source.kind else {
+                unreachable!("by_fd names fd-wait sources only")
+            };
+            if waiters.owned {
+                // Owned by a registration that is not the caller's (the
+                // caller has no live key): its socket was closed without
+                // releasing (dropped where the hub was unreachable) and the
+                // number reused. The kernel dropped the old epoll item with
+                // the old file; forget the entry and register afresh.
+                self.remove_source(key);
+                return self.register_edge(fd);
+            }
+            let generation = waiters.generation;
+            {
+                waiters.owned = true;
+                source.readable = true;
+                source.writable = true;
+                source.mode = PollMode::Edge;
+                self.arm(key, false)?;
+            }
+            return Ok(FdKey { key, generation });
+        }
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let waiters = FdWaiters {
+            reader: None,
+            writer: None,
+            owned: true,
+            generation,
+        };
+        let key = self.new_fd_source(raw, true, waiters)?;
+        Ok(FdKey { key, generation })
+    }
+
+    /// Releases an owned source before its owner closes the descriptor.
+    /// Does nothing for a stale key (the hub was torn down since).
+    pub(crate) fn release_edge(&mut self, key: FdKey) {
+        let Some(source) = self.fd_source(key) else {
+            return;
+        };
+        let Kind::Fd(waiters) = &mut source.kind else {
+            return;
+        };
+        if waiters.waiting() {
+            // A transient waiter (through a borrow) is still there: it
+            // removes the source when it leaves.
+            waiters.owned = false;
+            source.mode = PollMode::Oneshot;
+            return;
+        }
+        self.remove_source(key.key);
+    }
+
+    /// Makes `w` the waiter of `fd` for reading and/or writing.
+    ///
+    /// `owned`: the key of the caller's owned source (its waits follow a
+    /// `WouldBlock`, so no re-arm is needed); `None` for a transient wait on
+    /// a borrowed descriptor, which must not end before
+    /// [`Reactor::remove_waiter`] (module contract).
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` if another greenlet waits in one of the directions;
+    /// the poller's error if the descriptor cannot be registered.
+    pub(crate) fn add_waiter(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        owned: Option<FdKey>,
+        read: bool,
+        write: bool,
+        w: Waker,
+    ) -> io::Result<FdKey> {
+        let raw = fd.as_raw_fd();
+        let existing = match owned {
+            Some(k) if self.fd_source(k).is_some() => Some(k.key),
+            _ => self.by_fd(raw),
+        };
+        let Some(key) = existing else {
+            let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+            let waiters = FdWaiters {
+                reader: read.then_some(w),
+                writer: write.then_some(w),
+                owned: false,
+                generation,
+            };
+            let key = self.new_fd_source(raw, false, waiters)?;
+            return Ok(FdKey { key, generation });
+        };
+        let source = self.sources[key]
+            .as_mut()
+            .expect("by_fd names live sources");
+        let Kind::Fd(waiters) = &mut source.kind else {
+            unreachable!("by_fd names fd-wait sources only")
+        };
+        if read && waiters.reader.is_some() {
+            return Err(busy(true));
+        }
+        if write && waiters.writer.is_some() {
+            return Err(busy(false));
+        }
+        if read {
+            waiters.reader = Some(w);
+        }
+        if write {
+            waiters.writer = Some(w);
+        }
+        let generation = waiters.generation;
+        let rearm = if waiters.owned {
+            // An owner waits after `WouldBlock`: the next edge is what it
+            // needs. A transient wait has tried nothing: re-arming reports
+            // the current readiness.
+            owned.is_none()
+        } else {
+            source.readable = waiters.reader.is_some();
+            source.writable = waiters.writer.is_some();
+            true
+        };
+        self.recount(key);
+        if rearm && let Err(e) = self.arm(key, false) {
+            self.remove_waiter(FdKey { key, generation }, w);
+            return Err(e);
+        }
+        Ok(FdKey { key, generation })
+    }
+
+    /// Removes `w` from the source's waiter slots (if an event did not take
+    /// it already); deletes a transient source whose last waiter left, or
+    /// narrows its interest.
+    pub(crate) fn remove_waiter(&mut self, key: FdKey, w: Waker) {
+        let Some(source) = self.fd_source(key) else {
+            return;
+        };
+        let Kind::Fd(waiters) = &mut source.kind else {
+            return;
+        };
+        let mut changed = false;
+        if waiters.reader == Some(w) {
+            waiters.reader = None;
+            changed = true;
+        }
+        if waiters.writer == Some(w) {
+            waiters.writer = None;
+            changed = true;
+        }
+        if waiters.owned {
+            self.recount(key.key);
+            return;
+        }
+        if !waiters.waiting() {
+            self.remove_source(key.key);
+            return;
+        }
+        let (r, wr) = (waiters.reader.is_some(), waiters.writer.is_some());
+        source.readable = r;
+        source.writable = wr;
+        self.recount(key.key);
+        if changed {
+            // The poller error has nowhere to go from a guard; the worst
+            // case is a spurious wake-up of the waiter left.
+            let _ = self.arm(key.key, false);
+        }
+    }
+
+    /// Turns one event into the targets it fires.
+    fn dispatch(&mut self, key: usize, readable: bool, writable: bool, fired: &mut Vec<IoTarget>) {
+        let Some(source) = self.sources.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        match &mut source.kind {
+            Kind::Target(target) => fired.push(target.clone()),
+            Kind::Fd(waiters) => {
+                if readable && let Some(w) = waiters.reader.take() {
+                    fired.push(IoTarget::Wake(w));
+                }
+                if writable && let Some(w) = waiters.writer.take() {
+                    fired.push(IoTarget::Wake(w));
+                }
+                let owned = waiters.owned;
+                let left = (waiters.reader.is_some(), waiters.writer.is_some());
+                self.recount(key);
+                if !owned && (left.0 || left.1) {
+                    // Oneshot: the event disarmed the descriptor; the waiter
+                    // left still needs it.
+                    let source = self.sources[key].as_mut().expect("live");
+                    source.readable = left.0;
+                    source.writable = left.1;
+                    let _ = self.arm(key, false);
+                }
+            }
+        }
+    }
+
+    /// [`wait`](Reactor::wait), or, when `direct` (nothing can `notify` the
+    /// poller: the hub has handed out no `HubHandle`), one raw `epoll_wait`
+    /// on the poller's descriptor. `Poller::wait` surrounds its
+    /// `epoll_wait` with four more syscalls (arming and re-registering its
+    /// timerfd, draining and re-arming its notification eventfd); a server
+    /// that wakes up for every request or two pays them per request. The
+    /// raw path waits with millisecond resolution (rounded up, so timers
+    /// never fire early) and skips polling's own events (`usize::MAX`).
+    pub(crate) fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        fired: &mut Vec<IoTarget>,
+        direct: bool,
+    ) {
+        if !direct {
+            return self.wait(timeout, fired);
+        }
+        let Some(poller) = self.poller.clone() else {
+            return;
+        };
+        let ms: libc::c_int = match timeout {
+            None => -1,
+            Some(d) => {
+                let ms = d.as_nanos().div_ceil(1_000_000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let buf = &mut self.raw_events;
+        buf.clear();
+        if buf.capacity() < RAW_EVENTS {
+            buf.reserve_exact(RAW_EVENTS);
+        }
+        let capacity = libc::c_int::try_from(buf.capacity()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `poller` (an `Arc` clone held for this call) owns the epoll
+        // descriptor, so it stays open; `buf` has room for `capacity`
+        // `epoll_event`s, which the kernel writes (and no more).
+        let n = unsafe { libc::epoll_wait(poller.as_raw_fd(), buf.as_mut_ptr(), capacity, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                crate::hub::warn(format_args!("greenlet: epoll_wait failed: {e}"));
+            }
+            return; // an empty wake-up: the loop re-evaluates its state
+        }
+        let n = usize::try_from(n).unwrap_or(0).min(buf.capacity());
+        // SAFETY: the kernel initialised the first `n` entries (`n` is at
+        // most the capacity passed in).
+        unsafe { buf.set_len(n) };
+        let raw = std::mem::take(&mut self.raw_events);
+        for ev in &raw {
+            let key = usize::try_from(ev.u64).unwrap_or(usize::MAX);
+            if key == usize::MAX {
+                continue; // polling's timerfd or notifier
+            }
+            let flags = ev.events as libc::c_int;
+            let readable =
+                flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) != 0;
+            let writable = flags & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+            self.dispatch(key, readable, writable, fired);
+        }
+        self.raw_events = raw;
+    }
+
     /// Waits for events (or `notify`) up to `timeout` and returns the targets
     /// that fired. `None` waits until an event or a notification.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
         let Some(poller) = self.poller.clone() else {
             return;
         };
-        let events = self.events.get_or_insert_with(Events::new);
+        let mut events = self.events.take().unwrap_or_default();
         events.clear();
         // `Poller::wait` retries EINTR itself; other errors (EBADF after a
         // descriptor was closed behind our back) are reported and treated
         // like an empty wake-up, so the loop re-evaluates its state.
-        if let Err(e) = poller.wait(events, timeout) {
+        if let Err(e) = poller.wait(&mut events, timeout) {
             crate::hub::warn(format_args!("greenlet: poller wait failed: {e}"));
+            self.events = Some(events);
             return;
         }
         for event in events.iter() {
-            if let Some(source) = self.sources.get(event.key).and_then(Option::as_ref) {
-                fired.push(source.target.clone());
-            }
+            self.dispatch(event.key, event.readable, event.writable, fired);
         }
+        self.events = Some(events);
     }
 
     /// Replaces the poller after `fork()`: the inherited epoll set is shared
@@ -248,7 +750,11 @@ impl Reactor {
                 // SAFETY: same contract as `register`: registered descriptors
                 // stay open until deregistered.
                 unsafe {
-                    poller.add(source.fd, Event::new(key, source.readable, source.writable))?;
+                    poller.add_with_mode(
+                        source.fd,
+                        Event::new(key, source.readable, source.writable),
+                        source.mode,
+                    )?;
                 }
             }
         }
@@ -257,12 +763,11 @@ impl Reactor {
 
     /// Drops every registration (hub teardown); returns the poller.
     pub(crate) fn clear(&mut self) -> Option<Arc<Poller>> {
-        let ids: Vec<SourceId> = (0..self.sources.len())
+        let keys: Vec<usize> = (0..self.sources.len())
             .filter(|k| self.sources[*k].is_some())
-            .map(SourceId)
             .collect();
-        for id in ids {
-            self.deregister(id);
+        for key in keys {
+            self.remove_source(key);
         }
         self.events = None;
         self.poller.take()
@@ -679,4 +1184,37 @@ pub(crate) mod sys {
             .wrapping_mul(1_000_000_000)
             .wrapping_add(ts.tv_nsec as u64)
     }
+}
+
+/// `FromRawFd` for the `greenlet::net` types (an `unsafe fn` by std's
+/// definition, so it lives here with the crate's other `unsafe`).
+mod raw_fd {
+    use std::os::fd::{FromRawFd, RawFd};
+
+    use crate::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+
+    macro_rules! from_raw_fd {
+        ($($ty:ident => $std:ty),* $(,)?) => {$(
+            /// Takes over an open socket descriptor (std's contract: `fd`
+            /// is open, of the right kind, and owned by nobody else),
+            /// switching it to non-blocking mode.
+            impl FromRawFd for $ty {
+                unsafe fn from_raw_fd(fd: RawFd) -> $ty {
+                    // SAFETY: the caller upholds `FromRawFd`'s contract (an
+                    // open descriptor of this socket type that nothing else
+                    // owns), which is exactly the std type's contract.
+                    $ty::from(unsafe { <$std>::from_raw_fd(fd) })
+                }
+            }
+        )*};
+    }
+
+    from_raw_fd!(
+        TcpStream => std::net::TcpStream,
+        TcpListener => std::net::TcpListener,
+        UdpSocket => std::net::UdpSocket,
+        UnixStream => std::os::unix::net::UnixStream,
+        UnixListener => std::os::unix::net::UnixListener,
+        UnixDatagram => std::os::unix::net::UnixDatagram,
+    );
 }
