@@ -510,3 +510,29 @@ fn sockets_outlive_their_hub_scope_and_work_in_the_next() {
         assert_eq!(&r.get().unwrap(), b"hi");
     });
 }
+
+#[test]
+fn host_names_are_resolved_on_the_thread_pool_literals_never() {
+    greenlet::run(|| {
+        let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = greenlet::spawn(move || {
+            for _ in 0..2 {
+                drop(listener.accept().unwrap());
+            }
+        });
+        greenlet::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(
+            greenlet::hub::threadpool().size(),
+            0,
+            "a literal address needs no resolver thread"
+        );
+        greenlet::net::TcpStream::connect(format!("localhost:{port}")).unwrap();
+        assert_eq!(
+            greenlet::hub::threadpool().size(),
+            1,
+            "the name was resolved on the hub's pool"
+        );
+        server.join().unwrap();
+    });
+}
