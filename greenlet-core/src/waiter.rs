@@ -283,26 +283,41 @@ impl<T> fmt::Debug for WaitQueue<T> {
 /// Cancels or gives back on every way out of `wait` except success.
 struct EntryGuard<'a, T, F: FnOnce(T)> {
     queue: &'a WaitQueue<T>,
-    entry: Rc<Entry<T>>,
+    /// `None` once the wait took its value (nothing left to undo).
+    entry: Option<Rc<Entry<T>>>,
     on_unclaimed: Option<F>,
+}
+
+impl<T, F: FnOnce(T)> EntryGuard<'_, T, F> {
+    /// The value handed to this wait, if any: the wait succeeded. The
+    /// entry (already out of the queue) is kept for the next wait.
+    #[inline]
+    fn take_value(&mut self) -> Option<T> {
+        let value = self.entry.as_ref()?.value.take()?;
+        self.on_unclaimed = None;
+        if let Some(entry) = self.entry.take() {
+            entry.cancelled.set(true);
+            self.queue.recycle(entry);
+        }
+        Some(value)
+    }
 }
 
 impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
     fn drop(&mut self) {
-        match self.entry.value.take() {
+        let Some(entry) = self.entry.take() else {
+            return;
+        };
+        match entry.value.take() {
             Some(value) => {
                 // Handed a value, leaving without it (unwinding): give back.
                 if let Some(f) = self.on_unclaimed.take() {
                     f(value);
                 }
             }
-            None => self.queue.cancel(&self.entry),
+            None => self.queue.cancel(&entry),
         }
-        // Out of the queue (handed a value) and referenced only by us:
-        // keep it for the next wait.
-        if Rc::strong_count(&self.entry) == 1 {
-            self.queue.spare.set(Some(Rc::clone(&self.entry)));
-        }
+        self.queue.recycle(entry);
     }
 }
 
@@ -395,17 +410,15 @@ impl<T> WaitQueue<T> {
         self.live.set(self.live.get() + 1);
         let mut guard = EntryGuard {
             queue: self,
-            entry,
+            entry: Some(entry),
             on_unclaimed: Some(on_unclaimed),
         };
         // No guard at all without a deadline (the common, hot case).
         let timer = deadline.map(|d| TimerGuard::wake_at(Some(d), true, w));
         let parked = hub::park(w, what);
         drop(timer);
-        if let Some(value) = guard.entry.value.take() {
+        if let Some(value) = guard.take_value() {
             // Handed (and already out of the queue): nothing to undo.
-            guard.on_unclaimed = None;
-            guard.entry.cancelled.set(true);
             return Ok(value);
         }
         drop(guard); // cancels
@@ -494,6 +507,15 @@ impl<T> WaitQueue<T> {
     /// `true` when nobody waits.
     pub fn is_empty(&self) -> bool {
         self.live.get() == 0
+    }
+
+    /// Keeps `entry` for the next wait when it is out of the queue (handed
+    /// a value) and referenced only by the caller.
+    #[inline]
+    fn recycle(&self, entry: Rc<Entry<T>>) {
+        if Rc::strong_count(&entry) == 1 {
+            self.spare.set(Some(entry));
+        }
     }
 
     fn cancel(&self, entry: &Rc<Entry<T>>) {

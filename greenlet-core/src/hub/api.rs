@@ -86,11 +86,19 @@ pub fn sleep_unref(duration: Duration) {
 }
 
 #[track_caller]
+#[inline]
 fn sleep_with(duration: Duration, referenced: bool, what: &'static str) {
     if duration.is_zero() {
         yield_now(what);
-        return;
+    } else {
+        sleep_timer(duration, referenced, what);
     }
+}
+
+/// A sleep with a timer (out of line: `sleep(0)` is the switch path).
+#[track_caller]
+#[inline(never)]
+fn sleep_timer(duration: Duration, referenced: bool, what: &'static str) {
     let w = current_waker(what);
     let deadline = deadline_after(duration);
     let _timer = TimerGuard::wake_at(deadline, referenced, w);

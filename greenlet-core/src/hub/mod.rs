@@ -477,6 +477,26 @@ impl Hub {
         }
     }
 
+    /// `sleep(0)`: queues the running greenlet (or the native stack) at the
+    /// back of the ready queue, as its own waker would (a new token: every
+    /// waker of an earlier wait stays stale). `None` on the loop's stack
+    /// (a hub callback), where nothing may block.
+    #[inline]
+    fn requeue_current(&mut self) -> Option<u32> {
+        let cur = self.current;
+        if cur == LOOP {
+            return None;
+        }
+        let s = &mut self.slots[cur as usize];
+        s.token = s.token.wrapping_add(1);
+        s.state = SlotState::Scheduled;
+        s.woken_by_throw = false;
+        let token = s.token;
+        self.ready
+            .push_back(Ready::Switch(Waker { slot: cur, token }));
+        Some(cur)
+    }
+
     /// Queues `slot` for a throw if it is blocked, whatever it waits on
     /// (not while it unwinds: see [`Slot::unwinding`]).
     fn wake_for_throw(&mut self, slot: u32) {
@@ -815,6 +835,9 @@ enum Next {
     Call(Box<dyn FnOnce()>),
     /// The batch is done: timers, posts, I/O.
     Boundary,
+    /// The boundary decided this (`Run` only when it left throws to drop
+    /// outside the borrow).
+    Stepped(Step),
 }
 
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.

@@ -43,13 +43,27 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
     // monitor flagged this turn.
     let mut last = LOOP;
     let result = loop {
+        // One borrow: put the suspended stack back, then pick the next
+        // piece of work, going through the iteration boundary (timers,
+        // posts, I/O) in the same borrow when the batch is done.
         let next = with_hub(|h| {
             if let Some((slot, stack)) = suspended.take() {
                 h.slots[slot as usize].stack = Some(stack);
             }
             h.check_stall(last);
             h.current = LOOP;
-            h.next(mode)
+            loop {
+                match h.next(mode) {
+                    Next::Boundary => {}
+                    next => return next,
+                }
+                match h.boundary(mode, &mut fired, &mut unused) {
+                    // Throws whose target is gone are dropped outside the
+                    // borrow before anything else runs.
+                    Step::Run if unused.is_empty() => {}
+                    step => return Next::Stepped(step),
+                }
+            }
         });
         let (slot, mut stack, info) = match next {
             Next::Main => break Ok(()),
@@ -91,8 +105,9 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                 run_callback("hub callback", None, f);
                 continue;
             }
-            Next::Boundary => {
-                let step = with_hub(|h| h.boundary(mode, &mut fired, &mut unused));
+            // (Handled inside the borrow above; never returned.)
+            Next::Boundary => continue,
+            Next::Stepped(step) => {
                 unused.clear(); // dropped outside the borrow
                 match step {
                     Step::Run => continue,
@@ -299,16 +314,7 @@ pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
     });
     loop {
         if w.slot == MAIN {
-            if run_loop(Mode::UntilMain).is_err() {
-                let blocked = with_hub(|h| {
-                    let s = &mut h.slots[MAIN as usize];
-                    s.waiting = "";
-                    // Invalidate wakers registered for this wait.
-                    s.token = s.token.wrapping_add(1);
-                    h.blocked_report()
-                });
-                return Err(LoopExit::new(what, blocked));
-            }
+            run_main_loop(what)?;
         } else {
             switch::suspend();
         }
@@ -318,6 +324,24 @@ pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
             Pending::Deferred => continue,
         }
     }
+}
+
+/// The native stack's side of a wait: runs the loop until its own entry
+/// comes up. Out of line, so that the greenlet side of `park` and
+/// `yield_now` (a suspend) stays a small function on the switch path.
+#[inline(never)]
+fn run_main_loop(what: &'static str) -> Result<(), LoopExit> {
+    if run_loop(Mode::UntilMain).is_err() {
+        let blocked = with_hub(|h| {
+            let s = &mut h.slots[MAIN as usize];
+            s.waiting = "";
+            // Invalidate wakers registered for this wait.
+            s.token = s.token.wrapping_add(1);
+            h.blocked_report()
+        });
+        return Err(LoopExit::new(what, blocked));
+    }
+    Ok(())
 }
 
 /// Like [`park_on`], but turns `LoopExit` into a panic naming the operation.
@@ -343,23 +367,13 @@ pub(crate) fn yield_now(what: &'static str) {
     if !local::in_scope() {
         no_scope(what);
     }
-    let slot = with_hub(|h| {
-        let cur = h.current;
-        if cur == LOOP {
-            return None;
-        }
-        let s = &mut h.slots[cur as usize];
-        s.state = SlotState::Suspended;
-        let token = s.token;
-        h.wake(Waker { slot: cur, token });
-        Some(cur)
-    });
+    let slot = with_hub(super::Hub::requeue_current);
     let Some(slot) = slot else {
         blocking_in_hub(what);
     };
     if slot == MAIN {
         // Cannot be stuck: our own entry is queued.
-        let _ = run_loop(Mode::UntilMain);
+        yield_main();
     } else {
         switch::suspend();
     }
@@ -367,6 +381,14 @@ pub(crate) fn yield_now(what: &'static str) {
     if let Pending::Throw(throw) = check_throw(slot) {
         super::raise(slot, throw);
     }
+}
+
+/// `yield_now` on the native stack: one run of the loop (out of line, see
+/// [`run_main_loop`]).
+#[inline(never)]
+fn yield_main() {
+    // Cannot be stuck: our own entry is queued.
+    let _ = run_loop(Mode::UntilMain);
 }
 
 /// Cancels a timer when dropped (also on unwinding).
