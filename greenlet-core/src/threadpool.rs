@@ -885,6 +885,14 @@ fn fire(local: &Local) {
 }
 
 /// In a forked child: every pending job's thread is gone.
+/// `true` while a job of this thread's greenlets is still running or queued
+/// on a pool and its handle is alive: a paused hub clock must not jump over
+/// its wait (tokio inhibits auto-advance while `spawn_blocking` tasks run).
+pub(crate) fn jobs_pending() -> bool {
+    JOBS.try_with(|jobs| jobs.try_borrow().is_ok_and(|j| !j.is_empty()))
+        .unwrap_or(false)
+}
+
 pub(crate) fn reinit_after_fork() {
     let Ok(pending) = JOBS.try_with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) else {
         return;

@@ -708,6 +708,7 @@ impl Hub {
             }
         }
         if clock::paused()
+            && !crate::threadpool::jobs_pending()
             && let Some(deadline) = self.timers.next_deadline()
         {
             // Virtual time: never wait for a timer. Let ready I/O in first,
