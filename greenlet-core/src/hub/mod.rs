@@ -66,6 +66,18 @@ mod run;
 mod scope;
 #[allow(unsafe_code)] // the stack region's raw syscalls: see the module docs
 mod stacks;
+pub(crate) use stacks::fork_count;
+
+/// Called by [`crate::fork`] before `fork(2)`: completes every process-wide
+/// one-time initialisation (`Once`, `OnceLock`) the hub may run later, in
+/// the parent. Another thread running one of them at fork time would leave
+/// it "in progress" in the child forever: the child's first hub loop or
+/// spawn would block on it (found by tests/break_interleave2.rs).
+pub(crate) fn before_fork() {
+    monitor::before_fork();
+    stacks::before_fork();
+    crate::greenlet::switch::install_panic_hook();
+}
 mod teardown;
 mod timers;
 mod trace;
