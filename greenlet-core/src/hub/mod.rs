@@ -97,6 +97,7 @@ pub(crate) use api::{report, warn};
 pub use clock::{advance, is_paused, now, pause, resume};
 pub(crate) use dump::WaitTarget;
 pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
+pub(crate) use handle::ClosedWatch;
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
