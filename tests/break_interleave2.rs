@@ -14,6 +14,17 @@ use greenlet::{Fork, hub, sleep, spawn};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// Under AddressSanitizer: forked children report LeakSanitizer leaks
+/// (the threads of the parent are gone) and exit non-zero; and greenlets
+/// killed in bulk leave stale stack shadow behind (ASan ignores
+/// `__asan_handle_no_return` on a greenlet stack, so an unwind there does
+/// not unpoison the frames it leaves), which a later greenlet on the same
+/// reused stack trips over as a false "stack-use-after-scope" /
+/// "stack-buffer-overflow". Those scenarios step aside there.
+fn under_asan() -> bool {
+    std::env::var_os("GREENLET_UNDER_ASAN").is_some()
+}
+
 #[test]
 fn paused_clock_does_not_time_out_a_running_threadpool_job() {
     child_must_succeed(
@@ -35,6 +46,9 @@ fn paused_clock_does_not_time_out_a_running_threadpool_job() {
 
 #[test]
 fn fork_while_a_thread_sends_on_a_thread_channel() {
+    if under_asan() {
+        return;
+    }
     child_must_succeed(
         "fork_while_a_thread_sends_on_a_thread_channel",
         LIMIT,
@@ -93,6 +107,9 @@ fn fork_while_a_thread_sends_on_a_thread_channel() {
 
 #[test]
 fn fork_while_other_threads_spawn_greenlets() {
+    if under_asan() {
+        return;
+    }
     child_must_succeed("fork_while_other_threads_spawn_greenlets", LIMIT, || {
         let stop = Arc::new(AtomicBool::new(false));
         let hs: Vec<_> = (0..3)
@@ -218,6 +235,9 @@ fn wait_timeout_storm_with_many_children() {
 
 #[test]
 fn spawn_kill_storm_100k() {
+    if under_asan() {
+        return;
+    }
     child_must_succeed("spawn_kill_storm_100k", LIMIT, || {
         greenlet::run(|| {
             for _ in 0..10 {
@@ -237,7 +257,7 @@ fn spawn_kill_storm_100k() {
 
 #[test]
 fn overflow_on_an_odd_sized_region_stack_aborts_with_a_message() {
-    if std::env::var_os("GREENLET_UNDER_ASAN").is_some() {
+    if under_asan() {
         return;
     }
     if break_common::in_child() {
