@@ -228,3 +228,112 @@ fn monitor_with_many_short_lived_hub_threads() {
         }
     });
 }
+
+#[test]
+fn pool_spawner_killed_while_a_slot_frees_keeps_the_bound() {
+    child_must_succeed(
+        "pool_spawner_killed_while_a_slot_frees_keeps_the_bound",
+        LIMIT,
+        || {
+            greenlet::run(|| {
+                for round in 0..100 {
+                    let pool = Rc::new(greenlet::pool::Pool::new(1));
+                    let member = pool.spawn(|| sleep(T)).unwrap();
+                    let p2 = pool.clone();
+                    let spawner = spawn(move || {
+                        if round % 2 == 0 {
+                            p2.spawn(|| ()).map(|_| ())
+                        } else {
+                            p2.spawn_timeout(|| (), T).map(|_| ())
+                        }
+                    });
+                    sleep(Duration::ZERO);
+                    let_deadlines_pass();
+                    // the member's sleep ends, its slot frees, and the
+                    // spawner is killed (or times out), all in one turn
+                    spawner.kill_nowait();
+                    member.join().unwrap();
+                    let _ = spawner.join();
+                    pool.join(Some(Duration::from_secs(1)), false).unwrap();
+                    assert_eq!(pool.free_count(), 1, "round {round}: a slot leaked");
+                    let again = pool.spawn_timeout(|| 7, Duration::from_millis(100)).unwrap();
+                    assert_eq!(again.get().unwrap(), 7);
+                }
+            });
+        },
+    );
+}
+
+#[test]
+fn rlock_release_to_a_waiter_killed_in_the_same_turn() {
+    child_must_succeed(
+        "rlock_release_to_a_waiter_killed_in_the_same_turn",
+        LIMIT,
+        || {
+            greenlet::run(|| {
+                for round in 0..100 {
+                    let lock = Rc::new(greenlet::lock::RLock::new());
+                    lock.acquire().unwrap();
+                    lock.acquire().unwrap();
+                    let l2 = lock.clone();
+                    let b = spawn(move || {
+                        let g = l2.lock();
+                        sleep(Duration::ZERO);
+                        drop(g);
+                    });
+                    let l3 = lock.clone();
+                    let c = spawn(move || l3.lock_timeout(Duration::from_millis(200)).map(drop));
+                    sleep(Duration::ZERO);
+                    lock.release().unwrap();
+                    lock.release().unwrap();
+                    if round % 2 == 0 {
+                        b.kill_nowait();
+                    }
+                    b.join().unwrap();
+                    c.get().unwrap().unwrap();
+                    assert!(!lock.is_locked(), "round {round}");
+                    assert!(lock.try_acquire(), "round {round}: ownership leaked");
+                    lock.release().unwrap();
+                }
+            });
+        },
+    );
+}
+
+#[test]
+fn joinable_queue_task_done_against_kills() {
+    child_must_succeed("joinable_queue_task_done_against_kills", LIMIT, || {
+        greenlet::run(|| {
+            let q: greenlet::queue::Queue<u32> = greenlet::queue::Queue::new();
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let q = q.clone();
+                    spawn(move || {
+                        while let Ok(_item) = q.get() {
+                            sleep(Duration::from_micros(50));
+                            q.task_done().unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for i in 0..200 {
+                q.put(i).unwrap();
+            }
+            let joiners: Vec<_> = (0..5)
+                .map(|_| {
+                    let q = q.clone();
+                    spawn(move || q.join())
+                })
+                .collect();
+            sleep(Duration::from_millis(1));
+            joiners[0].kill_nowait();
+            joiners[1].kill_nowait();
+            q.join_timeout(Duration::from_secs(5)).unwrap();
+            for j in &joiners[2..] {
+                j.get().unwrap().unwrap();
+            }
+            assert_eq!(q.unfinished_tasks(), 0);
+            greenlet::killall(&workers).unwrap();
+        });
+    });
+}
