@@ -164,6 +164,11 @@ fn channel_rendezvous_against_timeout_and_kill() {
 
 #[test]
 fn dump_on_signal_storm_while_greenlets_churn() {
+    // Kills 2500 greenlets with stack reuse: under ASan that trips the
+    // stale-shadow false positive described in break_interleave2.rs.
+    if std::env::var_os("GREENLET_UNDER_ASAN").is_some() {
+        return;
+    }
     child_must_succeed("dump_on_signal_storm_while_greenlets_churn", LIMIT, || {
         greenlet::run(|| {
             hub::dump_on_signal(libc::SIGUSR2).unwrap();
@@ -256,7 +261,9 @@ fn pool_spawner_killed_while_a_slot_frees_keeps_the_bound() {
                     let _ = spawner.join();
                     pool.join(Some(Duration::from_secs(1)), false).unwrap();
                     assert_eq!(pool.free_count(), 1, "round {round}: a slot leaked");
-                    let again = pool.spawn_timeout(|| 7, Duration::from_millis(100)).unwrap();
+                    let again = pool
+                        .spawn_timeout(|| 7, Duration::from_millis(100))
+                        .unwrap();
                     assert_eq!(again.get().unwrap(), 7);
                 }
             });
