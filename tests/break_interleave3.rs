@@ -344,3 +344,66 @@ fn joinable_queue_task_done_against_kills() {
         });
     });
 }
+
+#[test]
+fn one_thread_receiver_shared_by_two_hubs_and_a_plain_thread() {
+    child_must_succeed(
+        "one_thread_receiver_shared_by_two_hubs_and_a_plain_thread",
+        LIMIT,
+        || {
+            use std::sync::Arc;
+            let (tx, rx) = greenlet::queue::thread_channel::<u32>();
+            let rx = Arc::new(rx);
+            let receivers: Vec<_> = (0..3)
+                .map(|k| {
+                    let rx = rx.clone();
+                    std::thread::spawn(move || {
+                        if k == 2 {
+                            // a plain OS thread, no hub
+                            return rx.iter().map(u64::from).sum::<u64>();
+                        }
+                        greenlet::run(|| {
+                            let gs: Vec<_> = (0..4)
+                                .map(|_| {
+                                    let rx = rx.clone();
+                                    spawn(move || {
+                                        let mut sum = 0u64;
+                                        loop {
+                                            match rx.recv_timeout(Duration::from_millis(1)) {
+                                                Ok(v) => sum += u64::from(v),
+                                                Err(greenlet::queue::RecvTimeoutError::Timeout) => {
+                                                }
+                                                Err(_) => return sum,
+                                            }
+                                        }
+                                    })
+                                })
+                                .collect();
+                            gs.iter().map(|g| g.get().unwrap()).sum::<u64>()
+                        })
+                    })
+                })
+                .collect();
+            let senders: Vec<_> = (0..3)
+                .map(|s| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..5000u32 {
+                            tx.send(s * 5000 + i).unwrap();
+                            if i % 500 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            for s in senders {
+                s.join().unwrap();
+            }
+            let total: u64 = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+            let want: u64 = (0..15_000u64).sum();
+            assert_eq!(total, want, "items lost or doubled");
+        },
+    );
+}
