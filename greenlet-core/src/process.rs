@@ -641,6 +641,9 @@ pub fn fork() -> io::Result<Fork> {
     // Read the environment now: the child must not (the environment lock,
     // or this `OnceLock`, may be held by another thread at fork time).
     nowaitpid_env();
+    // Same for the hub's one-time initialisations (the monitor thread's
+    // start, the stack region's probes, the panic hook).
+    hub::before_fork();
     let watching = watch_children();
     if watching {
         // Before forking: a child that exits at once is not missed.

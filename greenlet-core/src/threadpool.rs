@@ -282,6 +282,11 @@ fn duration_ns(d: Duration) -> u64 {
 /// ```
 pub struct ThreadPool {
     inner: RefCell<Arc<PoolInner>>,
+    /// The handle the latest job posts its completion through, and whether
+    /// jobs may still be in flight whose handle closed meanwhile
+    /// (`hub::destroy`): their posts fail, so `join` polls.
+    last_handle: RefCell<Option<hub::ClosedWatch>>,
+    orphans: Cell<bool>,
 }
 
 impl fmt::Debug for ThreadPool {
@@ -316,6 +321,8 @@ impl ThreadPool {
         assert!(maxsize > 0, "ThreadPool::new: maxsize must be at least 1");
         ThreadPool {
             inner: RefCell::new(PoolInner::new(maxsize, DEFAULT_IDLE_TIMEOUT)),
+            last_handle: RefCell::new(None),
+            orphans: Cell::new(false),
         }
     }
 
@@ -510,7 +517,15 @@ impl ThreadPool {
             hub::no_scope("ThreadPool::spawn");
         }
         let handle = hub::handle();
-        let (result, slot, id) = ThreadResult::<T>::new();
+        let watch = handle.closed_watch();
+        {
+            let mut last = self.last_handle.borrow_mut();
+            if last.as_ref().is_some_and(|l| !l.same(&watch)) {
+                self.orphans.set(true);
+            }
+            *last = Some(watch.clone());
+        }
+        let (result, slot, id) = ThreadResult::<T>::new(watch);
         let inner = self.inner();
         let (pool, pool_id) = (Arc::downgrade(&inner), inner.id);
         let task: Task = Box::new(move |cancel| {
@@ -695,6 +710,7 @@ impl ThreadPool {
         loop {
             let inner = self.inner();
             if inner.lock().in_flight == 0 {
+                self.orphans.set(false);
                 return Ok(());
             }
             let w = hub::current_waker(what);
@@ -703,10 +719,17 @@ impl ThreadPool {
             JOINERS.with_borrow_mut(|j| j.entry(pool_id).or_default().push(w));
             let _joiner = JoinerGuard { pool_id, waker: w };
             let timer = TimerGuard::wake_at(deadline, true, w);
-            // Closed handles (scope end): the posts that wake joiners fail.
-            let _poll = hub::handle()
-                .is_closed()
-                .then(|| TimerGuard::wake_at(hub::deadline_after(POLL_CLOSED), true, w));
+            // Closed handles (scope end, or jobs from before a
+            // `hub::destroy`): the posts that wake joiners fail.
+            let closed = hub::handle().is_closed()
+                || self.orphans.get()
+                || self
+                    .last_handle
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(hub::ClosedWatch::is_closed);
+            let _poll =
+                closed.then(|| TimerGuard::wake_at(hub::deadline_after(POLL_CLOSED), true, w));
             hub::park(w, what).map_err(ThreadError::LoopExit)?;
             if timer.fired() && self.inner().lock().in_flight > 0 {
                 return Err(ThreadError::Timeout(Elapsed::new(timeout, None)));
@@ -885,6 +908,14 @@ fn fire(local: &Local) {
 }
 
 /// In a forked child: every pending job's thread is gone.
+/// `true` while a job of this thread's greenlets is still running or queued
+/// on a pool and its handle is alive: a paused hub clock must not jump over
+/// its wait (tokio inhibits auto-advance while `spawn_blocking` tasks run).
+pub(crate) fn jobs_pending() -> bool {
+    JOBS.try_with(|jobs| jobs.try_borrow().is_ok_and(|j| !j.is_empty()))
+        .unwrap_or(false)
+}
+
 pub(crate) fn reinit_after_fork() {
     let Ok(pending) = JOBS.try_with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) else {
         return;
@@ -946,6 +977,9 @@ pub struct ThreadResult<T> {
     id: u64,
     local: Rc<Local>,
     slot: Arc<Mutex<Slot<T>>>,
+    /// The handle the job posts its completion through: once closed
+    /// (scope end, `hub::destroy`), the post fails and the slot is polled.
+    watch: hub::ClosedWatch,
 }
 
 impl<T> fmt::Debug for ThreadResult<T> {
@@ -958,7 +992,7 @@ impl<T> fmt::Debug for ThreadResult<T> {
 }
 
 impl<T> ThreadResult<T> {
-    fn new() -> (ThreadResult<T>, Arc<Mutex<Slot<T>>>, u64) {
+    fn new(watch: hub::ClosedWatch) -> (ThreadResult<T>, Arc<Mutex<Slot<T>>>, u64) {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let local = Rc::new(Local::default());
         JOBS.with_borrow_mut(|jobs| jobs.insert(id, Rc::clone(&local)));
@@ -968,6 +1002,7 @@ impl<T> ThreadResult<T> {
                 id,
                 local,
                 slot: Arc::clone(&slot),
+                watch,
             },
             slot,
             id,
@@ -1000,7 +1035,7 @@ impl<T> ThreadResult<T> {
         }
         // Outside a scope (the handle outlived it) nothing will post either.
         if matches!(*lock_slot(&self.slot), Slot::Done(_))
-            && (!hub::in_scope() || hub::handle().is_closed())
+            && (!hub::in_scope() || self.watch.is_closed())
         {
             self.local.ready.set(true);
             let id = self.id;
@@ -1030,7 +1065,8 @@ impl<T> ThreadResult<T> {
             // The hub's scope is ending (a destructor waits on the pool):
             // the worker's post would fail, so look at the slot every
             // millisecond instead of waiting for it.
-            let _poll = hub::handle()
+            let _poll = self
+                .watch
                 .is_closed()
                 .then(|| TimerGuard::wake_at(hub::deadline_after(POLL_CLOSED), true, w));
             hub::park(w, what).map_err(ThreadError::LoopExit)?;

@@ -95,7 +95,11 @@ pub(crate) fn reset() {
 ///
 /// While paused, fd waits still see real readiness, but a timer is never
 /// waited for in real time: with fds registered the loop polls them without
-/// blocking, then jumps to the next deadline (as tokio does).
+/// blocking, then jumps to the next deadline (as tokio does). While a
+/// thread-pool job ([`spawn_blocking`](crate::spawn_blocking)) started on
+/// this thread is pending and its handle alive, the loop does not jump: it
+/// waits in real time for the job (tokio's rule for `spawn_blocking`), so a
+/// job's result is never beaten by a timeout it would have met.
 ///
 /// # Examples
 ///

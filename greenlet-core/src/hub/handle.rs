@@ -153,7 +153,34 @@ impl fmt::Display for HubClosed {
 
 impl std::error::Error for HubClosed {}
 
+/// Tells whether one handle's hub closed it, without keeping the handle
+/// alive (a live handle keeps the loop from `LoopExit`). A thread-pool job
+/// watches the handle its result is posted through: after
+/// [`destroy`](super::destroy) the hub hands out new handles, and the old
+/// one refuses the post.
+#[derive(Debug, Clone)]
+pub(crate) struct ClosedWatch(std::sync::Weak<Shared>);
+
+impl ClosedWatch {
+    /// `true` once posts through the watched handle fail.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_none_or(|s| s.closed.load(Ordering::Acquire))
+    }
+
+    /// `true` if both watch the same handle.
+    pub(crate) fn same(&self, other: &ClosedWatch) -> bool {
+        std::sync::Weak::ptr_eq(&self.0, &other.0)
+    }
+}
+
 impl HubHandle {
+    /// A watch on this handle's closing (see [`ClosedWatch`]).
+    pub(crate) fn closed_watch(&self) -> ClosedWatch {
+        ClosedWatch(Arc::downgrade(&self.shared))
+    }
+
     /// `true` once the hub closed its handles (its scope is ending, or
     /// ended): posts fail from then on.
     pub(crate) fn is_closed(&self) -> bool {

@@ -66,6 +66,18 @@ mod run;
 mod scope;
 #[allow(unsafe_code)] // the stack region's raw syscalls: see the module docs
 mod stacks;
+pub(crate) use stacks::fork_count;
+
+/// Called by [`crate::fork`] before `fork(2)`: completes every process-wide
+/// one-time initialisation (`Once`, `OnceLock`) the hub may run later, in
+/// the parent. Another thread running one of them at fork time would leave
+/// it "in progress" in the child forever: the child's first hub loop or
+/// spawn would block on it (found by tests/break_interleave2.rs).
+pub(crate) fn before_fork() {
+    monitor::before_fork();
+    stacks::before_fork();
+    crate::greenlet::switch::install_panic_hook();
+}
 mod teardown;
 mod timers;
 mod trace;
@@ -85,6 +97,7 @@ pub(crate) use api::{report, warn};
 pub use clock::{advance, is_paused, now, pause, resume};
 pub(crate) use dump::WaitTarget;
 pub use dump::{Dump, GreenletInfo, GreenletState, WaitsOn, dump};
+pub(crate) use handle::ClosedWatch;
 pub(crate) use handle::reinit_poller;
 pub use handle::{HubClosed, HubHandle, handle};
 pub(crate) use local::with_hub;
@@ -729,6 +742,7 @@ impl Hub {
             }
         }
         if clock::paused()
+            && !crate::threadpool::jobs_pending()
             && let Some(deadline) = self.timers.next_deadline()
         {
             // Virtual time: never wait for a timer. Let ready I/O in first,

@@ -244,6 +244,15 @@ pub fn max_blocking_time() -> Option<Duration> {
     }
 }
 
+/// Before `fork`: finishes the registry's one-time start in the parent. A
+/// child forked while another thread runs that start would find it
+/// half-done forever and block its first hub loop (see `hub::before_fork`).
+pub(super) fn before_fork() {
+    if threshold_nanos() != 0 {
+        let _ = registry();
+    }
+}
+
 fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         std::thread::Builder::new()

@@ -453,13 +453,39 @@ fn register_atfork() {
     extern "C" fn prepare() {
         REGION.acquire();
     }
-    extern "C" fn parent_or_child() {
+    extern "C" fn parent() {
         REGION.release();
     }
-    // SAFETY: the handlers are plain functions that only touch an atomic.
-    unsafe {
-        libc::pthread_atfork(Some(prepare), Some(parent_or_child), Some(parent_or_child));
+    extern "C" fn child() {
+        REGION.release();
+        FORKS.fetch_add(1, Ordering::Release);
     }
+    // SAFETY: the handlers are plain functions that only touch atomics.
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    }
+}
+
+/// How many `fork`s this process descends through (counted in the child
+/// by the handler above).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process is a forked child of the process (or of an
+/// ancestor) that first used greenlet's stacks or thread channels: a value
+/// made before a fork sees a different count in the child. Values that a
+/// thread of the parent may have locked at fork time (thread channels)
+/// compare it before locking. One atomic load once registered.
+/// Before `fork`: runs this module's one-time initialisations in the
+/// parent (see `hub::before_fork`).
+pub(super) fn before_fork() {
+    let _ = guards();
+    let _ = page_size();
+    let _ = max_live_stacks();
+}
+
+pub(crate) fn fork_count() -> u64 {
+    guards(); // registers the fork handlers once
+    FORKS.load(Ordering::Acquire)
 }
 
 /// Reserves address space for `class` (`PROT_NONE`, `MAP_NORESERVE`, no

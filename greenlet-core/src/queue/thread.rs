@@ -29,13 +29,28 @@ struct State<T> {
 struct Shared<T> {
     state: Mutex<State<T>>,
     cond: Condvar,
+    /// `hub::fork_count()` when the channel was made: in a forked child the
+    /// count differs, and the lock is never taken there (a sender thread of
+    /// the parent may have held it at fork time, and the state it guards
+    /// may be half-updated).
+    forks: u64,
 }
 
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    /// `None` in a forked child (the channel is disconnected there).
+    fn lock(&self) -> Option<MutexGuard<'_, State<T>>> {
+        if hub::fork_count() != self.forks {
+            return None;
+        }
         // A panic while holding the lock leaves the state consistent (every
         // critical section is a few field updates).
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        Some(self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Called by a dropped end in a forked child: the channel (and the
+    /// items in it) must never be dropped there; its lock may be held.
+    fn leak(self: &Arc<Self>) {
+        std::mem::forget(Arc::clone(self));
     }
 }
 
@@ -80,6 +95,12 @@ fn post_wake(w: GreenWaiter) {
 /// the waiting thread itself therefore blocks until they are dropped, as
 /// with std's channels.
 ///
+/// After [`fork`](crate::fork) (or any `fork(2)`), a channel made before it
+/// is disconnected in the child: `send` fails, `recv` and `try_recv` report
+/// disconnection, and its ends are leaked there, never dropped. A sender
+/// thread of the parent may have held the channel's lock at fork time and
+/// does not exist in the child. The parent's channel is unaffected.
+///
 /// # Examples
 ///
 /// ```
@@ -116,6 +137,7 @@ pub fn thread_channel<T: Send>() -> (ThreadSender<T>, ThreadReceiver<T>) {
             thread_waiters: 0,
         }),
         cond: Condvar::new(),
+        forks: hub::fork_count(),
     });
     (
         ThreadSender {
@@ -139,7 +161,9 @@ impl<T> fmt::Debug for ThreadSender<T> {
 
 impl<T> Clone for ThreadSender<T> {
     fn clone(&self) -> Self {
-        self.shared.lock().senders += 1;
+        if let Some(mut st) = self.shared.lock() {
+            st.senders += 1;
+        }
         ThreadSender {
             shared: Arc::clone(&self.shared),
         }
@@ -149,7 +173,10 @@ impl<T> Clone for ThreadSender<T> {
 impl<T> Drop for ThreadSender<T> {
     fn drop(&mut self) {
         let woken: Vec<GreenWaiter> = {
-            let mut st = self.shared.lock();
+            let Some(mut st) = self.shared.lock() else {
+                self.shared.leak();
+                return;
+            };
             st.senders -= 1;
             if st.senders > 0 {
                 return;
@@ -182,7 +209,9 @@ impl<T> ThreadSender<T> {
     /// ```
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
         let woken = {
-            let mut st = self.shared.lock();
+            let Some(mut st) = self.shared.lock() else {
+                return Err(SendError(item));
+            };
             if !st.receiver {
                 return Err(SendError(item));
             }
@@ -212,7 +241,10 @@ impl<T> fmt::Debug for ThreadReceiver<T> {
 impl<T> Drop for ThreadReceiver<T> {
     fn drop(&mut self) {
         let items = {
-            let mut st = self.shared.lock();
+            let Some(mut st) = self.shared.lock() else {
+                self.shared.leak();
+                return;
+            };
             st.receiver = false;
             std::mem::take(&mut st.items)
         };
@@ -231,7 +263,9 @@ struct GreenGuard<'a, T> {
 impl<T> Drop for GreenGuard<'_, T> {
     fn drop(&mut self) {
         let woken = {
-            let mut st = self.shared.lock();
+            let Some(mut st) = self.shared.lock() else {
+                return;
+            };
             match st.green.iter().position(|w| w.id == self.id) {
                 Some(pos) => {
                     st.green.remove(pos);
@@ -328,7 +362,9 @@ impl<T> ThreadReceiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut st = self.shared.lock();
+        let Some(mut st) = self.shared.lock() else {
+            return Err(TryRecvError::Disconnected);
+        };
         match st.items.pop_front() {
             Some(item) => Ok(item),
             None if st.senders == 0 => Err(TryRecvError::Disconnected),
@@ -367,7 +403,9 @@ impl<T> ThreadReceiver<T> {
     fn recv_thread(&self, timeout: Option<Duration>) -> Result<T, RecvTimeoutError> {
         // An OS thread without a hub: std's clock and a condition variable.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut st = self.shared.lock();
+        let Some(mut st) = self.shared.lock() else {
+            return Err(RecvTimeoutError::Disconnected);
+        };
         loop {
             if let Some(item) = st.items.pop_front() {
                 return Ok(item);
@@ -406,7 +444,9 @@ impl<T> ThreadReceiver<T> {
         loop {
             let w = hub::current_waker(WHAT);
             let id = {
-                let mut st = self.shared.lock();
+                let Some(mut st) = self.shared.lock() else {
+                    return Err(RecvTimeoutError::Disconnected);
+                };
                 if let Some(item) = st.items.pop_front() {
                     return Ok(item);
                 }
@@ -432,15 +472,14 @@ impl<T> ThreadReceiver<T> {
             let parked = hub::park(w, WHAT);
             let timed_out = timer.fired();
             drop(timer);
+            if let Some(mut st) = self.shared.lock()
+                && let Some(item) = st.items.pop_front()
             {
-                let mut st = self.shared.lock();
-                if let Some(item) = st.items.pop_front() {
-                    // Our own wake-up (or one we may take: we are woken).
-                    st.green.retain(|g| g.id != id);
-                    drop(st);
-                    std::mem::forget(guard);
-                    return Ok(item);
-                }
+                // Our own wake-up (or one we may take: we are woken).
+                st.green.retain(|g| g.id != id);
+                drop(st);
+                std::mem::forget(guard);
+                return Ok(item);
             }
             drop(guard); // unregisters (nothing to pass on: no item)
             if timed_out {
