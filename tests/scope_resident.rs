@@ -77,10 +77,16 @@ fn idle_greenlets_cost_a_few_kib_resident_of_a_256_kib_stack() {
         "stacks come from the region, not a mapping each: {mapped} B each"
     );
     // One stack page plus the hub's and the test's per-greenlet bookkeeping
-    // (slot, core, handle): well under two pages.
+    // (slot, core, handle): well under two pages. Unoptimised builds have
+    // much larger frames, and a parking greenlet runs the scheduler's pick
+    // of the next greenlet on its own stack (the direct switch): its deepest
+    // frames reach into a second page there.
+    let bound = if cfg!(debug_assertions) { 10 } else { 6 } * KIB;
     assert!(
-        resident < 6 * KIB,
-        "an idle greenlet keeps {resident} B resident (claim: one 4 KiB page, bound 6 KiB)"
+        resident < bound,
+        "an idle greenlet keeps {resident} B resident (claim: one 4 KiB page \
+         optimised, bound {} KiB)",
+        bound / KIB
     );
 
     for g in &gs {

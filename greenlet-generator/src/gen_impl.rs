@@ -243,6 +243,117 @@ impl<'a, A, T, const LOCAL: bool> GeneratorObj<'a, A, T, LOCAL> {
     }
 }
 
+/// A raw pointer to a generator's control block (greenlet-generator).
+///
+/// The control block lives on the generator's own stack memory and never
+/// moves, while the [`LocalGenerator`] or [`Generator`] that owns it may (it can sit in a
+/// growable table). A `RawGenerator` lets a scheduler resume a generator, or
+/// [`transfer`](Self::transfer) to it, without holding a borrow of that table
+/// across the switch.
+pub struct RawGenerator<'a, A, T> {
+    ptr: std::ptr::NonNull<GeneratorImpl<'a, A, T>>,
+}
+
+impl<A, T> Clone for RawGenerator<'_, A, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A, T> Copy for RawGenerator<'_, A, T> {}
+
+impl<A, T> fmt::Debug for RawGenerator<'_, A, T> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "RawGenerator({:p})", self.ptr)
+    }
+}
+
+impl<'a, A, T, const LOCAL: bool> GeneratorObj<'a, A, T, LOCAL> {
+    /// The raw pointer to this generator's control block (see
+    /// [`RawGenerator`]).
+    #[inline]
+    pub fn raw(&mut self) -> RawGenerator<'a, A, T> {
+        // SAFETY: a `StackBox` pointer is never null.
+        RawGenerator {
+            ptr: unsafe { std::ptr::NonNull::new_unchecked(self.gen.as_ptr()) },
+        }
+    }
+}
+
+impl<A: Any, T: Any> RawGenerator<'_, A, T> {
+    /// `resume` through the raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// The generator is alive, and it is neither dropped nor moved from
+    /// until this call returns (also while other generators run that it
+    /// [`transfer`](Self::transfer)red to); no other reference to its
+    /// control block is used meanwhile.
+    #[inline]
+    pub unsafe fn resume(self) -> Option<T> {
+        (*self.ptr.as_ptr()).resume()
+    }
+
+    /// `is_done` through the raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// The generator is alive.
+    #[inline]
+    pub unsafe fn is_done(self) -> bool {
+        (*self.ptr.as_ptr()).is_done()
+    }
+
+    /// Symmetric transfer: suspends the generator that runs on this thread
+    /// (as if it yielded, without a value) and resumes `self` in its place.
+    /// Whoever resumed the suspended generator gets control back when
+    /// `self` (or a generator it transfers to in turn) yields or returns.
+    ///
+    /// Returns when the suspended generator is resumed again (by `resume`
+    /// or by another `transfer`). If it is cancelled instead, this unwinds
+    /// with [`Error::Cancel`](crate::Error::Cancel), like a yield.
+    ///
+    /// # Safety
+    ///
+    /// * It is called on the stack of a running generator that was resumed
+    ///   directly from the thread's native stack (not nested inside another
+    ///   generator).
+    /// * `self` is another generator of this thread, alive, neither running
+    ///   nor done, and not waiting to be cancelled; it stays alive (not
+    ///   dropped or moved from) while it runs.
+    /// * The caller's `resume` returns when any generator of the chain
+    ///   yields or returns: the scheduler must learn by its own means which
+    ///   one that was.
+    #[inline]
+    pub unsafe fn transfer(self) {
+        let env = ContextStack::current();
+        let cur = env.top();
+        debug_assert!(cur.is_generator(), "transfer from the native stack");
+        debug_assert!(
+            std::ptr::eq(cur.parent, env.root),
+            "transfer from a nested generator"
+        );
+        let target = &mut *self.ptr.as_ptr();
+        debug_assert!(!target.is_done(), "transfer to a finished generator");
+        debug_assert!(
+            !std::ptr::eq(cur as *const Context, &target.context as *const Context),
+            "transfer to the running generator"
+        );
+        // Suspend the current one as a yield does...
+        cur._ref -= 1;
+        env.pop_context(cur);
+        // ...and resume the target as `resume` does, from the root.
+        target.context._ref += 1;
+        let to: *const Context = target.context.parent;
+        env.push_context(&mut target.context);
+        RegContext::swap(&mut cur.regs, &(*to).regs);
+        // Resumed (by `resume` or a `transfer`): cancelled while suspended?
+        if cur._ref != REF_ACTIVE {
+            std::panic::panic_any(crate::Error::Cancel);
+        }
+    }
+}
+
 impl<T, const LOCAL: bool> Iterator for GeneratorObj<'_, (), T, LOCAL> {
     type Item = T;
     fn next(&mut self) -> Option<T> {

@@ -18,7 +18,7 @@ mod scope;
 mod stack;
 mod yield_;
 
-pub use crate::gen_impl::{Generator, Gn, LocalGenerator, DEFAULT_STACK_SIZE};
+pub use crate::gen_impl::{Generator, Gn, LocalGenerator, RawGenerator, DEFAULT_STACK_SIZE};
 pub use crate::overflow_hook::{clear_overflow_hook, set_overflow_hook, OverflowHook};
 pub use crate::rt::{get_local_data, is_generator, Error};
 pub use crate::scope::Scope;

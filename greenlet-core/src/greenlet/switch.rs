@@ -4,9 +4,13 @@
 //!
 //! A greenlet runs on a `generator::LocalGenerator<'static, (), ()>`: an
 //! asymmetric coroutine that yields back to whoever resumed it. The hub loop
-//! runs on the thread's native stack and is always the resumer, so every
-//! switch is *greenlet → loop → greenlet*: one [`resume`] on the loop side and
-//! one [`suspend`] on the greenlet side.
+//! runs on the thread's native stack and [`resume`]s greenlets; a greenlet
+//! that blocks either [`suspend`]s back to the loop or, when the next ready
+//! entry is another greenlet that has already run, [`transfer`]s to it
+//! directly (symmetric transfer: the target runs in its place, and the loop
+//! gets control back when some greenlet of the chain suspends or finishes;
+//! the hub's `current` says which). Either way the chain is one level deep:
+//! a generator is never resumed from inside another.
 //!
 //! `generator`'s free `yield_with` is deprecated and panics inside scoped
 //! generators, and the body's own `Scope` cannot leave its closure (E0521).
@@ -24,8 +28,11 @@
 //!   clears it before yielding and restores it after; the body clears it
 //!   when it returns.
 //! * [`resume`] is only called on the native stack (the hub loop); a
-//!   generator is never resumed from inside another generator.
-//! * A stack is never pooled after an overflow ([`Resumed::Overflowed`]).
+//!   generator is never resumed from inside another generator, and
+//!   [`transfer`] only from a greenlet stack to a suspended greenlet.
+//! * A stack stays in its hub slot from its greenlet's first switch until
+//!   the greenlet finishes: [`SwitchRef`]s point into it. It is never pooled
+//!   after an overflow (an overflow aborts).
 //!
 //! Stacks are slots of the hub's stack region (`hub/stacks.rs`), handed to
 //! `generator` as `StackMemory` (sizes in bytes, page multiples).
@@ -64,15 +71,6 @@ impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack").field("size", &self.size).finish()
     }
-}
-
-/// What a [`resume`] ended with. (A stack overflow never comes back: it
-/// aborts the process, see [`overflow_abort`].)
-pub(crate) enum Resumed {
-    /// The body called [`suspend`]; resume it again later.
-    Suspended,
-    /// The body returned; the stack can be reused.
-    Finished,
 }
 
 impl Stack {
@@ -220,10 +218,38 @@ fn write_decimal(mut n: usize) {
     write_stderr(&digits[i..]);
 }
 
-/// Switches from the hub loop (native stack) into `stack` until its body
-/// suspends or finishes. `info` names the greenlet for the overflow message.
+/// A stack's generator as the hub switches to it: a raw pointer to its
+/// control block, which lives on the stack memory and never moves (the
+/// [`Stack`] that owns it sits in the hub's slot table, which can grow while
+/// the greenlet runs). Made under the hub borrow by [`Stack::switch_ref`],
+/// used after the borrow by [`resume`] or [`transfer`].
+#[derive(Clone, Copy)]
+pub(crate) struct SwitchRef {
+    raw: generator::RawGenerator<'static, (), ()>,
+    /// The stack's size, for the overflow message.
+    size: usize,
+}
+
+impl Stack {
+    /// The handle [`resume`] and [`transfer`] switch through. The stack
+    /// must stay in its slot, alive, until the greenlet on it finishes (the
+    /// hub only takes a stack out of its slot, or drops it, once it is
+    /// idle: see [`Stack`]'s `Drop`).
+    #[inline]
+    pub(crate) fn switch_ref(&mut self) -> SwitchRef {
+        SwitchRef {
+            raw: self.generator.raw(),
+            size: self.size,
+        }
+    }
+}
+
+/// Switches from the hub loop (native stack) into `to` until a greenlet
+/// stack returns to the loop: `to`, or one it [`transfer`]red to (the hub's
+/// `current` says which), suspended or finished. `info` names `to` for the
+/// overflow message.
 #[inline]
-pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
+pub(crate) fn resume(to: SwitchRef, info: RunningInfo) {
     debug_assert!(
         SCOPE.get().is_null(),
         "resume() must be called from the native stack"
@@ -232,24 +258,45 @@ pub(crate) fn resume(stack: &mut Stack, info: RunningInfo) -> Resumed {
     // The body root catches every unwind, so nothing but the substrate's
     // own errors can come out here. Catching has no measurable cost on the
     // non-panicking path.
-    let resumed = catch_unwind(AssertUnwindSafe(|| stack.generator.resume()));
+    // SAFETY: `to` was made from a stack in its hub slot, under the borrow
+    // that scheduled it; the hub never drops a stack with live frames, nor
+    // takes one out of its slot while it is not idle, so the control block
+    // is alive until it finishes; nothing else holds a reference to it.
+    let resumed = catch_unwind(AssertUnwindSafe(|| unsafe { to.raw.resume() }));
     match resumed {
         Ok(_) => {
             // `suspend` clears the published scope before it yields and the
             // body root when it returns: the native stack publishes none.
             debug_assert!(SCOPE.get().is_null(), "a scope left published");
-            if stack.generator.is_done() {
-                Resumed::Finished
-            } else {
-                Resumed::Suspended
-            }
         }
         Err(payload) => {
             // The body left without returning: clear what it published.
             SCOPE.set(ptr::null_mut());
-            resume_failed(payload, stack.size)
+            resume_failed(payload, to.size)
         }
     }
+}
+
+/// Switches from the running greenlet straight to `to` (another greenlet's
+/// stack, suspended in `suspend` or `transfer`), without going through the
+/// loop: the loop gets control back when a greenlet of the chain suspends
+/// or finishes. Returns when this greenlet is switched to again.
+#[inline]
+pub(crate) fn transfer(to: SwitchRef, info: RunningInfo) {
+    let scope = SCOPE.get();
+    debug_assert!(!scope.is_null(), "transfer() called outside a greenlet");
+    RUNNING.set(info);
+    // SAFETY: we run on a greenlet stack that the loop resumed from the
+    // native stack (greenlets never resume one another; they only transfer,
+    // and a transfer keeps the chain one level deep). `to` was made under
+    // the borrow that popped its ready entry: its stack sits in its slot,
+    // suspended at a `suspend` or `transfer` (the hub hands out a
+    // `SwitchRef` only for a scheduled greenlet that has run and is not this
+    // one), and stays alive while it runs, like `resume`'s.
+    unsafe { to.raw.transfer() };
+    // Switched back to: publish our scope again (whoever ran published its
+    // own).
+    SCOPE.set(scope);
 }
 
 /// `resume` came back by unwinding: only the substrate does that (the body

@@ -125,7 +125,7 @@ use timers::Timers;
 
 use crate::greenlet::error::{Elapsed, KillError};
 use crate::greenlet::state::Core;
-use crate::greenlet::switch::{RunningInfo, Stack};
+use crate::greenlet::switch::{RunningInfo, Stack, SwitchRef};
 
 /// Slot of the native stack ("main greenlet").
 pub(crate) const MAIN: u32 = 0;
@@ -417,6 +417,15 @@ pub(crate) struct Hub {
     beat: Option<std::sync::Arc<monitor::Beat>>,
     /// Registered for the dump signal.
     dump_registered: bool,
+    /// A greenlet ran the first half of an iteration boundary (see
+    /// [`Hub::next_direct`]) and found nothing to run: the loop goes on with
+    /// the waiting half.
+    boundary_waits: bool,
+    /// Throws a boundary run on a greenlet stack could not queue: the loop
+    /// drops them outside the borrow.
+    unused_stash: Unused,
+    /// Scratch for the I/O targets a boundary run on a greenlet stack polls.
+    fired_scratch: Vec<IoTarget>,
 }
 
 impl Hub {
@@ -452,6 +461,9 @@ impl Hub {
             counters: monitor::Counters::ZERO,
             beat: None,
             dump_registered: false,
+            boundary_waits: false,
+            unused_stash: Vec::new(),
+            fired_scratch: Vec::new(),
         }
     }
 
@@ -584,8 +596,10 @@ impl Hub {
     }
 
     /// Fires every timer due now. Wakes and throws take effect at once
-    /// (queued entries run next iteration); callbacks are queued.
-    fn fire_timers(&mut self, now: Instant, unused: &mut Unused) {
+    /// (queued entries run next iteration); callbacks are queued. Throws
+    /// whose target is gone go to `unused_stash`, for the loop to drop
+    /// outside the borrow.
+    fn fire_timers(&mut self, now: Instant) {
         while let Some(action) = self.timers.pop_expired(now) {
             self.counters.timers_fired += 1;
             match action {
@@ -600,7 +614,7 @@ impl Hub {
                         self.set_throw(slot, *throw);
                         self.wake_for_throw(slot);
                     } else {
-                        unused.push(*throw);
+                        self.unused_stash.push(*throw);
                     }
                 }
             }
@@ -668,30 +682,38 @@ impl Hub {
             .collect()
     }
 
-    fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
+    fn poll_io(&mut self, timeout: Option<Duration>) {
+        let mut fired = std::mem::take(&mut self.fired_scratch);
         self.reactor
-            .wait_with(timeout, fired, self.shared.is_none());
+            .wait_with(timeout, &mut fired, self.shared.is_none());
         for target in fired.drain(..) {
             match target {
                 IoTarget::Wake(w) => self.wake(w),
                 IoTarget::Callback(cb) => self.push_call(Box::new(move || cb())),
             }
         }
+        self.fired_scratch = fired;
     }
 
-    /// The end of one iteration: timers, posts, I/O. Decides what the loop
-    /// does next.
-    fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Unused) -> Step {
+    /// The first half of an iteration boundary, which never waits: the
+    /// turn ends, due timers fire, posts and (while greenlets are ready)
+    /// ready I/O come in. `true` when there is something to run (the next
+    /// batch is set); `false` when the loop must wait (the second half of
+    /// [`boundary`](Self::boundary)). Runs on the native stack or, through
+    /// [`next_direct`](Self::next_direct), on a greenlet's: it runs no user
+    /// code.
+    #[inline]
+    fn boundary_turn(&mut self) -> bool {
         self.turn_ended();
         // Reading the clock costs ~20 ns here (as much as a switch): only
         // when a timer could be due.
         if self.timers.len() > 0 {
-            self.fire_timers(clock::current(), unused);
+            self.fire_timers(clock::current());
         }
         self.take_posts();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
             if self.reactor.len() > 0 {
-                self.poll_io(Some(Duration::ZERO), fired);
+                self.poll_io(Some(Duration::ZERO));
             }
             if self.ready.is_empty() {
                 // The loop is idle: release `idle()` waiters.
@@ -700,6 +722,16 @@ impl Hub {
                 }
             }
             self.batch = self.ready.len();
+            return true;
+        }
+        false
+    }
+
+    /// The end of one iteration: timers, posts, I/O. Decides what the loop
+    /// does next (throws it could not deliver are left in `unused_stash`).
+    fn boundary(&mut self, mode: Mode) -> Step {
+        // A greenlet may have run the first half already (`next_direct`).
+        if !std::mem::take(&mut self.boundary_waits) && self.boundary_turn() {
             return Step::Run;
         }
         let mut timeout = self
@@ -748,12 +780,12 @@ impl Hub {
             // Virtual time: never wait for a timer. Let ready I/O in first,
             // then jump the clock to the next deadline.
             if self.reactor.has_poller() {
-                self.poll_io(Some(Duration::ZERO), fired);
+                self.poll_io(Some(Duration::ZERO));
             }
             if self.ready.is_empty() {
                 clock::jump_to(deadline);
             }
-            self.fire_timers(clock::current(), unused);
+            self.fire_timers(clock::current());
             self.take_posts();
             self.batch = self.ready.len();
             return Step::Run;
@@ -762,7 +794,7 @@ impl Hub {
         self.trim_stacks();
         self.wait_begins();
         if self.reactor.has_poller() {
-            self.poll_io(timeout, fired);
+            self.poll_io(timeout);
         } else if let Some(timeout) = timeout {
             // No poller: nothing but timers can wake us (a HubHandle or an
             // fd would have created one).
@@ -770,7 +802,7 @@ impl Hub {
         }
         self.wait_ended();
         if self.timers.len() > 0 {
-            self.fire_timers(clock::current(), unused);
+            self.fire_timers(clock::current());
         }
         self.take_posts();
         self.batch = self.ready.len();
@@ -812,9 +844,9 @@ impl Hub {
             s.ran = true;
             self.current = w.slot;
             self.counters.switches += 1;
-            if let Some(stack) = s.stack.take() {
+            if let Some(to) = s.stack.as_mut().map(Stack::switch_ref) {
                 let info = s.core().map_or(RunningInfo::NONE, RunningInfo::new);
-                return Next::Resume(w.slot, stack, info);
+                return Next::Resume(w.slot, to, info);
             }
             // First switch: a stack; the body is loaded onto it outside
             // the borrow (loading drops nothing of the user's, but keep
@@ -831,19 +863,84 @@ impl Hub {
             };
         }
     }
+
+    /// [`next`](Self::next) for the running greenlet `from`, which is about
+    /// to block (its slot is no longer `Running`): picks the same entry the
+    /// loop would, in the same order and with the same iteration
+    /// boundaries, but runs it without going through the loop when it can.
+    ///
+    /// Only a greenlet that has already run (its stack is in its slot) is
+    /// switched to directly, and `from` itself when its own entry comes up.
+    /// Anything else stays queued for the loop: the native stack's entry, a
+    /// callback (user code must run with `current == LOOP`), a first start
+    /// (it takes a stack and loads a body, user data moved outside the
+    /// borrow), a boundary that must wait, or one that left throws to drop.
+    /// So does everything while the monitor has flagged a stall (its report
+    /// is written from the loop, on the native stack).
+    pub(super) fn next_direct(&mut self, from: u32) -> Direct {
+        if self.stall_flagged() {
+            return Direct::Loop;
+        }
+        loop {
+            if self.batch == 0 {
+                if !self.boundary_turn() {
+                    self.boundary_waits = true;
+                    return Direct::Loop;
+                }
+                if !self.unused_stash.is_empty() {
+                    return Direct::Loop;
+                }
+            }
+            let Some(&Ready::Switch(w)) = self.ready.front() else {
+                // A callback (or, if the batch outlived its entries, a
+                // boundary): the loop's.
+                return Direct::Loop;
+            };
+            let s = &mut self.slots[w.slot as usize];
+            if s.state != SlotState::Scheduled || s.token != w.token {
+                // Stale: skipped, as `next` does.
+                self.ready.pop_front();
+                self.batch -= 1;
+                continue;
+            }
+            if w.slot == MAIN {
+                return Direct::Loop;
+            }
+            let to = if w.slot == from {
+                None
+            } else {
+                match &mut s.stack {
+                    Some(stack) => Some(stack.switch_ref()),
+                    None => return Direct::Loop, // first start
+                }
+            };
+            self.ready.pop_front();
+            self.batch -= 1;
+            s.state = SlotState::Running;
+            self.current = w.slot;
+            self.counters.switches += 1;
+            return match to {
+                None => Direct::Stay,
+                Some(to) => {
+                    let info = s.core().map_or(RunningInfo::NONE, RunningInfo::new);
+                    Direct::To(to, info)
+                }
+            };
+        }
+    }
 }
 
 /// What the loop does next (decided under one borrow).
 enum Next {
     /// The native stack's turn: return from the loop.
     Main,
-    /// Switch into this greenlet.
-    Resume(u32, Stack, RunningInfo),
+    /// Switch into this greenlet (its stack stays in its slot).
+    Resume(u32, SwitchRef, RunningInfo),
     /// A greenlet's first switch found no stack (rare: boxed to keep
     /// `Next` small).
     NoStack(u32, Box<(crate::SpawnError, Option<Body>)>),
     /// A greenlet's first switch: load its body (raw, or from its core)
-    /// onto the stack, then switch in.
+    /// onto the stack, put the stack in the slot, then switch in.
     Start(u32, Stack, Option<Body>, Option<Rc<dyn Core>>),
     Notify(Rc<dyn Core>),
     Call(Box<dyn FnOnce()>),
@@ -852,6 +949,19 @@ enum Next {
     /// The boundary decided this (`Run` only when it left throws to drop
     /// outside the borrow).
     Stepped(Step),
+    /// The greenlet that came back to the loop has finished: its stack,
+    /// taken out of its slot.
+    Finished(u32, Stack),
+}
+
+/// Where a blocking greenlet goes ([`Hub::next_direct`]).
+pub(super) enum Direct {
+    /// Back to the loop.
+    Loop,
+    /// Its own ready entry came up: it goes on running.
+    Stay,
+    /// Straight to this greenlet.
+    To(SwitchRef, RunningInfo),
 }
 
 /// What [`Hub::free_slot`] hands back to be dropped outside the borrow.
@@ -873,6 +983,7 @@ enum Mode {
     Teardown { deadline: Instant },
 }
 
+#[derive(PartialEq, Eq)]
 enum Step {
     Run,
     Stuck,
@@ -1088,6 +1199,7 @@ pub(crate) fn schedule_notify(core: Rc<dyn Core>) {
 }
 
 /// Wakes a waiter (no-op when stale).
+#[inline]
 pub(crate) fn wake(w: Waker) {
     with_hub(|h| h.wake(w));
 }

@@ -361,6 +361,15 @@ impl Hub {
         }
     }
 
+    /// The monitor flagged a stall that [`check_stall`](Self::check_stall)
+    /// has not reported yet.
+    #[inline]
+    pub(super) fn stall_flagged(&self) -> bool {
+        self.beat
+            .as_ref()
+            .is_some_and(|beat| beat.flagged.load(Relaxed))
+    }
+
     #[cold]
     #[inline(never)]
     fn report_stall(&mut self, culprit: u32) {

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use super::dump::WaitTarget;
 use super::local;
 use super::{
-    ErrorReport, LOOP, MAIN, Mode, Next, SlotLeftovers, SlotState, Step, Throw, TimerAction,
-    TimerId, Waker, report, with_hub,
+    Direct, ErrorReport, LOOP, MAIN, Mode, Next, SlotLeftovers, SlotState, Step, Throw,
+    TimerAction, TimerId, Waker, report, with_hub,
 };
 use crate::greenlet::error::{GreenletError, LoopExit, PanicError};
 use crate::greenlet::state::Core;
-use crate::greenlet::switch::{self, Resumed, RunningInfo, Stack};
+use crate::greenlet::switch::{self, RunningInfo, Stack};
 
 // =============================================================== the loop
 
@@ -21,9 +21,12 @@ use crate::greenlet::switch::{self, Resumed, RunningInfo, Stack};
 /// (or, in `Teardown`, when it is done), `Err` when nothing can wake
 /// anything any more.
 ///
-/// Hot path: one hub borrow per switch on this side. It puts the stack of
-/// the greenlet that just suspended back into its slot and pops the next
-/// entry, in the same borrow.
+/// Hot path: one hub borrow per switch on this side. It learns which
+/// greenlet came back (the one the loop resumed, or one that was
+/// transferred to since: `current`), takes its stack out of its slot if it
+/// finished, and pops the next entry, in the same borrow. Stacks of started
+/// greenlets stay in their slots, so that greenlets can switch to one
+/// another directly ([`Hub::next_direct`](super::Hub::next_direct)).
 pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
     with_hub(|h| {
         debug_assert!(!h.in_loop, "the loop is not re-entrant");
@@ -36,9 +39,10 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
         h.current = LOOP;
     });
     let guard = LoopGuard;
-    let mut fired = Vec::new();
+    // Throws whose target is gone, dropped outside the borrow.
     let mut unused = Vec::new();
-    let mut suspended: Option<(u32, Stack)> = None;
+    // A greenlet stack returned to the loop since the last borrow.
+    let mut returned = false;
     // What ran last (a slot, or `LOOP` for a callback): the culprit if the
     // monitor flagged this turn.
     let mut last = LOOP;
@@ -47,8 +51,19 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
         // piece of work, going through the iteration boundary (timers,
         // posts, I/O) in the same borrow when the batch is done.
         let next = with_hub(|h| {
-            if let Some((slot, stack)) = suspended.take() {
-                h.slots[slot as usize].stack = Some(stack);
+            if std::mem::take(&mut returned) {
+                let back = h.current;
+                last = back;
+                let s = &mut h.slots[back as usize];
+                if s.stack.as_ref().is_some_and(Stack::is_idle) {
+                    let stack = s.stack.take().expect("checked above");
+                    return Next::Finished(back, stack);
+                }
+            }
+            if !h.unused_stash.is_empty() {
+                // Left by a boundary run on a greenlet stack.
+                std::mem::swap(&mut unused, &mut h.unused_stash);
+                return Next::Stepped(Step::Run);
             }
             h.check_stall(last);
             h.current = LOOP;
@@ -57,17 +72,25 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                     Next::Boundary => {}
                     next => return next,
                 }
-                match h.boundary(mode, &mut fired, &mut unused) {
+                let step = h.boundary(mode);
+                if !h.unused_stash.is_empty() {
                     // Throws whose target is gone are dropped outside the
                     // borrow before anything else runs.
-                    Step::Run if unused.is_empty() => {}
-                    step => return Next::Stepped(step),
+                    std::mem::swap(&mut unused, &mut h.unused_stash);
+                    return Next::Stepped(step);
+                }
+                if step != Step::Run {
+                    return Next::Stepped(step);
                 }
             }
         });
-        let (slot, mut stack, info) = match next {
+        let (slot, to, info) = match next {
             Next::Main => break Ok(()),
-            Next::Resume(slot, stack, info) => (slot, stack, info),
+            Next::Finished(slot, stack) => {
+                finish(slot, Some(stack), None);
+                continue;
+            }
+            Next::Resume(slot, to, info) => (slot, to, info),
             Next::Start(slot, mut stack, body, core) => {
                 let core_info = core.clone();
                 let loaded = match (body, core) {
@@ -86,7 +109,12 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
                 let info = core_info
                     .as_ref()
                     .map_or(RunningInfo::NONE, RunningInfo::new);
-                (slot, stack, info)
+                let to = with_hub(|h| {
+                    let s = &mut h.slots[slot as usize];
+                    debug_assert!(s.stack.is_none());
+                    s.stack.insert(stack).switch_ref()
+                });
+                (slot, to, info)
             }
             Next::NoStack(slot, boxed) => {
                 let (error, body) = *boxed;
@@ -119,10 +147,8 @@ pub(super) fn run_loop(mode: Mode) -> Result<(), ()> {
         last = slot;
         #[cfg(debug_assertions)]
         debug_assert!(!local::is_borrowed(), "hub borrowed across a switch");
-        match switch::resume(&mut stack, info) {
-            Resumed::Suspended => suspended = Some((slot, stack)),
-            Resumed::Finished => finish(slot, Some(stack), None),
-        }
+        switch::resume(to, info);
+        returned = true;
     };
     drop(guard);
     result
@@ -296,7 +322,7 @@ pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
 /// is the wait's name.
 pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
     let what = target.what();
-    with_hub(|h| {
+    let mut direct = with_hub(|h| {
         h.settle_unwinding(w.slot);
         if !matches!(target, WaitTarget::Text(_)) {
             h.meta_target(w.slot, target);
@@ -311,18 +337,35 @@ pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
             // one trip through the loop and unwind.
             h.wake_for_throw(w.slot);
         }
+        if w.slot == MAIN {
+            Direct::Loop
+        } else {
+            h.next_direct(w.slot)
+        }
     });
     loop {
         if w.slot == MAIN {
             run_main_loop(what)?;
         } else {
-            switch::suspend();
+            switch_away(direct);
         }
         match check_throw(w.slot) {
             Pending::Nothing => return Ok(()),
             Pending::Throw(throw) => super::raise(w.slot, throw),
-            Pending::Deferred => continue,
+            Pending::Deferred => direct = with_hub(|h| h.next_direct(w.slot)),
         }
+    }
+}
+
+/// The greenlet side of a switch, once its slot is no longer `Running`:
+/// straight to the next greenlet, back to the loop, or nowhere (its own
+/// entry came up).
+#[inline(always)]
+fn switch_away(direct: Direct) {
+    match direct {
+        Direct::To(to, info) => switch::transfer(to, info),
+        Direct::Loop => switch::suspend(),
+        Direct::Stay => {}
     }
 }
 
@@ -367,15 +410,23 @@ pub(crate) fn yield_now(what: &'static str) {
     if !local::in_scope() {
         no_scope(what);
     }
-    let slot = with_hub(super::Hub::requeue_current);
-    let Some(slot) = slot else {
+    let next = with_hub(|h| {
+        let slot = h.requeue_current()?;
+        let direct = if slot == MAIN {
+            Direct::Loop
+        } else {
+            h.next_direct(slot)
+        };
+        Some((slot, direct))
+    });
+    let Some((slot, direct)) = next else {
         blocking_in_hub(what);
     };
     if slot == MAIN {
         // Cannot be stuck: our own entry is queued.
         yield_main();
     } else {
-        switch::suspend();
+        switch_away(direct);
     }
     // Woken by its own entry, never only by a throw: nothing to defer.
     if let Pending::Throw(throw) = check_throw(slot) {
