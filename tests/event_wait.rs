@@ -363,3 +363,68 @@ fn many_waiters_killed_and_timed_out_at_random_leave_the_queue_empty() {
     assert_eq!(e.waiters(), 0);
     quiet();
 }
+
+/// gevent `test__event.py::test_wait_while_notifying` (gevent#1520): a wait
+/// on an event that is set while the waiters it woke have not run yet
+/// returns after them, in one trip and without a timer.
+#[greenlet::test]
+fn a_wait_while_waiters_are_being_notified_runs_after_them() {
+    let event = Rc::new(Event::new());
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let wait_then_append = |arg: u32| {
+        let (event, results) = (event.clone(), results.clone());
+        move || {
+            event.wait().unwrap();
+            results.borrow_mut().push(arg);
+        }
+    };
+    let a = greenlet::spawn(wait_then_append(1));
+    let b = greenlet::spawn(wait_then_append(2));
+    greenlet::idle();
+    event.set();
+    wait_then_append(3)();
+    assert_eq!(*results.borrow(), [1, 2, 3]);
+    a.join().unwrap();
+    b.join().unwrap();
+    // Nobody left to notify: a wait on the set event returns at once.
+    let switches = greenlet::hub::stats().switches;
+    event.wait().unwrap();
+    assert_eq!(greenlet::hub::stats().switches, switches);
+}
+
+/// The same for `AsyncResult::wait`, and a woken waiter killed before it
+/// ran does not make later waits yield for ever.
+#[greenlet::test]
+fn async_result_wait_while_notifying_and_a_killed_woken_waiter() {
+    let r: Rc<AsyncResult<u32, String>> = Rc::new(AsyncResult::new());
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let spawn_waiter = |tag: u32| {
+        let (r, order) = (r.clone(), order.clone());
+        greenlet::spawn(move || {
+            r.wait().unwrap();
+            order.borrow_mut().push(tag);
+        })
+    };
+    let first = spawn_waiter(1);
+    let doomed = spawn_waiter(2);
+    let third = spawn_waiter(3);
+    greenlet::idle();
+    r.set(7);
+    doomed.kill_nowait();
+    r.wait().unwrap();
+    order.borrow_mut().push(0);
+    assert_eq!(*order.borrow(), [1, 3, 0]);
+    first.join().unwrap();
+    third.join().unwrap();
+    let _ = doomed.join();
+    assert_eq!(
+        *order.borrow(),
+        [1, 3, 0],
+        "the killed waiter never appended"
+    );
+    // Everyone ran: a wait on the set result returns at once.
+    let switches = greenlet::hub::stats().switches;
+    assert_eq!(r.try_get(), Some(Ok(7)));
+    r.wait().unwrap();
+    assert_eq!(greenlet::hub::stats().switches, switches);
+}

@@ -30,6 +30,8 @@ type LinkList<T, E> = RefCell<SmallVec<[(LinkId, Link<T, E>); 1]>>;
 struct ResultCell<T: 'static, E: 'static> {
     outcome: RefCell<Option<Result<T, E>>>,
     waiters: WaitQueue<()>,
+    /// Waiters a `set` woke that have not run yet.
+    notifying: super::Notifying,
     links: LinkList<T, E>,
     next_link: Cell<u64>,
 }
@@ -123,6 +125,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
             cell: Rc::new(ResultCell {
                 outcome: RefCell::new(None),
                 waiters: WaitQueue::new(),
+                notifying: super::Notifying::default(),
                 links: RefCell::new(SmallVec::new()),
                 next_link: Cell::new(0),
             }),
@@ -181,7 +184,9 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     fn complete(&self, outcome: Result<T, E>) {
         let old = self.cell.outcome.borrow_mut().replace(outcome);
         drop(old); // user Drop, outside the borrow
-        self.cell.waiters.notify_all(|| ());
+        self.cell
+            .notifying
+            .woke(self.cell.waiters.notify_all(|| ()));
         self.fire_links();
     }
 
@@ -325,6 +330,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> Result<(), WaitError> {
+        self.cell.notifying.join_the_end_if(self.is_ready());
         self.wait_inner(None, "AsyncResult::wait")
     }
 
@@ -350,6 +356,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     /// ```
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+        self.cell.notifying.join_the_end_if(self.is_ready());
         self.wait_inner(Some(timeout), "AsyncResult::wait_timeout")
     }
 
@@ -358,7 +365,9 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
         if self.is_ready() {
             return Ok(());
         }
-        self.cell.waiters.wait(timeout, what, |()| ())
+        let cell = &self.cell;
+        cell.notifying
+            .wait(cell.waiters.wait(timeout, what, |()| cell.notifying.ran()))
     }
 
     /// Waits until set and returns a clone of the value, or of the error

@@ -63,6 +63,8 @@ pub struct Event {
     flag: Cell<bool>,
     waiters: WaitQueue<()>,
     links: Links,
+    /// Waiters a `set` woke that have not run yet (see [`Notifying`]).
+    notifying: Notifying,
 }
 
 impl fmt::Debug for Event {
@@ -115,7 +117,7 @@ impl Event {
             return;
         }
         if !self.waiters.is_empty() {
-            self.waiters.notify_all(|| ());
+            self.notifying.woke(self.waiters.notify_all(|| ()));
         }
         if !self.links.is_empty() {
             self.links.fire();
@@ -229,11 +231,63 @@ impl Event {
     #[track_caller]
     fn wait_inner(&self, timeout: Option<Duration>, what: &'static str) -> Result<(), WaitError> {
         if self.flag.get() {
+            self.notifying.join_the_end();
             return Ok(());
         }
         // A wake-up handed to a waiter that then dies is nobody else's
         // (every waiter got one): nothing to give back.
-        self.waiters.wait(timeout, what, |()| ())
+        self.notifying
+            .wait(self.waiters.wait(timeout, what, |()| self.notifying.ran()))
+    }
+}
+
+/// The count of waiters a `set` woke that have not run yet: gevent's
+/// "notifier in progress" (`AbstractLinkable._notifier`).
+///
+/// gevent notifies an event's waiters one after the other from one
+/// callback; a greenlet that waits on the event while that runs (it is set,
+/// so the wait would return at once) is added at the end of the
+/// notification instead, so it runs after the waiters woken before it
+/// (gevent#1520, `test__event.py::test_wait_while_notifying`). Here a `set`
+/// queues every waiter at once, so a wait on a set event with woken waiters
+/// still to run yields once, behind them.
+#[derive(Default)]
+pub(crate) struct Notifying(Cell<usize>);
+
+impl Notifying {
+    /// A `set` woke `n` waiters.
+    pub(crate) fn woke(&self, n: usize) {
+        self.0.set(self.0.get() + n);
+    }
+
+    /// One of them ran (or died, giving its wake-up back).
+    pub(crate) fn ran(&self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+
+    /// The outcome of a blocking wait: a wake-up it was handed counts as
+    /// having run.
+    pub(crate) fn wait<T>(&self, waited: Result<T, WaitError>) -> Result<T, WaitError> {
+        if waited.is_ok() {
+            self.ran();
+        }
+        waited
+    }
+
+    /// [`join_the_end`](Self::join_the_end) when `ready`.
+    pub(crate) fn join_the_end_if(&self, ready: bool) {
+        if ready {
+            self.join_the_end();
+        }
+    }
+
+    /// A wait found the object ready: if woken waiters have not run yet,
+    /// let them run first (one yield: they are ahead in the ready queue).
+    /// Never from a hub callback, where nothing may switch.
+    pub(crate) fn join_the_end(&self) {
+        if self.0.get() > 0 && crate::hub::in_scope() && !crate::hub::in_callback() {
+            crate::sleep(Duration::ZERO);
+        }
     }
 }
 

@@ -1199,7 +1199,7 @@ pub(crate) fn schedule_notify(core: Rc<dyn Core>) {
 }
 
 /// Wakes a waiter (no-op when stale).
-#[inline]
+#[inline(always)]
 pub(crate) fn wake(w: Waker) {
     with_hub(|h| h.wake(w));
 }

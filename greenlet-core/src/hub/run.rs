@@ -228,6 +228,7 @@ fn run_callback(context: &'static str, owner: Option<&dyn Core>, f: impl FnOnce(
 ///
 /// If called from a hub callback (links, timer callbacks, posts, signal
 /// dispatch): blocking there would stall every greenlet.
+#[inline(always)]
 #[track_caller]
 pub(crate) fn current_waker(operation: &'static str) -> Waker {
     if !local::in_scope() {

@@ -923,6 +923,7 @@ impl<T, O: Order<T>> Queue<T, O> {
         Ok(())
     }
 
+    #[inline(always)]
     #[track_caller]
     fn put_until(
         &self,
@@ -1049,6 +1050,7 @@ impl<T, O: Order<T>> Queue<T, O> {
         }
     }
 
+    #[inline]
     #[track_caller]
     fn get_until(
         &self,
@@ -1408,6 +1410,7 @@ impl<T, O: Order<T>> Queue<T, O> {
 impl<T, O: Order<T>> Inner<T, O> {
     /// Hands `item` to the first getter, or stores it (at the front when
     /// it is given back).
+    #[inline(always)]
     fn deliver(&self, item: T, front: bool) {
         let item = match self.getters.notify_one(Got::Item(item)) {
             Ok(()) => return,
