@@ -372,3 +372,30 @@ fn killing_a_pool_frees_every_slot() {
     assert_eq!(pool.free_count(), 3);
     quiet();
 }
+
+/// gevent `test__pool.py::test_reentrant`: a member applying to its own
+/// pool of one runs the function inline instead of waiting for a slot
+/// that only it could free.
+#[greenlet::test]
+fn apply_from_a_member_of_a_full_pool_runs_inline() {
+    let pool = greenlet::pool::Pool::new(1);
+    let inner = pool.clone();
+    let result = pool
+        .apply(move || inner.apply(|| 5 + 1).expect("inline apply"))
+        .expect("outer apply");
+    assert_eq!(result, 6);
+    let evt = std::rc::Rc::new(greenlet::event::Event::new());
+    let setter = evt.clone();
+    let _ = pool.apply_async(move || setter.set());
+    evt.wait().unwrap();
+    // From outside the pool, apply still runs in a member.
+    let current_is_member = {
+        let p = pool.clone();
+        pool.apply(move || p.apply(|| greenlet::getcurrent().is_main()).unwrap())
+            .unwrap()
+    };
+    assert!(
+        !current_is_member,
+        "runs in the member, not on the native stack"
+    );
+}

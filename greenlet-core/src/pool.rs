@@ -45,6 +45,8 @@ struct Member {
     typed: Box<dyn Any>,
     link: LinkId,
     dying: Cell<bool>,
+    /// The address of its cell, to recognise it as the current greenlet.
+    cell: *const (),
 }
 
 struct Inner {
@@ -82,6 +84,16 @@ impl Inner {
         })
     }
 
+    /// `true` when the running greenlet is a member (gevent's
+    /// `_apply_immediately`: `getcurrent() in self`).
+    fn has_current(&self) -> bool {
+        let Some(core) = crate::hub::current_core() else {
+            return false;
+        };
+        let cell: *const () = Rc::as_ptr(&core).cast();
+        self.members.borrow().iter().any(|m| m.cell == cell)
+    }
+
     fn find<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> Option<usize> {
         self.members
             .borrow()
@@ -106,6 +118,7 @@ impl Inner {
             typed: Box::new(g.clone()),
             link,
             dying: Cell::new(false),
+            cell: Rc::as_ptr(&g.inner).cast(),
         });
     }
 
@@ -1041,8 +1054,11 @@ impl Pool {
     }
 
     /// Runs `f` in the pool and waits for its result (gevent's `apply`).
-    /// Unlike gevent, a member calling it on its own full pool does not run
-    /// `f` inline: it waits for a slot like any caller.
+    ///
+    /// Called by a member of this pool, it runs `f` inline, in the caller,
+    /// as gevent does: waiting for a slot of its own pool could deadlock
+    /// (a pool of one whose member applies). A panic in `f` then unwinds
+    /// the caller.
     ///
     /// # Errors
     ///
@@ -1050,7 +1066,7 @@ impl Pool {
     ///
     /// # Switches
     ///
-    /// Until `f` has run.
+    /// Until `f` has run (inline: only if `f` switches).
     ///
     /// # Panics
     ///
@@ -1071,6 +1087,9 @@ impl Pool {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        if self.inner().has_current() {
+            return Ok(f());
+        }
         self.spawn(f)?.take()
     }
 
