@@ -2,8 +2,8 @@
 //! (`sleep(0)`) and `bench_hub.py` (`switch`).
 //!
 //! Every figure is per switch: one greenlet (or the native stack) giving the
-//! hub a turn with `sleep(Duration::ZERO)` and being resumed, i.e. one pass
-//! greenlet → loop → next greenlet. `iter_custom` returns the time divided so
+//! hub a turn with `sleep(Duration::ZERO)` and being resumed: greenlet →
+//! next greenlet directly, or through the loop for the native stack. `iter_custom` returns the time divided so
 //! that criterion's per-iteration figure is per switch; the constant cost of
 //! spawning and joining the greenlets is removed by criterion's slope fit.
 //!

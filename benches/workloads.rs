@@ -183,8 +183,9 @@ fn configure_hub() {
 // ------------------------------------------------------------------ switch
 
 /// Two greenlets alternate through the hub with `sleep(ZERO)`. Each yield is
-/// greenlet → loop → other greenlet: one "switch" in the peers' sense (a
-/// `may`/`tokio`/Go yield), i.e. one raw `generator` round trip.
+/// one "switch" in the peers' sense (a `may`/`tokio`/Go yield): the yielding
+/// greenlet runs the scheduler's pick and switches straight to the other
+/// (one register swap; the loop on the native stack is not involved).
 fn switch(n: u64) {
     ping_pong_yields(SWITCH_WARMUP);
     let t = Instant::now();
@@ -415,8 +416,8 @@ impl Line {
 
 /// The peers' `pingpong`: A sends a counter to B over one unbounded queue,
 /// B answers `v + 1` over another, n round trips (after 10,000 warm-up
-/// ones). Each round trip is two hand-offs and two switches through the
-/// hub.
+/// ones). Each round trip is two hand-offs and two direct switches (the
+/// blocking greenlet runs the next one itself).
 fn pingpong(n: u64) {
     pingpong_round_trips(SWITCH_WARMUP);
     let t = Instant::now();

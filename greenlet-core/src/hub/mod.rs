@@ -7,12 +7,18 @@
 //!   native stack (the "main greenlet"). When code on the native stack blocks
 //!   (`sleep`, `join`, `get`, `wait`), it calls `park`, which runs the loop
 //!   inline until the native stack's own wake-up entry comes up in the ready
-//!   queue. When a greenlet blocks, `park` yields to that loop. Every switch
-//!   is greenlet → loop → greenlet.
+//!   queue. When a greenlet blocks, `park` picks the next ready entry itself
+//!   ([`Hub::next_direct`], the same pick the loop would make, iteration
+//!   boundaries included) and, when that is another greenlet that has run
+//!   before, switches to it directly (`switch::transfer`): one register swap
+//!   instead of two. Anything else (the native stack's turn, a callback, a
+//!   first start, a boundary that must wait) goes back to the loop, which
+//!   learns from `current` which greenlet returned to it.
 //! * **Slots.** Started greenlets live in `slots` (a slab indexed by `u32`;
 //!   slot 0 is the native stack). A slot holds the greenlet's body until its
-//!   first switch, then its stack while it is suspended, its type-erased core
-//!   (`Rc<dyn Core>`), a pending unwind (`Throw`) and a wake `token`.
+//!   first switch, then its stack until it finishes (running or suspended:
+//!   direct switches reach it there), its type-erased core (`Rc<dyn Core>`),
+//!   a pending unwind (`Throw`) and a wake `token`.
 //! * **Lazy stacks.** A started greenlet gets its stack at its first switch
 //!   (from the pool when possible), so spawning many greenlets that run to
 //!   completion one after the other maps a single stack. Spawning reserves a
