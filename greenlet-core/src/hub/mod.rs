@@ -883,6 +883,7 @@ impl Hub {
     /// borrow), a boundary that must wait, or one that left throws to drop.
     /// So does everything while the monitor has flagged a stall (its report
     /// is written from the loop, on the native stack).
+    #[inline(always)]
     pub(super) fn next_direct(&mut self, from: u32) -> Direct {
         if self.stall_flagged() {
             return Direct::Loop;
