@@ -329,7 +329,7 @@ impl TcpStream {
 
     timeout_methods!(
         TcpStream,
-        "{ let l = greenlet::net::TcpListener::bind(\"127.0.0.1:0\").unwrap(); greenlet::net::TcpStream::connect(l.local_addr().unwrap()).unwrap() }"
+        "{ let l = greenlet::net::TcpListener::bind(\"127.0.0.1:0\").expect(\"bind\"); greenlet::net::TcpStream::connect(l.local_addr().expect(\"address\")).expect(\"connect\") }"
     );
 }
 
@@ -566,7 +566,7 @@ impl TcpListener {
 
     timeout_methods!(
         TcpListener,
-        "greenlet::net::TcpListener::bind(\"127.0.0.1:0\").unwrap()"
+        "greenlet::net::TcpListener::bind(\"127.0.0.1:0\").expect(\"bind\")"
     );
 }
 

@@ -344,6 +344,6 @@ impl UdpSocket {
 
     timeout_methods!(
         UdpSocket,
-        "greenlet::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap()"
+        "greenlet::net::UdpSocket::bind(\"127.0.0.1:0\").expect(\"bind\")"
     );
 }

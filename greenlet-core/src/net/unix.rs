@@ -210,7 +210,7 @@ impl UnixStream {
         self.inner.take_error()
     }
 
-    timeout_methods!(UnixStream, "greenlet::net::UnixStream::pair().unwrap().0");
+    timeout_methods!(UnixStream, "greenlet::net::UnixStream::pair().expect(\"socketpair\").0");
 }
 
 /// A Unix-domain listening socket whose `accept` switches (std's
@@ -370,7 +370,7 @@ impl UnixListener {
 
     timeout_methods!(
         UnixListener,
-        "{ let d = std::env::temp_dir().join(format!(\"greenlet-doc-t{}\", std::process::id())); std::fs::create_dir_all(&d).unwrap(); let p = d.join(format!(\"{}.sock\", line!())); let _ = std::fs::remove_file(&p); greenlet::net::UnixListener::bind(&p).unwrap() }"
+        "{ let d = std::env::temp_dir().join(format!(\"greenlet-doc-t{}\", std::process::id())); std::fs::create_dir_all(&d).expect(\"temp dir\"); let p = d.join(format!(\"{}.sock\", line!())); let _ = std::fs::remove_file(&p); greenlet::net::UnixListener::bind(&p).expect(\"bind\") }"
     );
 }
 
@@ -681,6 +681,6 @@ impl UnixDatagram {
 
     timeout_methods!(
         UnixDatagram,
-        "greenlet::net::UnixDatagram::unbound().unwrap()"
+        "greenlet::net::UnixDatagram::unbound().expect(\"socket\")"
     );
 }
