@@ -12,6 +12,18 @@ fn main() {
     println!("target: {target_arch}, ext: {external_assembly_required}");
 
     println!("cargo:rustc-check-cfg=cfg(nightly)");
+
+    // greenlet-generator: AddressSanitizer fiber annotations (src/asan.rs)
+    // when the target is built with `-Zsanitizer=address`.
+    println!("cargo:rustc-check-cfg=cfg(greenlet_asan)");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if rustflags
+        .split('\x1f')
+        .any(|flag| flag.contains("sanitizer=address"))
+    {
+        println!("cargo:rustc-cfg=greenlet_asan");
+    }
     if NIGHTLY {
         println!("cargo:rustc-cfg=nightly");
     }

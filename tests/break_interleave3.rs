@@ -164,11 +164,6 @@ fn channel_rendezvous_against_timeout_and_kill() {
 
 #[test]
 fn dump_on_signal_storm_while_greenlets_churn() {
-    // Kills 2500 greenlets with stack reuse: under ASan that trips the
-    // stale-shadow false positive described in break_interleave2.rs.
-    if std::env::var_os("GREENLET_UNDER_ASAN").is_some() {
-        return;
-    }
     child_must_succeed("dump_on_signal_storm_while_greenlets_churn", LIMIT, || {
         greenlet::run(|| {
             hub::dump_on_signal(libc::SIGUSR2).unwrap();

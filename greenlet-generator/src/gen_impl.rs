@@ -4,7 +4,6 @@
 //!
 
 use crate::detail::gen_init;
-use crate::reg_context::RegContext;
 use crate::rt::{Context, ContextStack, REF_ACTIVE, REF_CANCELLED, REF_IDLE, REF_STATE_MASK};
 use crate::scope::Scope;
 use crate::stack::{overflow, Func, Stack, StackBox, StackMemory};
@@ -346,7 +345,7 @@ impl<A: Any, T: Any> RawGenerator<'_, A, T> {
         target.context._ref += 1;
         let to: *const Context = target.context.parent;
         env.push_context(&mut target.context);
-        RegContext::swap(&mut cur.regs, &(*to).regs);
+        crate::asan::switch(&mut cur.regs, &*to);
         // Resumed (by `resume` or a `transfer`): cancelled while suspended?
         if cur._ref != REF_ACTIVE {
             std::panic::panic_any(crate::Error::Cancel);
@@ -668,7 +667,7 @@ impl<'a, A, T> GeneratorImpl<'a, A, T> {
         env.push_context(&mut self.context);
 
         // swap to the generator
-        RegContext::swap(cur, &top.regs);
+        crate::asan::switch(cur, top);
 
         // comes back, check the panic status
         // this would propagate the panic until root context

@@ -9,6 +9,7 @@
 #[macro_use]
 extern crate log;
 
+mod asan;
 mod detail;
 mod gen_impl;
 mod overflow_hook;

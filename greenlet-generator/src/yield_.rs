@@ -6,7 +6,6 @@ use std::any::Any;
 use std::sync::atomic;
 
 use crate::gen_impl::{unlikely, Generator};
-use crate::reg_context::RegContext;
 use crate::rt::{is_generator, Context, ContextStack, Error, REF_ACTIVE};
 
 /// it's a special return instruction that yield nothing
@@ -27,18 +26,10 @@ pub fn done<T>() -> T {
     std::panic::panic_any(Error::Done)
 }
 
-/// switch back to parent context
-#[inline]
-pub fn yield_now() {
-    let env = ContextStack::current();
-    let cur = env.top();
-    raw_yield_now(&env, cur);
-}
-
 #[inline]
 pub fn raw_yield_now(env: &ContextStack, cur: &mut Context) {
     let parent = env.pop_context(cur as *mut _);
-    RegContext::swap(&mut cur.regs, &parent.regs);
+    crate::asan::switch(&mut cur.regs, parent);
 }
 
 /// raw yield without catch passed in para
@@ -147,7 +138,7 @@ pub fn co_yield_with<T: Any>(v: T) {
     let parent = env.pop_context(context);
     let top = unsafe { &mut *context.parent };
     // here we should use the top regs
-    RegContext::swap(&mut top.regs, &parent.regs);
+    crate::asan::switch(&mut top.regs, parent);
 
     // here we just panic to exit the func, like the generator path: `cancel`
     // sets `_ref` to `REF_CANCELLED` while the coroutine is suspended, so the

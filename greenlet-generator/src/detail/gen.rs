@@ -1,6 +1,5 @@
 use crate::rt::ContextStack;
 use crate::stack::{overflow, Func};
-use crate::yield_::yield_now;
 use crate::Error;
 use std::any::Any;
 use std::panic;
@@ -26,6 +25,7 @@ fn catch_unwind_filter<F: FnOnce() -> R + panic::UnwindSafe, R>(f: F) -> std::th
 /// the init function passed to reg_context
 #[inline]
 pub fn gen_init_impl(_: usize, f: *mut usize) -> ! {
+    crate::asan::entered();
     overflow::init_once();
 
     let clo = move || {
@@ -51,7 +51,11 @@ pub fn gen_init_impl(_: usize, f: *mut usize) -> ! {
         check_err(cause);
     }
 
-    yield_now();
+    // The body is done: back to the parent for good.
+    let env = ContextStack::current();
+    let cur = env.top();
+    let parent = env.pop_context(cur as *mut _);
+    crate::asan::switch_exit(&mut cur.regs, parent);
 
     unreachable!("Should never come back");
 }
