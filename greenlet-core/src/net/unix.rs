@@ -42,7 +42,7 @@ pub struct UnixStream {
 }
 
 socket_impls!(UnixStream, std::os::unix::net::UnixStream, "UnixStream");
-stream_io!(UnixStream, "UnixStream::read", "UnixStream::write");
+stream_io!(UnixStream, "UnixStream::read", "UnixStream::write", false);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
