@@ -694,8 +694,14 @@ impl Reactor {
             Kind::Target(target) => fired.push(target.clone()),
             Kind::Fd(waiters) => {
                 if let Some(readiness) = &waiters.readiness {
-                    let bits = u8::from(readable) * READ_EDGE | u8::from(always) * READ_ALWAYS;
-                    readiness.set(readiness.get() | bits);
+                    let mut bits = readiness.get();
+                    if readable {
+                        bits |= READ_EDGE;
+                    }
+                    if always {
+                        bits |= READ_ALWAYS;
+                    }
+                    readiness.set(bits);
                 }
                 if readable && let Some(w) = waiters.reader.take() {
                     fired.push(IoTarget::Wake(w));
