@@ -132,6 +132,11 @@ pub(crate) const MAIN: u32 = 0;
 /// Value of `current` while hub code (callbacks) runs on the loop's stack.
 pub(crate) const LOOP: u32 = u32::MAX;
 
+/// Ready entries (switches and callbacks) the loop runs at most between two
+/// polls of the reactor while greenlets stay ready (tokio's default
+/// `event_interval`); when the ready queue drains it polls at once.
+const IO_POLL_INTERVAL: u32 = 61;
+
 /// Default greenlet stack size in bytes (virtual; only touched pages are
 /// resident, one 4 KiB page for an idle, shallow greenlet).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -398,6 +403,9 @@ pub(crate) struct Hub {
     ready: VecDeque<Ready>,
     /// Entries left in the current iteration's batch.
     batch: usize,
+    /// Ready entries run since the poller was last asked for events (see
+    /// [`IO_POLL_INTERVAL`]).
+    since_poll: u32,
     /// Queued callbacks, in the order of their `Ready::Callback` markers.
     callbacks: VecDeque<Callback>,
     timers: Timers<TimerAction>,
@@ -436,6 +444,7 @@ impl Hub {
             in_loop: false,
             ready: VecDeque::new(),
             batch: 0,
+            since_poll: 0,
             callbacks: VecDeque::new(),
             timers: Timers::new(),
             idlers: Vec::new(),
@@ -669,6 +678,7 @@ impl Hub {
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>, fired: &mut Vec<IoTarget>) {
+        self.since_poll = 0;
         self.reactor
             .wait_with(timeout, fired, self.shared.is_none());
         for target in fired.drain(..) {
@@ -680,7 +690,8 @@ impl Hub {
     }
 
     /// The end of one iteration: timers, posts, I/O. Decides what the loop
-    /// does next.
+    /// does next. Timers are fired at every boundary; while greenlets stay
+    /// ready the poller is asked only every [`IO_POLL_INTERVAL`] entries.
     fn boundary(&mut self, mode: Mode, fired: &mut Vec<IoTarget>, unused: &mut Unused) -> Step {
         self.turn_ended();
         // Reading the clock costs ~20 ns here (as much as a switch): only
@@ -690,7 +701,13 @@ impl Hub {
         }
         self.take_posts();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
-            if self.reactor.len() > 0 {
+            // While greenlets stay ready, ask the poller for events only
+            // every `IO_POLL_INTERVAL` entries (tokio's `event_interval`):
+            // a zero-timeout `epoll_wait` costs more than dozens of
+            // switches. Readiness is at most that many entries stale.
+            if self.reactor.len() > 0
+                && (self.ready.is_empty() || self.since_poll >= IO_POLL_INTERVAL)
+            {
                 self.poll_io(Some(Duration::ZERO), fired);
             }
             if self.ready.is_empty() {
@@ -785,6 +802,7 @@ impl Hub {
                 return Next::Boundary;
             }
             self.batch -= 1;
+            self.since_poll = self.since_poll.saturating_add(1);
             let Some(item) = self.ready.pop_front() else {
                 return Next::Boundary;
             };
