@@ -116,9 +116,7 @@ mod fiber {
     pub(super) fn start_exit(to: &Context) {
         let (bottom, size) = bounds(to);
         // SAFETY: as in `start`, with a null save pointer.
-        unsafe {
-            __sanitizer_start_switch_fiber(ptr::null_mut(), bottom as *const c_void, size)
-        };
+        unsafe { __sanitizer_start_switch_fiber(ptr::null_mut(), bottom as *const c_void, size) };
     }
 
     /// Completes a switch to the current stack.

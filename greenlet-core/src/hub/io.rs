@@ -10,15 +10,19 @@
 //!
 //! [`FdRegistration`] is the owned variant the `greenlet::net` sockets use:
 //! edge-triggered, registered on the first wait and kept until the socket is
-//! dropped, so that a wait after `WouldBlock` costs no `epoll_ctl`.
+//! dropped, so that a wait after `WouldBlock` costs no `epoll_ctl`. It also
+//! shares the reactor's read [`Readiness`] hint with its socket
+//! ([`FdRegistration::may_read`], [`FdRegistration::read_drained`]; see
+//! `reactor.rs`).
 
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::rc::Rc;
 use std::time::Duration;
 
-use super::reactor::FdKey;
+use super::reactor::{FdKey, READ_ALWAYS, READ_EDGE, Readiness};
 use super::{TimerGuard, WaitTarget, Waker, current_waker, deadline_after, park_on, with_hub};
 
 /// Leaves the fd-wait source on drop (also when the waiter unwinds).
@@ -67,7 +71,9 @@ fn wait_source(
             Some(reg) => Some(match reg.key.get() {
                 Some(k) if h.reactor.is_live(k) => k,
                 _ => {
-                    let k = h.reactor.register_edge(fd)?;
+                    let k = h
+                        .reactor
+                        .register_edge_with(fd, Rc::clone(&reg.readiness))?;
                     reg.key.set(Some(k));
                     k
                 }
@@ -118,17 +124,36 @@ fn wait_fd(
 #[derive(Debug)]
 pub(crate) struct FdRegistration {
     key: Cell<Option<FdKey>>,
+    /// Shared with the reactor's source while registered (see `reactor.rs`).
+    readiness: Readiness,
     /// Registered with this thread's hub.
     _not_send: PhantomData<*const ()>,
 }
 
 impl FdRegistration {
     /// Not registered yet.
-    pub(crate) const fn new() -> FdRegistration {
+    pub(crate) fn new() -> FdRegistration {
         FdRegistration {
             key: Cell::new(None),
+            readiness: Rc::new(Cell::new(READ_EDGE)),
             _not_send: PhantomData,
         }
+    }
+
+    /// `false` only when no readable edge was reported since a read proved
+    /// the receive queue empty ([`read_drained`](Self::read_drained)): a
+    /// read now would say `WouldBlock`, so wait for the next edge instead.
+    /// `true` before the first registration.
+    pub(crate) fn may_read(&self) -> bool {
+        self.key.get().is_none() || self.readiness.get() != 0
+    }
+
+    /// A read just proved the receive queue empty (`WouldBlock`, or a TCP
+    /// read shorter than its buffer): until the poller reports the next
+    /// readable edge, [`may_read`](Self::may_read) says `false` (unless the
+    /// source reported a hang-up or error, which is sticky).
+    pub(crate) fn read_drained(&self) {
+        self.readiness.set(self.readiness.get() & READ_ALWAYS);
     }
 
     /// Waits until `fd` (the descriptor this registration's owner owns) is

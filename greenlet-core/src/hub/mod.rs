@@ -138,6 +138,11 @@ pub(crate) const MAIN: u32 = 0;
 /// Value of `current` while hub code (callbacks) runs on the loop's stack.
 pub(crate) const LOOP: u32 = u32::MAX;
 
+/// Ready entries (switches and callbacks) the loop runs at most between two
+/// polls of the reactor while greenlets stay ready (tokio's default
+/// `event_interval`); when the ready queue drains it polls at once.
+const IO_POLL_INTERVAL: u32 = 61;
+
 /// Default greenlet stack size in bytes (virtual; only touched pages are
 /// resident, one 4 KiB page for an idle, shallow greenlet).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -404,6 +409,9 @@ pub(crate) struct Hub {
     ready: VecDeque<Ready>,
     /// Entries left in the current iteration's batch.
     batch: usize,
+    /// Ready entries run since the poller was last asked for events (see
+    /// [`IO_POLL_INTERVAL`]).
+    since_poll: u32,
     /// Queued callbacks, in the order of their `Ready::Callback` markers.
     callbacks: VecDeque<Callback>,
     timers: Timers<TimerAction>,
@@ -451,6 +459,7 @@ impl Hub {
             in_loop: false,
             ready: VecDeque::new(),
             batch: 0,
+            since_poll: 0,
             callbacks: VecDeque::new(),
             timers: Timers::new(),
             idlers: Vec::new(),
@@ -689,6 +698,7 @@ impl Hub {
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>) {
+        self.since_poll = 0;
         let mut fired = std::mem::take(&mut self.fired_scratch);
         self.reactor
             .wait_with(timeout, &mut fired, self.shared.is_none());
@@ -707,7 +717,8 @@ impl Hub {
     /// batch is set); `false` when the loop must wait (the second half of
     /// [`boundary`](Self::boundary)). Runs on the native stack or, through
     /// [`next_direct`](Self::next_direct), on a greenlet's: it runs no user
-    /// code.
+    /// code. Timers are fired at every boundary; while greenlets stay ready
+    /// the poller is asked only every [`IO_POLL_INTERVAL`] entries.
     #[inline]
     fn boundary_turn(&mut self) -> bool {
         self.turn_ended();
@@ -718,7 +729,13 @@ impl Hub {
         }
         self.take_posts();
         if !self.ready.is_empty() || !self.idlers.is_empty() {
-            if self.reactor.len() > 0 {
+            // While greenlets stay ready, ask the poller for events only
+            // every `IO_POLL_INTERVAL` entries (tokio's `event_interval`):
+            // a zero-timeout `epoll_wait` costs more than dozens of
+            // switches. Readiness is at most that many entries stale.
+            if self.reactor.len() > 0
+                && (self.ready.is_empty() || self.since_poll >= IO_POLL_INTERVAL)
+            {
                 self.poll_io(Some(Duration::ZERO));
             }
             if self.ready.is_empty() {
@@ -823,6 +840,7 @@ impl Hub {
                 return Next::Boundary;
             }
             self.batch -= 1;
+            self.since_poll = self.since_poll.saturating_add(1);
             let Some(item) = self.ready.pop_front() else {
                 return Next::Boundary;
             };
@@ -908,6 +926,7 @@ impl Hub {
                 // Stale: skipped, as `next` does.
                 self.ready.pop_front();
                 self.batch -= 1;
+                self.since_poll = self.since_poll.saturating_add(1);
                 continue;
             }
             if w.slot == MAIN {
@@ -923,6 +942,7 @@ impl Hub {
             };
             self.ready.pop_front();
             self.batch -= 1;
+            self.since_poll = self.since_poll.saturating_add(1);
             s.state = SlotState::Running;
             self.current = w.slot;
             self.counters.switches += 1;

@@ -34,6 +34,24 @@
 //!     wait on such a descriptor re-arms it (`EPOLL_CTL_MOD` reports the
 //!     current readiness) because it has not tried any I/O.
 //!
+//! # Read readiness of owned sources
+//!
+//! Owned sources are registered with `EPOLLRDHUP` as well (a raw
+//! `epoll_ctl`: `polling` has no flag for it) and share a [`Readiness`] cell
+//! with their socket. Every event the poller reports for the source sets
+//! [`READ_EDGE`] when it says readable (whether or not a reader waits), and
+//! [`READ_ALWAYS`] for good when it reports a hang-up, an error, urgent data
+//! or the read side shut down (`EPOLLRDHUP`); an event seen through
+//! `Poller::wait` (whose events do not tell `EPOLLRDHUP` apart) sets
+//! `READ_ALWAYS` as well, which turns the hint off for that socket. The
+//! socket clears `READ_EDGE` when a read proves the receive queue empty
+//! (`WouldBlock`, or a TCP read shorter than its buffer) and, while it is
+//! clear, waits for the next edge instead of making a read that would say
+//! `WouldBlock`: the edge for any data that arrives after the proof is
+//! queued by the kernel and reported by a later poll, which sets the flag
+//! again, so no wake-up is lost. This saves one `recv` per request of a
+//! request/response server.
+//!
 //! An fd-wait source counts as registered (`len`, the `fds` counter) and
 //! referenced (it keeps the loop alive) only while a waiter waits: an idle
 //! socket neither keeps the loop alive nor makes teardown wait.
@@ -68,6 +86,7 @@
 //!   a transient waiter still waits (through a borrow of the same
 //!   descriptor) becomes transient and leaves with that waiter.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
@@ -110,6 +129,22 @@ pub(crate) struct FdKey {
     generation: u64,
 }
 
+/// What the poller reported for an owned source since its socket last proved
+/// the receive queue empty, shared between the source and the socket's
+/// registration (see the module docs): [`READ_EDGE`] and [`READ_ALWAYS`] bits.
+pub(crate) type Readiness = Rc<Cell<u8>>;
+
+/// A readable edge was reported (or nothing is known yet): try the read.
+pub(crate) const READ_EDGE: u8 = 1;
+/// Sticky: a hang-up, an error, urgent data or a shut-down read side was
+/// reported (or the events could not tell): always try the read.
+pub(crate) const READ_ALWAYS: u8 = 2;
+
+/// The interest of an owned source: both directions, edge-triggered, with
+/// `EPOLLRDHUP` (and `EPOLLPRI`, as `polling` asks for readable interest).
+const OWNED_EVENTS: u32 =
+    (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
 /// Events one raw `epoll_wait` returns at most.
 const RAW_EVENTS: usize = 1024;
 
@@ -126,6 +161,8 @@ struct FdWaiters {
     writer: Option<Waker>,
     /// Owned by a socket: edge-triggered, stays until `release_edge`.
     owned: bool,
+    /// The owner's read readiness (owned sources only; see the module docs).
+    readiness: Option<Readiness>,
     /// See [`FdKey`].
     generation: u64,
 }
@@ -400,6 +437,9 @@ impl Reactor {
     fn arm(&mut self, key: usize, new: bool) -> io::Result<()> {
         let poller = Arc::clone(self.poller()?);
         let source = self.sources[key].as_ref().expect("arming a live source");
+        if source.mode == PollMode::Edge {
+            return epoll_ctl_owned(&poller, source.fd, key, new);
+        }
         let event = Event::new(key, source.readable, source.writable);
         if new {
             // SAFETY: see the module contract: `add_waiter`'s caller holds a
@@ -450,7 +490,20 @@ impl Reactor {
     /// directions (or adopts a transient source already there). Returns the
     /// key the owner waits with and releases with [`Reactor::release_edge`]
     /// before closing `fd`.
+    #[allow(dead_code)] // kept for callers without a readiness cell
     pub(crate) fn register_edge(&mut self, fd: BorrowedFd<'_>) -> io::Result<FdKey> {
+        self.register_edge_with(fd, Rc::new(Cell::new(READ_EDGE)))
+    }
+
+    /// [`register_edge`](Reactor::register_edge) sharing `readiness` with
+    /// the owner (reset to [`READ_EDGE`]: nothing is known of the new
+    /// registration; see the module docs).
+    pub(crate) fn register_edge_with(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        readiness: Readiness,
+    ) -> io::Result<FdKey> {
+        readiness.set(READ_EDGE);
         let raw = fd.as_raw_fd();
         if let Some(key) = self.by_fd(raw) {
             let source = self.sources[key]
@@ -466,11 +519,12 @@ impl Reactor {
                 // number reused. The kernel dropped the old epoll item with
                 // the old file; forget the entry and register afresh.
                 self.remove_source(key);
-                return self.register_edge(fd);
+                return self.register_edge_with(fd, readiness);
             }
             let generation = waiters.generation;
             {
                 waiters.owned = true;
+                waiters.readiness = Some(readiness);
                 source.readable = true;
                 source.writable = true;
                 source.mode = PollMode::Edge;
@@ -483,6 +537,7 @@ impl Reactor {
             reader: None,
             writer: None,
             owned: true,
+            readiness: Some(readiness),
             generation,
         };
         let key = self.new_fd_source(raw, true, waiters)?;
@@ -502,6 +557,7 @@ impl Reactor {
             // A transient waiter (through a borrow) is still there: it
             // removes the source when it leaves.
             waiters.owned = false;
+            waiters.readiness = None;
             source.mode = PollMode::Oneshot;
             return;
         }
@@ -538,6 +594,7 @@ impl Reactor {
                 reader: read.then_some(w),
                 writer: write.then_some(w),
                 owned: false,
+                readiness: None,
                 generation,
             };
             let key = self.new_fd_source(raw, false, waiters)?;
@@ -619,13 +676,33 @@ impl Reactor {
     }
 
     /// Turns one event into the targets it fires.
-    fn dispatch(&mut self, key: usize, readable: bool, writable: bool, fired: &mut Vec<IoTarget>) {
+    ///
+    /// `always`: the event reported a hang-up, an error, urgent data or a
+    /// shut-down read side, or cannot tell (sets [`READ_ALWAYS`]).
+    fn dispatch(
+        &mut self,
+        key: usize,
+        readable: bool,
+        writable: bool,
+        always: bool,
+        fired: &mut Vec<IoTarget>,
+    ) {
         let Some(source) = self.sources.get_mut(key).and_then(Option::as_mut) else {
             return;
         };
         match &mut source.kind {
             Kind::Target(target) => fired.push(target.clone()),
             Kind::Fd(waiters) => {
+                if let Some(readiness) = &waiters.readiness {
+                    let mut bits = readiness.get();
+                    if readable {
+                        bits |= READ_EDGE;
+                    }
+                    if always {
+                        bits |= READ_ALWAYS;
+                    }
+                    readiness.set(bits);
+                }
                 if readable && let Some(w) = waiters.reader.take() {
                     fired.push(IoTarget::Wake(w));
                 }
@@ -705,7 +782,9 @@ impl Reactor {
             let readable =
                 flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) != 0;
             let writable = flags & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
-            self.dispatch(key, readable, writable, fired);
+            let always =
+                flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) != 0;
+            self.dispatch(key, readable, writable, always, fired);
         }
         self.raw_events = raw;
     }
@@ -727,7 +806,15 @@ impl Reactor {
             return;
         }
         for event in events.iter() {
-            self.dispatch(event.key, event.readable, event.writable, fired);
+            // `polling`'s events do not report `EPOLLRDHUP`: a readable
+            // event may be a shut-down read side, so the hint is off.
+            self.dispatch(
+                event.key,
+                event.readable,
+                event.writable,
+                event.readable,
+                fired,
+            );
         }
         self.events = Some(events);
     }
@@ -747,6 +834,10 @@ impl Reactor {
         let poller = Arc::clone(self.poller()?);
         for (key, source) in self.sources.iter().enumerate() {
             if let Some(source) = source {
+                if source.mode == PollMode::Edge {
+                    epoll_ctl_owned(&poller, source.fd, key, true)?;
+                    continue;
+                }
                 // SAFETY: same contract as `register`: registered descriptors
                 // stay open until deregistered.
                 unsafe {
@@ -772,6 +863,31 @@ impl Reactor {
         self.events = None;
         self.poller.take()
     }
+}
+
+/// Adds (`new`) or modifies the poller's entry of an owned source's `fd`
+/// with [`OWNED_EVENTS`] and `key` (a raw `epoll_ctl`: `polling` cannot ask
+/// for `EPOLLRDHUP`). `polling` keeps no state of its own per descriptor on
+/// epoll, so its `delete` still removes the entry.
+fn epoll_ctl_owned(poller: &Poller, fd: RawFd, key: usize, new: bool) -> io::Result<()> {
+    let op = if new {
+        libc::EPOLL_CTL_ADD
+    } else {
+        libc::EPOLL_CTL_MOD
+    };
+    let mut event = libc::epoll_event {
+        events: OWNED_EVENTS,
+        u64: key as u64,
+    };
+    // SAFETY: `event` is a valid `epoll_event` for the whole call; the epoll
+    // descriptor is open (`poller` is borrowed). Adding `fd` is the
+    // registration the module's safety contract covers: owned sources are
+    // deleted (`release_edge`, `clear`) before their owner closes `fd`.
+    let r = unsafe { libc::epoll_ctl(poller.as_raw_fd(), op, fd, &mut event) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Gives the calling thread an alternate signal stack unless it has one

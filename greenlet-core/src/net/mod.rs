@@ -128,6 +128,41 @@ pub(crate) fn blocking<T>(
     }
 }
 
+/// [`blocking`] for stream reads of `len` bytes: while the registration
+/// knows the receive queue is empty ([`FdRegistration::may_read`]) it waits
+/// for the next readable edge without trying `op` (which would only say
+/// `WouldBlock`: one `recv` less per wait). `WouldBlock` proves the queue
+/// empty; so does a read shorter than `len` when `short_drains` (TCP: a
+/// stream `recv` returns early only once the queue is empty or at an urgent
+/// mark, which the poller reports as `EPOLLPRI`, turning the hint off). A
+/// wait that ends always tries `op` again.
+pub(crate) fn blocking_read(
+    reg: &FdRegistration,
+    fd: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+    what: &'static str,
+    len: usize,
+    short_drains: bool,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut try_now = reg.may_read();
+    loop {
+        if try_now {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => reg.read_drained(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) if short_drains && n > 0 && n < len => {
+                    reg.read_drained();
+                    return Ok(n);
+                }
+                r => return r,
+            }
+        }
+        reg.wait(fd, Interest::Read, timeout, what)?;
+        try_now = true;
+    }
+}
+
 /// `std`'s `set_nonblocking`, which on an open descriptor we own cannot fail
 /// (`ioctl(FIONBIO)` fails only with `EBADF`/`ENOTTY`).
 fn nonblocking(r: io::Result<()>, what: &str) {
@@ -213,17 +248,22 @@ macro_rules! socket_impls {
 }
 
 /// `Read`/`Write` on the type and on `&T`, through the per-socket timeouts.
+///
+/// `$short`: a read shorter than its buffer proves the receive queue empty
+/// (TCP; see [`blocking_read`]).
 macro_rules! stream_io {
-    ($ty:ident, $read:literal, $write:literal) => {
+    ($ty:ident, $read:literal, $write:literal, $short:literal) => {
         impl std::io::Read for &$ty {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let this: &$ty = self;
-                $crate::net::blocking(
+                let len = buf.len();
+                $crate::net::blocking_read(
                     &this.reg,
                     std::os::fd::AsFd::as_fd(&this.inner),
-                    $crate::hub::io::Interest::Read,
                     this.timeouts.read.get(),
                     $read,
+                    len,
+                    $short,
                     || (&this.inner).read(buf),
                 )
             }
@@ -233,12 +273,14 @@ macro_rules! stream_io {
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
                 let this: &$ty = self;
-                $crate::net::blocking(
+                let len = bufs.iter().map(|b| b.len()).sum();
+                $crate::net::blocking_read(
                     &this.reg,
                     std::os::fd::AsFd::as_fd(&this.inner),
-                    $crate::hub::io::Interest::Read,
                     this.timeouts.read.get(),
                     $read,
+                    len,
+                    $short,
                     || (&this.inner).read_vectored(bufs),
                 )
             }

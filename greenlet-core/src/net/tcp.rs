@@ -41,7 +41,7 @@ pub struct TcpStream {
 }
 
 socket_impls!(TcpStream, std::net::TcpStream, "TcpStream");
-stream_io!(TcpStream, "TcpStream::read", "TcpStream::write");
+stream_io!(TcpStream, "TcpStream::read", "TcpStream::write", true);
 
 impl TcpStream {
     /// Connects to `addr`, trying each resolved address in turn (std's

@@ -42,7 +42,7 @@ pub struct UnixStream {
 }
 
 socket_impls!(UnixStream, std::os::unix::net::UnixStream, "UnixStream");
-stream_io!(UnixStream, "UnixStream::read", "UnixStream::write");
+stream_io!(UnixStream, "UnixStream::read", "UnixStream::write", false);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
@@ -210,7 +210,10 @@ impl UnixStream {
         self.inner.take_error()
     }
 
-    timeout_methods!(UnixStream, "greenlet::net::UnixStream::pair().expect(\"socketpair\").0");
+    timeout_methods!(
+        UnixStream,
+        "greenlet::net::UnixStream::pair().expect(\"socketpair\").0"
+    );
 }
 
 /// A Unix-domain listening socket whose `accept` switches (std's
