@@ -8,6 +8,7 @@
 
 mod break_common;
 mod common;
+mod soundness_common;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -960,3 +961,228 @@ fn with_timeout_of_a_greenlet_parked_behind_a_transfer_keeps_its_band() {
 
 #[allow(dead_code)]
 fn unused(_: Semaphore) {}
+
+/// Recurses `n` levels with a 1 KiB local per frame.
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    let mut buf = [0u8; 1024];
+    buf[(n % 1024) as usize] = n as u8;
+    let buf = std::hint::black_box(buf);
+    if n == 0 {
+        return u64::from(buf[0]);
+    }
+    deep(n - 1) + u64::from(std::hint::black_box(buf)[(n % 7) as usize])
+}
+
+#[test]
+fn an_overflow_in_a_greenlet_reached_by_transfer_names_that_greenlet() {
+    use soundness_common as sc;
+    if sc::in_child() {
+        greenlet::run(|| {
+            let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
+            let (i, o) = (q1.clone(), q2.clone());
+            let first = Builder::new().name("first").stack_size(64 * 1024);
+            let first: Greenlet<()> = first
+                .spawn(move || {
+                    for v in 0..3 {
+                        q1.put(v).unwrap();
+                        q2.get().unwrap();
+                    }
+                    q1.put(99).unwrap();
+                    sleep(FOREVER);
+                })
+                .unwrap();
+            let b = Builder::new().name("target").stack_size(64 * 1024);
+            let body = move || {
+                loop {
+                    let v = i.get().unwrap(); // reached by transfer
+                    if v == 99 {
+                        std::hint::black_box(deep(u64::MAX));
+                    }
+                    o.put(v).unwrap();
+                }
+            };
+            let (target, line) = (b.spawn(body), line!());
+            sc::print_spawn_line(line);
+            let target: Greenlet<()> = target.unwrap();
+            let _ = target.join();
+            eprintln!("{}", sc::CONTINUED);
+            drop(first);
+        });
+        eprintln!("{}", sc::CONTINUED);
+        return;
+    }
+    let out = sc::run_child("an_overflow_in_a_greenlet_reached_by_transfer_names_that_greenlet");
+    let stderr = sc::assert_aborted(&out);
+    let line = sc::spawn_line(&stderr);
+    let expected = format!(
+        "greenlet target (spawned at tests/break_direct_switch.rs:{line}) overflowed its 64 KiB \
+         stack; raise Builder::stack_size"
+    );
+    assert!(stderr.lines().any(|l| l == expected), "expected {expected:?} in:\n{stderr}");
+    assert!(!stderr.contains(sc::CONTINUED), "{stderr}");
+}
+
+static MONITOR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct MonitorCapture;
+
+impl log::Log for MonitorCapture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn {
+            MONITOR_LINES.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn the_monitor_names_the_hog_reached_by_transfer_once() {
+    child_must_succeed(
+        "the_monitor_names_the_hog_reached_by_transfer_once",
+        CHILD_LIMIT,
+        || {
+            log::set_logger(&MonitorCapture).unwrap();
+            log::set_max_level(log::LevelFilter::Warn);
+            hub::set_max_blocking_time(Some(Duration::from_millis(100)));
+            std::thread::Builder::new()
+                .name("mon".into())
+                .spawn(|| {
+                    greenlet::run(|| {
+                        let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
+                        let (i, o) = (q1.clone(), q2.clone());
+                        let hog: Greenlet<()> = Builder::new()
+                            .name("hog")
+                            .spawn(move || {
+                                for _ in 0..40 {
+                                    let v = i.get().unwrap();
+                                    if v == 20 {
+                                        // Blocks the thread in a greenlet that
+                                        // was switched to directly.
+                                        std::thread::sleep(Duration::from_millis(400));
+                                    }
+                                    o.put(v).unwrap();
+                                }
+                            })
+                            .unwrap();
+                        let pinger: Greenlet<()> = Builder::new()
+                            .name("pinger")
+                            .spawn(move || {
+                                for v in 0..40 {
+                                    q1.put(v).unwrap();
+                                    assert_eq!(q2.get().unwrap(), v);
+                                }
+                            })
+                            .unwrap();
+                        pinger.join().unwrap();
+                        hog.join().unwrap();
+                    });
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            let lines = MONITOR_LINES.lock().unwrap().clone();
+            let reports: Vec<_> = lines.iter().filter(|l| l.contains("hub of thread \"mon\"")).collect();
+            assert_eq!(reports.len(), 1, "{lines:#?}");
+            assert!(reports[0].contains("hog"), "{reports:#?}");
+            assert!(!reports[0].contains("pinger"), "{reports:#?}");
+        },
+    );
+}
+
+/// A panic payload (or a value) whose `Drop` panics.
+struct PanicsOnDrop(&'static str);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{} dropped", self.0);
+        }
+    }
+}
+
+#[test]
+fn a_raw_greenlet_reached_by_transfer_panicking_with_a_payload_that_panics_on_drop() {
+    child_must_succeed(
+        "a_raw_greenlet_reached_by_transfer_panicking_with_a_payload_that_panics_on_drop",
+        CHILD_LIMIT,
+        || {
+            greenlet::run(|| {
+                quiet();
+                let reports = Rc::new(Cell::new(0));
+                let r = reports.clone();
+                hub::set_error_handler(move |_| r.set(r.get() + 1));
+                let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
+                let (i, o) = (q1.clone(), q2.clone());
+                greenlet::spawn_raw(move || {
+                    let v = i.get().unwrap(); // reached by transfer
+                    o.put(v).unwrap();
+                    let _ = i.get(); // reached by transfer again
+                    std::panic::panic_any(PanicsOnDrop("raw payload"));
+                });
+                let a = spawn(move || {
+                    q1.put(1).unwrap();
+                    assert_eq!(q2.get().unwrap(), 1);
+                    q1.put(2).unwrap();
+                    for _ in 0..5 {
+                        sleep(Duration::ZERO);
+                    }
+                    3
+                });
+                assert_eq!(a.get().unwrap(), 3);
+                sleep(Duration::ZERO);
+                assert!(reports.get() >= 1, "the panic was reported");
+                assert_eq!(hub::stats().greenlets, 0);
+            });
+        },
+    );
+}
+
+greenlet_local! {
+    static PANICKY_LOCAL: RefCell<Option<PanicsOnDrop>> = RefCell::new(None);
+}
+
+#[test]
+fn a_greenlet_reached_by_transfer_whose_value_and_local_both_panic_on_drop() {
+    child_must_succeed(
+        "a_greenlet_reached_by_transfer_whose_value_and_local_both_panic_on_drop",
+        CHILD_LIMIT,
+        || {
+            greenlet::run(|| {
+                quiet();
+                hub::set_error_handler(|_| {});
+                let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
+                let (i, o) = (q1.clone(), q2.clone());
+                let victim = spawn(move || {
+                    PANICKY_LOCAL.with(|l| *l.borrow_mut() = Some(PanicsOnDrop("local")));
+                    let v = i.get().unwrap();
+                    o.put(v).unwrap();
+                    let _ = i.get(); // reached by transfer
+                    PanicsOnDrop("value")
+                });
+                let a = spawn(move || {
+                    q1.put(1).unwrap();
+                    assert_eq!(q2.get().unwrap(), 1);
+                    q1.put(2).unwrap();
+                    for _ in 0..5 {
+                        sleep(Duration::ZERO);
+                    }
+                    3
+                });
+                assert_eq!(a.get().unwrap(), 3);
+                victim.join().unwrap();
+                match victim.take() {
+                    Err(GreenletError::Panicked(p)) => {
+                        assert!(p.to_string().contains("local dropped"), "{p}");
+                    }
+                    Err(e) => panic!("expected the local's panic, got {e:?}"),
+                    Ok(_) => panic!("expected the local's panic, got a value"),
+                }
+                assert_eq!(hub::stats().greenlets, 0);
+            });
+        },
+    );
+}
