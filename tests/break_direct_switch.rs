@@ -162,7 +162,8 @@ fn getcurrent_dump_and_stats_name_the_greenlet_reached_by_transfer() {
                 .filter(|g| g.state == hub::GreenletState::Running)
                 .map(|g| g.id)
                 .collect();
-            s.borrow_mut().push((v, me.as_deref() == Some("b"), running.len()));
+            s.borrow_mut()
+                .push((v, me.as_deref() == Some("b"), running.len()));
             a_out.put(v + 1).unwrap();
         }
     });
@@ -824,7 +825,11 @@ fn seeded_ping_pong_storm_with_random_kills_and_timeouts() {
             g.join_timeout(Duration::from_secs(2)).unwrap();
             assert!(g.is_dead());
         }
-        assert_eq!(exits.get(), all.len(), "every greenlet unwound exactly once");
+        assert_eq!(
+            exits.get(),
+            all.len(),
+            "every greenlet unwound exactly once"
+        );
         assert!(t0.elapsed() < Duration::from_secs(5), "storm took too long");
     }
     sleep(Duration::ZERO);
@@ -865,9 +870,8 @@ fn small_stacks_park_and_transfer_with_timers_and_fds_registered() {
     // The boundary's first half runs on the parking greenlet's stack now:
     // a greenlet with the smallest stack, parked deep in it, must still fit.
     let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
-    let fd_waiter = spawn(move || {
-        greenlet::io::wait_read(&r, Some(Duration::from_millis(300))).is_err()
-    });
+    let fd_waiter =
+        spawn(move || greenlet::io::wait_read(&r, Some(Duration::from_millis(300))).is_err());
     let timer = spawn(|| sleep(Duration::from_millis(200)));
     let b = Builder::new().stack_size(16 * 1024);
     let small: Vec<Greenlet<u32>> = (0..4)
@@ -926,7 +930,10 @@ fn elapsed_expiry_of_a_transfer_target_does_not_eat_its_wake_up() {
         let got = consumer.get().unwrap();
         let left = q.get_nowait().ok();
         if round % 2 == 0 {
-            assert!(got.is_some() ^ left.is_some(), "round {round}: {got:?} {left:?}");
+            assert!(
+                got.is_some() ^ left.is_some(),
+                "round {round}: {got:?} {left:?}"
+            );
             kept += usize::from(got.is_some());
         } else {
             assert_eq!((got, left), (None, None));
@@ -955,7 +962,12 @@ fn with_timeout_of_a_greenlet_parked_behind_a_transfer_keeps_its_band() {
     });
     let took = t0.elapsed();
     assert!(r.is_err());
-    assert_band("with_timeout(50ms) over ping-pong", took, Duration::from_millis(50), Duration::from_millis(160));
+    assert_band(
+        "with_timeout(50ms) over ping-pong",
+        took,
+        Duration::from_millis(50),
+        Duration::from_millis(160),
+    );
     echo.kill().unwrap();
 }
 
@@ -1019,7 +1031,10 @@ fn an_overflow_in_a_greenlet_reached_by_transfer_names_that_greenlet() {
         "greenlet target (spawned at tests/break_direct_switch.rs:{line}) overflowed its 64 KiB \
          stack; raise Builder::stack_size"
     );
-    assert!(stderr.lines().any(|l| l == expected), "expected {expected:?} in:\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l == expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
     assert!(!stderr.contains(sc::CONTINUED), "{stderr}");
 }
 
@@ -1033,7 +1048,10 @@ impl log::Log for MonitorCapture {
     }
     fn log(&self, record: &log::Record<'_>) {
         if record.level() <= log::Level::Warn {
-            MONITOR_LINES.lock().unwrap().push(record.args().to_string());
+            MONITOR_LINES
+                .lock()
+                .unwrap()
+                .push(record.args().to_string());
         }
     }
     fn flush(&self) {}
@@ -1085,7 +1103,10 @@ fn the_monitor_names_the_hog_reached_by_transfer_once() {
                 .join()
                 .unwrap();
             let lines = MONITOR_LINES.lock().unwrap().clone();
-            let reports: Vec<_> = lines.iter().filter(|l| l.contains("hub of thread \"mon\"")).collect();
+            let reports: Vec<_> = lines
+                .iter()
+                .filter(|l| l.contains("hub of thread \"mon\""))
+                .collect();
             assert_eq!(reports.len(), 1, "{lines:#?}");
             assert!(reports[0].contains("hog"), "{reports:#?}");
             assert!(!reports[0].contains("pinger"), "{reports:#?}");

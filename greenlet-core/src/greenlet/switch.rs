@@ -102,7 +102,18 @@ impl Stack {
         self.generator.scoped_init(move |mut scope: BodyScope<'_>| {
             let erased: *mut BodyScope<'static> = (&raw mut scope).cast();
             SCOPE.set(erased);
-            body();
+            // The body root catches every unwind of user code. Nothing may
+            // reach the substrate: after a `transfer` the `resume` that
+            // would re-raise it belongs to another greenlet, so it would be
+            // lost and leave this scope published on the native stack.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
+                if is_generator_payload(&*payload) {
+                    // `generator` cancelling the stack: its own business.
+                    std::panic::resume_unwind(payload);
+                }
+                std::mem::forget(payload);
+                fatal(b"greenlet: internal error: a panic escaped a greenlet's root\n");
+            }
             SCOPE.set(ptr::null_mut());
         });
     }

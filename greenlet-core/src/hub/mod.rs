@@ -88,6 +88,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use crate::threadpool::threadpool;
+pub(crate) use api::drop_payload;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
     main_greenlet, reset_error_handler, run_callback, set_default_stack_size, set_error_handler,
