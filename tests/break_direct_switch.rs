@@ -1212,3 +1212,52 @@ fn a_greenlet_reached_by_transfer_whose_value_and_local_both_panic_on_drop() {
         },
     );
 }
+
+#[greenlet::test]
+fn main_gets_loop_exit_when_a_chain_ends_with_everyone_blocked_forever() {
+    let (ab, ba) = (Queue::<u32>::new(), Queue::<u32>::new());
+    let (i, o) = (ab.clone(), ba.clone());
+    let never = Rc::new(Event::new());
+    let n2 = never.clone();
+    let b = spawn(move || {
+        for _ in 0..10 {
+            let v = i.get().unwrap();
+            o.put(v).unwrap();
+        }
+        n2.wait()
+    });
+    let n1 = never.clone();
+    let a = spawn(move || {
+        for v in 0..10 {
+            ab.put(v).unwrap();
+            ba.get().unwrap();
+        }
+        // Parks last: its boundary finds nothing to run, nothing to wait for.
+        n1.wait()
+    });
+    let t0 = Instant::now();
+    let r = a.join();
+    assert!(matches!(r, Err(greenlet::WaitError::LoopExit(_))), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    never.set();
+    a.get().unwrap().unwrap();
+    b.get().unwrap().unwrap();
+}
+
+#[greenlet::test]
+fn idle_returns_only_once_the_transferring_greenlets_stop() {
+    let log = Log::new();
+    let gs = yielders(&log, &["a", "b"], 30);
+    let l = log.clone();
+    let waiter = spawn(move || {
+        hub::idle();
+        l.push("idle");
+    });
+    for g in &gs {
+        g.join().unwrap();
+    }
+    waiter.join().unwrap();
+    let e = log.entries();
+    assert_eq!(e.last().map(String::as_str), Some("idle"), "{e:?}");
+    assert_eq!(e.len(), 61);
+}
