@@ -1261,3 +1261,35 @@ fn idle_returns_only_once_the_transferring_greenlets_stop() {
     assert_eq!(e.last().map(String::as_str), Some("idle"), "{e:?}");
     assert_eq!(e.len(), 61);
 }
+
+#[greenlet::test]
+fn destroy_with_a_chain_suspended_mid_flight_then_a_fresh_chain_runs() {
+    for round in 0..3u32 {
+        let log = Log::new();
+        let (ab, ba) = (Queue::<u32>::new(), Queue::<u32>::new());
+        let (i, o, l) = (ab.clone(), ba.clone(), log.clone());
+        let b = spawn(move || {
+            let _d = common::DropLog::new("b", &l);
+            loop {
+                let v = i.get().unwrap();
+                o.put(v + 1).unwrap();
+            }
+        });
+        let l = log.clone();
+        let a = spawn(move || {
+            let _d = common::DropLog::new("a", &l);
+            let mut v = 0;
+            loop {
+                ab.put(v).unwrap();
+                v = ba.get().unwrap();
+            }
+        });
+        for _ in 0..7 {
+            sleep(Duration::ZERO);
+        }
+        hub::destroy();
+        assert!(a.is_dead() && b.is_dead(), "round {round}");
+        assert_eq!(log.len(), 2, "{:?}", log.entries());
+        assert_eq!(hub::stats().greenlets, 0);
+    }
+}
