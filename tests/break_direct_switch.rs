@@ -998,7 +998,7 @@ fn an_overflow_in_a_greenlet_reached_by_transfer_names_that_greenlet() {
         greenlet::run(|| {
             let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
             let (i, o) = (q1.clone(), q2.clone());
-            let first = Builder::new().name("first").stack_size(64 * 1024);
+            let first = Builder::new().name("first").stack_size(128 * 1024);
             let first: Greenlet<()> = first
                 .spawn(move || {
                     for v in 0..3 {
@@ -1292,4 +1292,41 @@ fn destroy_with_a_chain_suspended_mid_flight_then_a_fresh_chain_runs() {
         assert_eq!(log.len(), 2, "{:?}", log.entries());
         assert_eq!(hub::stats().greenlets, 0);
     }
+}
+
+#[greenlet::test]
+fn a_socket_made_readable_mid_batch_wakes_its_waiter_after_the_requeued_greenlets() {
+    use std::io::Write;
+    let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+    let log = Log::new();
+    let l = log.clone();
+    let waiter = spawn(move || {
+        greenlet::io::wait_read(&r, Some(Duration::from_secs(5))).unwrap();
+        l.push("w");
+    });
+    sleep(Duration::ZERO); // the waiter registers and parks
+    let (la, lb) = (log.clone(), log.clone());
+    let mut w = Some(w);
+    let a = spawn(move || {
+        for r in 1..=5 {
+            la.push(format!("a{r}"));
+            if r == 3 {
+                w.take().unwrap().write_all(b"x").unwrap();
+            }
+            sleep(Duration::ZERO);
+        }
+    });
+    let b = spawn(move || {
+        for r in 1..=5 {
+            lb.push(format!("b{r}"));
+            sleep(Duration::ZERO);
+        }
+    });
+    a.join().unwrap();
+    b.join().unwrap();
+    waiter.join().unwrap();
+    assert_eq!(
+        log.entries(),
+        ["a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4", "w", "a5", "b5"]
+    );
 }
