@@ -118,6 +118,15 @@ impl Stack {
         });
     }
 
+    /// `true` when the caller, which runs on this stack, has at least
+    /// `bytes` of it left below its frame (the guard page is below that).
+    #[inline]
+    pub(crate) fn has_room(&self, bytes: usize) -> bool {
+        let marker = 0u8;
+        let sp = (&raw const marker).addr();
+        sp.saturating_sub(self.generator.stack_bottom()) >= bytes
+    }
+
     /// `true` when no body is loaded or suspended on this stack.
     pub(crate) fn is_idle(&self) -> bool {
         self.generator.is_done()

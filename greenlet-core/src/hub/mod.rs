@@ -884,6 +884,14 @@ impl Hub {
         }
         loop {
             if self.batch == 0 {
+                let from_stack = self.slots[from as usize].stack.as_ref();
+                if !from_stack.is_none_or(|s| s.has_room(BOUNDARY_STACK_ROOM)) {
+                    // Parked deep in a small stack: the boundary (timers,
+                    // polling) runs on the native stack instead, as it did
+                    // before direct switches. Never an overflow that the
+                    // greenlet's own frames did not cause.
+                    return Direct::Loop;
+                }
                 if !self.boundary_turn() {
                     self.boundary_waits = true;
                     return Direct::Loop;
@@ -930,6 +938,12 @@ impl Hub {
         }
     }
 }
+
+/// Stack a parking greenlet must have left for [`Hub::next_direct`] to run
+/// the first half of an iteration boundary on it (its deepest path, a
+/// zero-timeout poll that dispatches events, takes ~2 KiB in unoptimised
+/// builds); with less, the loop runs it on the native stack.
+const BOUNDARY_STACK_ROOM: usize = 8 * 1024;
 
 /// What the loop does next (decided under one borrow).
 enum Next {
