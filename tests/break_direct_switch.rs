@@ -1345,3 +1345,96 @@ fn a_socket_made_readable_mid_batch_wakes_its_waiter_after_the_requeued_greenlet
         ]
     );
 }
+
+#[greenlet::test]
+fn a_getter_killed_after_its_item_was_handed_over_passes_it_on() {
+    let before = baseline();
+    for kill_first in [false, true] {
+        let q = Queue::<u32>::new();
+        let got = Log::new();
+        let getters: Vec<_> = (0..3)
+            .map(|k| {
+                let (q, got) = (q.clone(), got.clone());
+                spawn(move || {
+                    let v = q.get().unwrap();
+                    got.push(format!("g{k}:{v}"));
+                })
+            })
+            .collect();
+        sleep(Duration::ZERO); // all three park on the queue
+        let victim = getters[0].clone();
+        let qq = q.clone();
+        let putter = spawn(move || {
+            if kill_first {
+                victim.kill_nowait();
+                qq.put(7).unwrap();
+            } else {
+                qq.put(7).unwrap(); // handed to g0, which is then killed
+                victim.kill_nowait();
+            }
+            sleep(Duration::ZERO);
+        });
+        putter.join().unwrap();
+        getters[0].join().unwrap();
+        sleep(Duration::ZERO);
+        assert_eq!(got.entries(), ["g1:7"], "kill_first={kill_first}");
+        assert!(q.is_empty());
+        for g in &getters[1..] {
+            g.kill().unwrap();
+        }
+    }
+    sleep(Duration::ZERO);
+    assert_eq!(baseline(), before);
+}
+
+struct SlowLocal(Log);
+
+impl Drop for SlowLocal {
+    fn drop(&mut self) {
+        // Blocks in the greenlet root's epilogue, after the body returned.
+        sleep(Duration::ZERO);
+        sleep(Duration::from_millis(1));
+        self.0.push("local-dropped");
+    }
+}
+
+greenlet_local! {
+    static SLOW: RefCell<Option<SlowLocal>> = RefCell::new(None);
+}
+
+#[greenlet::test]
+fn a_local_whose_drop_blocks_after_the_body_returned_while_others_transfer() {
+    let before = baseline();
+    let log = Log::new();
+    let stop = Rc::new(Cell::new(false));
+    let players: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            spawn(move || {
+                while !stop.get() {
+                    sleep(Duration::ZERO);
+                }
+            })
+        })
+        .collect();
+    let gs: Vec<_> = (0..5u32)
+        .map(|k| {
+            let l = log.clone();
+            spawn(move || {
+                SLOW.with(|s| *s.borrow_mut() = Some(SlowLocal(l)));
+                sleep(Duration::ZERO);
+                k
+            })
+        })
+        .collect();
+    for (k, g) in gs.iter().enumerate() {
+        assert_eq!(g.get().unwrap(), k as u32);
+    }
+    stop.set(true);
+    for p in &players {
+        p.join().unwrap();
+    }
+    assert_eq!(log.count("local-dropped"), 5);
+    sleep(Duration::ZERO);
+    assert_eq!(baseline(), before);
+}
