@@ -1438,3 +1438,43 @@ fn a_local_whose_drop_blocks_after_the_body_returned_while_others_transfer() {
     sleep(Duration::ZERO);
     assert_eq!(baseline(), before);
 }
+
+struct ParksWhileUnwinding(Rc<Queue<u32>>, Rc<Queue<u32>>);
+
+impl Drop for ParksWhileUnwinding {
+    fn drop(&mut self) {
+        // Unwinding from a kill: hands over to the partner, which panics.
+        self.0.put(1).unwrap();
+        let _ = self.1.get_timeout(Duration::from_millis(50));
+    }
+}
+
+#[greenlet::test]
+fn a_transfer_target_panics_while_the_greenlet_that_switched_to_it_unwinds() {
+    quiet();
+    let before = baseline();
+    let (to_p, from_p) = (Rc::new(Queue::<u32>::new()), Rc::new(Queue::<u32>::new()));
+    let (i, o) = (to_p.clone(), from_p.clone());
+    let partner = spawn(move || -> u32 {
+        let v = i.get().unwrap(); // reached by transfer from an unwinding greenlet
+        if v == 1 {
+            panic!("partner panics");
+        }
+        o.put(v).unwrap();
+        v
+    });
+    let (a, b) = (to_p.clone(), from_p.clone());
+    let victim = spawn(move || {
+        let _p = ParksWhileUnwinding(a, b);
+        sleep(FOREVER);
+    });
+    sleep(Duration::ZERO);
+    victim.kill().unwrap();
+    assert!(matches!(victim.get(), Err(ref e) if e.is_greenlet_exit()));
+    match partner.get() {
+        Err(GreenletError::Panicked(p)) => assert!(p.to_string().contains("partner panics")),
+        other => panic!("expected the partner's panic, got {other:?}"),
+    }
+    sleep(Duration::ZERO);
+    assert_eq!(baseline(), before);
+}
