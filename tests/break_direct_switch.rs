@@ -1478,3 +1478,56 @@ fn a_transfer_target_panics_while_the_greenlet_that_switched_to_it_unwinds() {
     sleep(Duration::ZERO);
     assert_eq!(baseline(), before);
 }
+
+#[test]
+fn signals_are_handled_while_greenlets_ping_pong() {
+    child_must_succeed(
+        "signals_are_handled_while_greenlets_ping_pong",
+        CHILD_LIMIT,
+        || {
+            greenlet::run(|| {
+                let hits = Rc::new(Cell::new(0u32));
+                let h = hits.clone();
+                let handle = greenlet::signal(libc::SIGUSR2, move || {
+                    sleep(Duration::ZERO); // a handler may switch
+                    h.set(h.get() + 1);
+                })
+                .unwrap();
+                let stop = Rc::new(Cell::new(false));
+                let (ab, ba) = (Queue::<u32>::new(), Queue::<u32>::new());
+                let (i, o) = (ab.clone(), ba.clone());
+                let b = spawn(move || {
+                    while let Ok(v) = i.get() {
+                        if v == u32::MAX {
+                            return;
+                        }
+                        o.put(v).unwrap();
+                    }
+                });
+                let s = stop.clone();
+                let a = spawn(move || {
+                    let t0 = Instant::now();
+                    while !s.get() && t0.elapsed() < Duration::from_secs(5) {
+                        ab.put(1).unwrap();
+                        ba.get().unwrap();
+                    }
+                    ab.put(u32::MAX).unwrap();
+                });
+                let me = std::process::id();
+                let t0 = Instant::now();
+                for k in 1..=5 {
+                    greenlet::send_signal(me, libc::SIGUSR2).unwrap();
+                    while hits.get() < k {
+                        assert!(t0.elapsed() < Duration::from_secs(5), "signal {k} not handled");
+                        sleep(Duration::from_millis(1));
+                    }
+                }
+                stop.set(true);
+                a.join().unwrap();
+                b.join().unwrap();
+                handle.cancel();
+                assert_eq!(hits.get(), 5);
+            });
+        },
+    );
+}
