@@ -888,6 +888,8 @@ fn small_stacks_park_and_transfer_with_timers_and_fds_registered() {
     let fd_waiter =
         spawn(move || greenlet::io::wait_read(&r, Some(Duration::from_millis(300))).is_err());
     let timer = spawn(|| sleep(Duration::from_millis(200)));
+    // A live handle makes the boundary poll through `polling` (deeper).
+    let handle = hub::handle();
     let b = Builder::new().stack_size(size);
     let small: Vec<Greenlet<u32>> = (0..4)
         .map(|_| {
@@ -910,6 +912,7 @@ fn small_stacks_park_and_transfer_with_timers_and_fds_registered() {
     }
     timer.kill().unwrap();
     assert!(fd_waiter.get().unwrap());
+    drop(handle);
 }
 
 /// Calls `f` under `depth` frames of 1 KiB each.
