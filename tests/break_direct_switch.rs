@@ -1534,3 +1534,96 @@ fn signals_are_handled_while_greenlets_ping_pong() {
         },
     );
 }
+
+/// One greenlet of a random program: how many rounds it runs, and which
+/// children it spawns in which round.
+#[derive(Clone, Debug)]
+struct Plan {
+    rounds: u32,
+    spawns: Vec<(u32, usize)>,
+}
+
+/// The FIFO model of `sleep(0)` and `spawn`: the greenlet at the front runs
+/// one round (its spawns go to the back, then itself if it has rounds left).
+fn model_order(plans: &[Plan], initial: usize) -> Vec<String> {
+    let mut queue: std::collections::VecDeque<(usize, u32)> = (0..initial).map(|g| (g, 0)).collect();
+    let mut log = Vec::new();
+    while let Some((g, r)) = queue.pop_front() {
+        log.push(format!("{g}:{r}"));
+        for &(at, child) in &plans[g].spawns {
+            if at == r {
+                queue.push_back((child, 0));
+            }
+        }
+        if r + 1 < plans[g].rounds {
+            queue.push_back((g, r + 1));
+        }
+    }
+    log
+}
+
+fn run_plan(
+    plans: Rc<Vec<Plan>>,
+    g: usize,
+    log: Log,
+    left: Rc<Cell<usize>>,
+    all_done: Rc<Event>,
+) -> Greenlet<()> {
+    spawn(move || {
+        let plan = plans[g].clone();
+        for r in 0..plan.rounds {
+            log.push(format!("{g}:{r}"));
+            for &(at, child) in &plan.spawns {
+                if at == r {
+                    run_plan(plans.clone(), child, log.clone(), left.clone(), all_done.clone());
+                }
+            }
+            if r + 1 < plan.rounds {
+                sleep(Duration::ZERO);
+            }
+        }
+        left.set(left.get() - 1);
+        if left.get() == 0 {
+            all_done.set();
+        }
+    })
+}
+
+#[greenlet::test]
+fn seeded_random_yield_and_spawn_programs_follow_the_fifo_model() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _program in 0..60 {
+        let total = 2 + rnd(12) as usize;
+        let initial = 1 + rnd(total as u64) as usize;
+        let mut plans: Vec<Plan> = (0..total)
+            .map(|_| Plan {
+                rounds: 1 + rnd(8) as u32,
+                spawns: Vec::new(),
+            })
+            .collect();
+        // Every later greenlet is spawned by an earlier one.
+        for child in initial..total {
+            let parent = rnd(child as u64) as usize;
+            let at = rnd(u64::from(plans[parent].rounds)) as u32;
+            plans[parent].spawns.push((at, child));
+        }
+        let expected = model_order(&plans, initial);
+        let log = Log::new();
+        let left = Rc::new(Cell::new(total));
+        let done = Rc::new(Event::new());
+        let plans = Rc::new(plans);
+        for g in 0..initial {
+            run_plan(plans.clone(), g, log.clone(), left.clone(), done.clone());
+        }
+        done.wait().unwrap();
+        assert_eq!(log.entries(), expected, "plans: {plans:?}");
+        sleep(Duration::ZERO);
+        assert_eq!(hub::stats().greenlets, 0);
+    }
+}
