@@ -1521,7 +1521,10 @@ fn signals_are_handled_while_greenlets_ping_pong() {
                 for k in 1..=5 {
                     greenlet::send_signal(me, libc::SIGUSR2).unwrap();
                     while hits.get() < k {
-                        assert!(t0.elapsed() < Duration::from_secs(5), "signal {k} not handled");
+                        assert!(
+                            t0.elapsed() < Duration::from_secs(5),
+                            "signal {k} not handled"
+                        );
                         sleep(Duration::from_millis(1));
                     }
                 }
@@ -1546,7 +1549,8 @@ struct Plan {
 /// The FIFO model of `sleep(0)` and `spawn`: the greenlet at the front runs
 /// one round (its spawns go to the back, then itself if it has rounds left).
 fn model_order(plans: &[Plan], initial: usize) -> Vec<String> {
-    let mut queue: std::collections::VecDeque<(usize, u32)> = (0..initial).map(|g| (g, 0)).collect();
+    let mut queue: std::collections::VecDeque<(usize, u32)> =
+        (0..initial).map(|g| (g, 0)).collect();
     let mut log = Vec::new();
     while let Some((g, r)) = queue.pop_front() {
         log.push(format!("{g}:{r}"));
@@ -1575,7 +1579,13 @@ fn run_plan(
             log.push(format!("{g}:{r}"));
             for &(at, child) in &plan.spawns {
                 if at == r {
-                    run_plan(plans.clone(), child, log.clone(), left.clone(), all_done.clone());
+                    run_plan(
+                        plans.clone(),
+                        child,
+                        log.clone(),
+                        left.clone(),
+                        all_done.clone(),
+                    );
                 }
             }
             if r + 1 < plan.rounds {

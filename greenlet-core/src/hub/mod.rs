@@ -877,7 +877,9 @@ impl Hub {
     /// (it takes a stack and loads a body, user data moved outside the
     /// borrow), a boundary that must wait, or one that left throws to drop.
     /// So does everything while the monitor has flagged a stall (its report
-    /// is written from the loop, on the native stack).
+    /// is written from the loop, on the native stack), and a boundary when
+    /// `from` has less than [`BOUNDARY_STACK_ROOM`] of stack left (the
+    /// boundary would otherwise run deeper on it than a park ever did).
     pub(super) fn next_direct(&mut self, from: u32) -> Direct {
         if self.stall_flagged() {
             return Direct::Loop;
