@@ -152,6 +152,36 @@ fn timeouts() {
     check_quiet("timeouts");
 }
 
+/// Greenlets switching straight to one another (neighbouring stack slots,
+/// closer than memcheck's `--max-stackframe`), one timed out and one killed
+/// mid-wait: the direct switch and unwinding across it.
+fn transfers() {
+    use greenlet::queue::Queue;
+    let (ab, ba) = (Queue::<u32>::new(), Queue::<u32>::new());
+    let (inbox, outbox) = (ab.clone(), ba.clone());
+    let echo = spawn(move || {
+        while let Ok(v) = inbox.get() {
+            outbox.put(v + 1).expect("unbounded");
+        }
+    });
+    let player = spawn(move || {
+        let mut v = 0;
+        with_timeout(ms(20), || {
+            loop {
+                ab.put(v).expect("unbounded");
+                v = ba.get().expect("the echo answers");
+            }
+        })
+        .expect_err("only the timeout ends the game");
+        v
+    });
+    let rounds = player.get().expect("timed out inside, not failed");
+    assert!(rounds > 0);
+    echo.kill().expect("killed while it waits");
+    assert!(matches!(echo.get(), Err(ref e) if e.is_greenlet_exit()));
+    check_quiet("transfers");
+}
+
 fn panics(reports: &Rc<Cell<usize>>) {
     let before = reports.get();
     let bad = spawn(|| -> u8 { panic!("smoke panic") });
@@ -238,6 +268,7 @@ fn main() {
             spawn_and_join();
             kills();
             timeouts();
+            transfers();
             panics(&reports);
             teardown();
             println!("round {round} done");

@@ -231,6 +231,14 @@ impl<'a, A, T, const LOCAL: bool> GeneratorObj<'a, A, T, LOCAL> {
         self.gen.is_done()
     }
 
+    /// The lowest usable address of this generator's stack
+    /// (greenlet-generator): a scheduler that runs its own code on the
+    /// running generator's stack checks the room left below its frame.
+    #[inline]
+    pub fn stack_bottom(&self) -> usize {
+        self.gen.stack.begin() as usize
+    }
+
     /// Get the stack total size and used size, in `usize` words.
     ///
     /// `used` is exact only when the generator was created with an odd stack

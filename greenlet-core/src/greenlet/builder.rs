@@ -350,6 +350,8 @@ where
                 greenlet: format!("<raw greenlet #{}>", hub::current_slot()),
                 error: &error,
             });
+            // The payload's own `Drop` may panic: the root must not unwind.
+            super::state::drop_caught(error);
         }
     });
     if let Err((e, body)) = hub::start(None, Some(body), std::mem::size_of::<F>(), None, None) {

@@ -314,11 +314,28 @@ fn root<T: 'static, D: 'static>(
         // that had returned a value.
         if let Some(payload) = hub::drop_current_locals() {
             let error = classify(payload);
-            if matches!(outcome, Outcome::Value(_)) {
-                outcome = Outcome::Error(error);
-            }
+            // Whatever is dropped here is user data whose `Drop` may panic
+            // (the replaced value, or the locals' panic payload when the
+            // body had failed already): nothing may unwind out of the root
+            // (the stack switch has no one to hand it to).
+            let dropped = if matches!(outcome, Outcome::Value(_)) {
+                std::mem::replace(&mut outcome, Outcome::Error(error))
+            } else {
+                Outcome::Error(error)
+            };
+            drop_caught(dropped);
         }
         *this.outcome.borrow_mut() = outcome;
+    }
+}
+
+/// Drops `value` (user data) catching a panic from its `Drop`: the greenlet
+/// root must not unwind.
+pub(crate) fn drop_caught<T>(value: T) {
+    if let Err(payload) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
+    {
+        hub::drop_payload(payload);
     }
 }
 

@@ -102,9 +102,29 @@ impl Stack {
         self.generator.scoped_init(move |mut scope: BodyScope<'_>| {
             let erased: *mut BodyScope<'static> = (&raw mut scope).cast();
             SCOPE.set(erased);
-            body();
+            // The body root catches every unwind of user code. Nothing may
+            // reach the substrate: after a `transfer` the `resume` that
+            // would re-raise it belongs to another greenlet, so it would be
+            // lost and leave this scope published on the native stack.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
+                if is_generator_payload(&*payload) {
+                    // `generator` cancelling the stack: its own business.
+                    std::panic::resume_unwind(payload);
+                }
+                std::mem::forget(payload);
+                fatal(b"greenlet: internal error: a panic escaped a greenlet's root\n");
+            }
             SCOPE.set(ptr::null_mut());
         });
+    }
+
+    /// `true` when the caller, which runs on this stack, has at least
+    /// `bytes` of it left below its frame (the guard page is below that).
+    #[inline]
+    pub(crate) fn has_room(&self, bytes: usize) -> bool {
+        let marker = 0u8;
+        let sp = (&raw const marker).addr();
+        sp.saturating_sub(self.generator.stack_bottom()) >= bytes
     }
 
     /// `true` when no body is loaded or suspended on this stack.

@@ -94,6 +94,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use crate::threadpool::threadpool;
+pub(crate) use api::drop_payload;
 pub use api::{
     ErrorReport, Stats, default_stack_size, idle, join, join_timeout, live_greenlets,
     main_greenlet, reset_error_handler, run_callback, set_default_stack_size, set_error_handler,
@@ -900,7 +901,9 @@ impl Hub {
     /// (it takes a stack and loads a body, user data moved outside the
     /// borrow), a boundary that must wait, or one that left throws to drop.
     /// So does everything while the monitor has flagged a stall (its report
-    /// is written from the loop, on the native stack).
+    /// is written from the loop, on the native stack), and a boundary when
+    /// `from` has less than [`BOUNDARY_STACK_ROOM`] of stack left (the
+    /// boundary would otherwise run deeper on it than a park ever did).
     #[inline(always)]
     pub(super) fn next_direct(&mut self, from: u32) -> Direct {
         if self.stall_flagged() {
@@ -908,6 +911,14 @@ impl Hub {
         }
         loop {
             if self.batch == 0 {
+                let from_stack = self.slots[from as usize].stack.as_ref();
+                if !from_stack.is_none_or(|s| s.has_room(BOUNDARY_STACK_ROOM)) {
+                    // Parked deep in a small stack: the boundary (timers,
+                    // polling) runs on the native stack instead, as it did
+                    // before direct switches. Never an overflow that the
+                    // greenlet's own frames did not cause.
+                    return Direct::Loop;
+                }
                 if !self.boundary_turn() {
                     self.boundary_waits = true;
                     return Direct::Loop;
@@ -956,6 +967,12 @@ impl Hub {
         }
     }
 }
+
+/// Stack a parking greenlet must have left for [`Hub::next_direct`] to run
+/// the first half of an iteration boundary on it (its deepest path, a
+/// zero-timeout poll that dispatches events, takes ~2 KiB in unoptimised
+/// builds); with less, the loop runs it on the native stack.
+const BOUNDARY_STACK_ROOM: usize = 8 * 1024;
 
 /// What the loop does next (decided under one borrow).
 enum Next {
