@@ -32,7 +32,9 @@
 //! * **One iteration.** Run the entries that were ready at the start of the
 //!   iteration (FIFO; entries queued meanwhile wait for the next one, so
 //!   `sleep(0)` is fair), then fire expired timers, take cross-thread posts,
-//!   and poll for I/O: without blocking when work is ready, else until the
+//!   and poll for I/O: without blocking when work is ready (then only every
+//!   `IO_POLL_INTERVAL` ready entries, or when the ready queue drains, like
+//!   tokio's `event_interval` and gevent's callback runs), else until the
 //!   next deadline. With no poller (no fd, no [`HubHandle`]) timers are
 //!   waited for with `thread::sleep`.
 //! * **LoopExit.** If nothing is ready and nothing referenced (timer, fd,
