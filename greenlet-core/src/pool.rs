@@ -873,6 +873,88 @@ impl Pool {
         Ok(())
     }
 
+    /// [`add`](Pool::add), waiting at most `timeout` for a slot (gevent's
+    /// `add(greenlet, timeout=t)`, whose `PoolFull` is `Elapsed` here).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Pool::add), and [`WaitError::Elapsed`] when `timeout`
+    /// passes first; the pool is unchanged then.
+    ///
+    /// # Switches
+    ///
+    /// While the pool is full.
+    ///
+    /// # Panics
+    ///
+    /// Inside a hub callback when it has to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use std::time::Duration;
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// pool.spawn(|| greenlet::sleep(Duration::from_secs(60))).unwrap();
+    /// let g = greenlet::spawn(|| ());
+    /// assert!(pool.add_timeout(&g, Duration::from_millis(5)).is_err());
+    /// assert!(!pool.contains(&g));
+    /// pool.kill().unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn add_timeout<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        if self.contains(greenlet) {
+            return Ok(());
+        }
+        let deadline = hub::deadline_after(timeout);
+        let slot = self
+            .inner()
+            .acquire(deadline, Some(timeout), "Pool::add_timeout")?;
+        if !self.contains(greenlet) {
+            slot.fill(greenlet);
+        }
+        Ok(())
+    }
+
+    /// Adds `greenlet` if a slot is free now (gevent's
+    /// `add(greenlet, blocking=False)`); `false` when the pool is full
+    /// (gevent's `PoolFull`). `true` if it already is a member.
+    ///
+    /// Does not switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// let (a, b) = (greenlet::spawn(|| ()), greenlet::spawn(|| ()));
+    /// assert!(pool.try_add(&a));
+    /// assert!(!pool.try_add(&b));
+    /// # });
+    /// ```
+    pub fn try_add<T: 'static, D: 'static>(&self, greenlet: &Greenlet<T, D>) -> bool {
+        if self.contains(greenlet) {
+            return true;
+        }
+        if self.full() {
+            return false;
+        }
+        match self.inner().acquire(None, None, "Pool::try_add") {
+            Ok(slot) => {
+                slot.fill(greenlet);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// As [`Group::discard`]; frees its slot.
     ///
     /// # Examples
@@ -1094,9 +1176,13 @@ impl Pool {
     }
 
     /// Runs `f` in the pool without waiting, even when it is full (gevent's
-    /// `apply_async`): returns a new greenlet (not a member) that waits for
-    /// a slot, runs `f` as a member, and returns [`apply`](Pool::apply)'s
-    /// result. Killing the pool kills `f`'s member greenlet once it runs;
+    /// `apply_async`). When a slot is free, `f` runs in a new member
+    /// greenlet, returned (its value is `Ok(f())`; it takes the slot at
+    /// once, as gevent's `spawn` does). When the pool is full, the returned
+    /// greenlet is a helper (not a member) that waits for a slot, runs `f`
+    /// as a member, and returns [`apply`](Pool::apply)'s result. Either
+    /// way [`get_flat`](Greenlet::get_flat) gives `f`'s value or how it
+    /// failed. Killing the pool kills `f`'s member greenlet once it runs;
     /// kill the returned one to cancel a call still waiting for a slot.
     ///
     /// Does not switch.
@@ -1123,6 +1209,15 @@ impl Pool {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        // gevent's `_apply_async_use_greenlet()`: a helper only when full.
+        if !self.full() {
+            let g = crate::spawn(move || Ok(f()));
+            // A slot is free, so this reserves it without waiting.
+            if let Ok(slot) = self.inner().acquire(None, None, "Pool::apply_async") {
+                slot.fill(&g);
+            }
+            return g;
+        }
         let pool = self.clone();
         crate::spawn(move || pool.apply(f))
     }
