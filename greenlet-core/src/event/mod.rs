@@ -11,12 +11,16 @@
 
 mod async_result;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::greenlet::error::WaitError;
-use crate::waiter::{LinkId, Links, WaitQueue, Waitable};
+use crate::hub;
+use crate::waiter::{LinkId, WaitQueue, Waitable};
 
 pub use async_result::AsyncResult;
 
@@ -62,7 +66,10 @@ pub use async_result::AsyncResult;
 pub struct Event {
     flag: Cell<bool>,
     waiters: WaitQueue<()>,
-    links: Links,
+    links: RefCell<SmallVec<[(LinkId, Box<dyn FnOnce()>); 1]>>,
+    next_link: Cell<u64>,
+    /// Waiters and links in the order they came (see [`Registrations`]).
+    order: Registrations,
     /// Waiters a `set` woke that have not run yet (see [`Notifying`]).
     notifying: Notifying,
 }
@@ -89,9 +96,10 @@ impl Event {
         Event::default()
     }
 
-    /// Raises the flag: every greenlet waiting now wakes (in the order it
-    /// began waiting) and every [`rawlink`](Waitable::rawlink) callback is
-    /// queued. Later waits return at once until [`clear`](Event::clear).
+    /// Raises the flag: every greenlet waiting now wakes and every
+    /// [`rawlink`](Waitable::rawlink) callback is queued, all in the order
+    /// they were registered (gevent notifies waiters and links from one
+    /// list). Later waits return at once until [`clear`](Event::clear).
     /// Does nothing if the flag is already up.
     ///
     /// Does not switch: the waiters run on a later loop turn.
@@ -116,12 +124,28 @@ impl Event {
         if self.flag.replace(true) {
             return;
         }
-        if !self.waiters.is_empty() {
-            self.notifying.woke(self.waiters.notify_all(|| ()));
+        let mut woke = 0;
+        for reg in self.order.take() {
+            match reg {
+                Registration::Waiter(_) => {
+                    if self.waiters.notify_one(()).is_ok() {
+                        woke += 1;
+                    }
+                }
+                Registration::Link(id) => {
+                    if let Some(callback) = self.take_link(id) {
+                        hub::run_callback(callback);
+                    }
+                }
+            }
         }
-        if !self.links.is_empty() {
-            self.links.fire();
-        }
+        self.notifying.woke(woke);
+    }
+
+    fn take_link(&self, id: LinkId) -> Option<Box<dyn FnOnce()>> {
+        let mut links = self.links.borrow_mut();
+        let pos = links.iter().position(|(i, _)| *i == id)?;
+        Some(links.remove(pos).1)
     }
 
     /// Lowers the flag: later waits block until the next
@@ -236,8 +260,80 @@ impl Event {
         }
         // A wake-up handed to a waiter that then dies is nobody else's
         // (every waiter got one): nothing to give back.
+        let _registered = self.order.waiter();
         self.notifying
             .wait(self.waiters.wait(timeout, what, |()| self.notifying.ran()))
+    }
+}
+
+/// One waiter or link of an [`Event`] or [`AsyncResult`].
+pub(crate) enum Registration {
+    /// A blocked waiter (its token).
+    Waiter(u64),
+    Link(LinkId),
+}
+
+/// The order in which waiters and links were registered on an [`Event`] or
+/// [`AsyncResult`]: gevent keeps both in one list
+/// (`AbstractLinkable._links`) and notifies them in that order, so a
+/// `rawlink` added before a waiter runs before it. Waiters are kept in
+/// their [`WaitQueue`] (FIFO) too: the n-th `Waiter` here is the n-th
+/// greenlet in the queue, as each leaves both at once (a
+/// [`WaiterRegistration`] guard).
+#[derive(Default)]
+pub(crate) struct Registrations {
+    next_token: Cell<u64>,
+    list: RefCell<VecDeque<Registration>>,
+}
+
+impl Registrations {
+    /// A waiter is about to block; it is unregistered when the guard drops
+    /// (unless a notification took it first).
+    pub(crate) fn waiter(&self) -> WaiterRegistration<'_> {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        self.list
+            .borrow_mut()
+            .push_back(Registration::Waiter(token));
+        WaiterRegistration { order: self, token }
+    }
+
+    pub(crate) fn link(&self, id: LinkId) {
+        self.list.borrow_mut().push_back(Registration::Link(id));
+    }
+
+    pub(crate) fn unlink(&self, id: LinkId) {
+        let mut list = self.list.borrow_mut();
+        if let Some(pos) = list
+            .iter()
+            .position(|r| matches!(r, Registration::Link(i) if *i == id))
+        {
+            list.remove(pos);
+        }
+    }
+
+    /// Everything registered, in order; the list is left empty.
+    pub(crate) fn take(&self) -> VecDeque<Registration> {
+        std::mem::take(&mut *self.list.borrow_mut())
+    }
+}
+
+/// Unregisters a waiter that leaves (woken, timed out, killed).
+pub(crate) struct WaiterRegistration<'a> {
+    order: &'a Registrations,
+    token: u64,
+}
+
+impl Drop for WaiterRegistration<'_> {
+    fn drop(&mut self) {
+        let mut list = self.order.list.borrow_mut();
+        // Usually at the front, or already taken by a notification.
+        if let Some(pos) = list
+            .iter()
+            .position(|r| matches!(r, Registration::Waiter(t) if *t == self.token))
+        {
+            list.remove(pos);
+        }
     }
 }
 
@@ -299,14 +395,23 @@ impl Waitable for Event {
     }
 
     fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId {
-        let id = self.links.add(callback);
+        let id = LinkId::new(self.next_link.get());
+        self.next_link.set(id.get() + 1);
         if self.flag.get() {
-            self.links.fire();
+            hub::run_callback(callback);
+        } else {
+            self.links.borrow_mut().push((id, callback));
+            self.order.link(id);
         }
         id
     }
 
     fn unlink(&self, id: LinkId) -> bool {
-        self.links.remove(id)
+        let callback = self.take_link(id);
+        if callback.is_some() {
+            self.order.unlink(id);
+        }
+        // The callback is dropped outside the borrow: its Drop may touch us.
+        callback.is_some()
     }
 }
