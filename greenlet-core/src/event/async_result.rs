@@ -196,11 +196,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
                         woke += 1;
                     }
                 }
-                super::Registration::Link(id) => {
-                    if let Some(link) = self.take_link(id) {
-                        self.fire_link(link);
-                    }
-                }
+                super::Registration::Link(id) => self.fire_link(id),
             }
         }
         self.cell.notifying.woke(woke);
@@ -212,9 +208,14 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
         Some(links.remove(pos).1)
     }
 
-    fn fire_link(&self, link: Link<T, E>) {
+    /// Queues link `id`: it runs on the hub unless unlinked first (it
+    /// stays in the list until then).
+    fn fire_link(&self, id: LinkId) {
         let handle = self.clone();
         hub::run_callback(move || {
+            let Some(link) = handle.take_link(id) else {
+                return;
+            };
             let successful = handle.is_successful();
             match link {
                 Link::Raw(f) => f(),
@@ -229,10 +230,10 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     fn add_link(&self, link: Link<T, E>) -> LinkId {
         let id = LinkId::new(self.cell.next_link.get());
         self.cell.next_link.set(id.get() + 1);
+        self.cell.links.borrow_mut().push((id, link));
         if self.is_ready() {
-            self.fire_link(link);
+            self.fire_link(id);
         } else {
-            self.cell.links.borrow_mut().push((id, link));
             self.cell.order.link(id);
         }
         id

@@ -14,6 +14,7 @@ mod async_result;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
 use smallvec::SmallVec;
@@ -66,7 +67,9 @@ pub use async_result::AsyncResult;
 pub struct Event {
     flag: Cell<bool>,
     waiters: WaitQueue<()>,
-    links: RefCell<SmallVec<[(LinkId, Box<dyn FnOnce()>); 1]>>,
+    /// Links stay here until their callback runs, so an `unlink` (even
+    /// from an earlier link of the same `set`) still prevents them.
+    links: Rc<RawLinks>,
     next_link: Cell<u64>,
     /// Waiters and links in the order they came (see [`Registrations`]).
     order: Registrations,
@@ -132,20 +135,21 @@ impl Event {
                         woke += 1;
                     }
                 }
-                Registration::Link(id) => {
-                    if let Some(callback) = self.take_link(id) {
-                        hub::run_callback(callback);
-                    }
-                }
+                Registration::Link(id) => self.fire_link(id),
             }
         }
         self.notifying.woke(woke);
     }
 
-    fn take_link(&self, id: LinkId) -> Option<Box<dyn FnOnce()>> {
-        let mut links = self.links.borrow_mut();
-        let pos = links.iter().position(|(i, _)| *i == id)?;
-        Some(links.remove(pos).1)
+    /// Queues link `id`: it runs on the hub unless unlinked first.
+    fn fire_link(&self, id: LinkId) {
+        let links = Rc::clone(&self.links);
+        hub::run_callback(move || {
+            let callback = take_raw_link(&links, id);
+            if let Some(callback) = callback {
+                callback();
+            }
+        });
     }
 
     /// Lowers the flag: later waits block until the next
@@ -264,6 +268,15 @@ impl Event {
         self.notifying
             .wait(self.waiters.wait(timeout, what, |()| self.notifying.ran()))
     }
+}
+
+/// An [`Event`]'s `rawlink` callbacks, by id.
+type RawLinks = RefCell<SmallVec<[(LinkId, Box<dyn FnOnce()>); 1]>>;
+
+fn take_raw_link(links: &RawLinks, id: LinkId) -> Option<Box<dyn FnOnce()>> {
+    let mut links = links.borrow_mut();
+    let pos = links.iter().position(|(i, _)| *i == id)?;
+    Some(links.remove(pos).1)
 }
 
 /// One waiter or link of an [`Event`] or [`AsyncResult`].
@@ -397,17 +410,20 @@ impl Waitable for Event {
     fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId {
         let id = LinkId::new(self.next_link.get());
         self.next_link.set(id.get() + 1);
+        self.links.borrow_mut().push((id, callback));
         if self.flag.get() {
-            hub::run_callback(callback);
+            self.fire_link(id);
         } else {
-            self.links.borrow_mut().push((id, callback));
             self.order.link(id);
         }
         id
     }
 
+    /// `true` if the callback had not run; it never will. Works while a
+    /// `set` is notifying too (gevent: "notification must not happen after
+    /// unlink even though notification process has been already started").
     fn unlink(&self, id: LinkId) -> bool {
-        let callback = self.take_link(id);
+        let callback = take_raw_link(&self.links, id);
         if callback.is_some() {
             self.order.unlink(id);
         }
