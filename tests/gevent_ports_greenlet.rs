@@ -156,6 +156,9 @@ fn test_func_link() {
 
 // ------------------------------------------------------- LinksTestCase
 
+/// A link callback.
+type Listener<T> = Box<dyn FnOnce(&Greenlet<T>)>;
+
 /// `LinksTestCase.set_links` + `check`: every kind of listener fires for a
 /// finished greenlet, once; `other` links (the wrong kind) never do.
 fn check_links<T: Clone + std::fmt::Debug + 'static>(
@@ -163,7 +166,7 @@ fn check_links<T: Clone + std::fmt::Debug + 'static>(
     link_kind: &str,
     other_kind: &str,
 ) -> (Result<T, GreenletError>, Result<T, GreenletError>) {
-    let link = |p: &Greenlet<T>, kind: &str, f: Box<dyn FnOnce(&Greenlet<T>)>| match kind {
+    let link = |p: &Greenlet<T>, kind: &str, f: Listener<T>| match kind {
         "link" => p.link(f),
         "link_value" => p.link_value(f),
         _ => p.link_exception(f),

@@ -27,6 +27,8 @@ use greenlet::{Timeout, WaitError, joinall, sleep, spawn};
 const ZERO: Duration = Duration::ZERO;
 const MS: Duration = Duration::from_millis(1);
 type Ar = AsyncResult<&'static str>;
+/// What `put_nowait` calls made from the hub returned.
+type Puts = Rc<RefCell<Vec<Result<(), TryPutError<i32>>>>>;
 
 #[derive(Debug)]
 struct RuntimeError;
@@ -45,7 +47,7 @@ impl std::error::Error for RuntimeError {}
 #[greenlet::test]
 fn test_put_nowait_simple() {
     let q = Queue::bounded(1);
-    let result: Rc<RefCell<Vec<Result<(), TryPutError<i32>>>>> = Rc::default();
+    let result: Puts = Rc::default();
     for item in [2, 3] {
         let (q, result) = (q.clone(), result.clone());
         hub::run_callback(move || result.borrow_mut().push(q.put_nowait(item)));
@@ -60,7 +62,7 @@ fn test_put_nowait_simple() {
 #[greenlet::test]
 fn test_put_nowait_simple_channel() {
     let q = Channel::new();
-    let result: Rc<RefCell<Vec<Result<(), TryPutError<i32>>>>> = Rc::default();
+    let result: Puts = Rc::default();
     for item in [2, 3] {
         let (q, result) = (q.clone(), result.clone());
         hub::run_callback(move || result.borrow_mut().push(q.put_nowait(item)));

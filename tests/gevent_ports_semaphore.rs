@@ -119,12 +119,7 @@ fn test_fair_or_hangs() {
 
 /// Runs `n` greenlets of `f` (lock_tests.py's `Bunch`).
 fn bunch(n: usize, f: impl Fn() + Clone + 'static) -> Vec<Greenlet<()>> {
-    (0..n)
-        .map(|_| {
-            let f = f.clone();
-            spawn(move || f())
-        })
-        .collect()
+    (0..n).map(|_| spawn(f.clone())).collect()
 }
 
 /// `lock_tests.py::BaseLockTests::test_acquire_release`, `test_try_acquire`,
