@@ -182,16 +182,22 @@ impl Inner {
         } else {
             Vec::new()
         };
-        if self.len() > 0 {
+        let waited = if self.len() > 0 {
             let deadline = timeout.and_then(hub::deadline_after);
-            self.empty.wait_deadline(deadline, timeout, what, |()| ())?;
-        }
-        for g in watched {
-            if let Some(e) = g.exception() {
-                return Err(e);
+            self.empty.wait_deadline(deadline, timeout, what, |()| ())
+        } else {
+            Ok(())
+        };
+        // gevent checks the members' failures after the wait, timed out or
+        // not: a failure wins over the timeout.
+        if let Ok(()) | Err(WaitError::Elapsed(_)) = waited {
+            for g in watched {
+                if let Some(e) = g.exception() {
+                    return Err(e);
+                }
             }
         }
-        Ok(())
+        Ok(waited?)
     }
 
     fn kill(&self, options: KillOptions, what: &'static str) -> Result<(), WaitError> {
@@ -216,12 +222,20 @@ impl Inner {
         }
     }
 
-    fn killone<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> Result<(), WaitError> {
+    fn killone<T: 'static, D: 'static>(
+        &self,
+        g: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
         let fresh = self.find(g).is_some_and(|i| {
             let members = self.members.borrow();
             !members[i].dying.replace(true)
         });
-        if fresh { g.kill() } else { Ok(()) }
+        if fresh {
+            g.kill_with_options(options)
+        } else {
+            Ok(())
+        }
     }
 
     fn discard<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> bool {
@@ -481,7 +495,8 @@ impl Group {
     /// [`GreenletError::Timeout`] when `timeout` passes first;
     /// [`GreenletError::LoopExit`] on the native stack when the members
     /// can never finish; with `raise_error`, the first failed member's
-    /// error.
+    /// error (among the members when the join began, in the group's order),
+    /// which wins over the timeout, as in gevent.
     ///
     /// # Switches
     ///
@@ -595,7 +610,44 @@ impl Group {
         &self,
         greenlet: &Greenlet<T, D>,
     ) -> Result<(), WaitError> {
-        self.inner.killone(greenlet)
+        self.inner.killone(greenlet, KillOptions::new())
+    }
+
+    /// [`killone`](Group::killone) with gevent's `exception`, `block` and
+    /// `timeout` ([`KillOptions`]). A member already being killed by the
+    /// group is left alone (gevent's `dying` set): it is neither killed
+    /// again nor waited for.
+    ///
+    /// # Errors
+    ///
+    /// As [`Greenlet::kill_with_options`].
+    ///
+    /// # Switches
+    ///
+    /// Unless `nowait`, until it is dead (or the timeout passes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::KillOptions;
+    /// let group = greenlet::pool::Group::new();
+    /// let g = group.spawn(|| greenlet::sleep(std::time::Duration::from_secs(60)));
+    /// greenlet::sleep(std::time::Duration::ZERO); // g runs and blocks
+    /// group.killone_with(&g, KillOptions::new().nowait()).unwrap();
+    /// assert!(!g.is_dead()); // the kill is delivered when g next runs
+    /// greenlet::sleep(std::time::Duration::ZERO);
+    /// assert!(g.is_dead());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn killone_with<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
+        self.inner.killone(greenlet, options)
     }
 }
 
@@ -1132,7 +1184,39 @@ impl Pool {
         &self,
         greenlet: &Greenlet<T, D>,
     ) -> Result<(), WaitError> {
-        self.inner().killone(greenlet)
+        self.inner().killone(greenlet, KillOptions::new())
+    }
+
+    /// As [`Group::killone_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Greenlet::kill_with_options`].
+    ///
+    /// # Switches
+    ///
+    /// Unless `nowait`, until it is dead (or the timeout passes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::KillOptions;
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// let g = pool.spawn(|| greenlet::sleep(std::time::Duration::from_secs(60))).unwrap();
+    /// pool.killone_with(&g, KillOptions::new().timeout(std::time::Duration::from_secs(1)))
+    ///     .unwrap();
+    /// assert!(g.is_dead());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn killone_with<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
+        self.inner().killone(greenlet, options)
     }
 
     /// Runs `f` in the pool and waits for its result (gevent's `apply`).
