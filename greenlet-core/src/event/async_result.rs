@@ -189,7 +189,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
         drop(old); // user Drop, outside the borrow
         // Waiters and links in registration order (gevent's one list).
         let mut woke = 0;
-        for reg in self.cell.order.take() {
+        while let Some(reg) = self.cell.order.pop() {
             match reg {
                 super::Registration::Waiter(_) => {
                     if self.cell.waiters.notify_one(()).is_ok() {

@@ -128,7 +128,9 @@ impl Event {
             return;
         }
         let mut woke = 0;
-        for reg in self.order.take() {
+        // Nothing below runs user code or switches, so nothing registers
+        // meanwhile.
+        while let Some(reg) = self.order.pop() {
             match reg {
                 Registration::Waiter(_) => {
                     if self.waiters.notify_one(()).is_ok() {
@@ -325,9 +327,10 @@ impl Registrations {
         }
     }
 
-    /// Everything registered, in order; the list is left empty.
-    pub(crate) fn take(&self) -> VecDeque<Registration> {
-        std::mem::take(&mut *self.list.borrow_mut())
+    /// The earliest registration, removed (the list keeps its capacity, so
+    /// a set/wait cycle does not allocate).
+    pub(crate) fn pop(&self) -> Option<Registration> {
+        self.list.borrow_mut().pop_front()
     }
 }
 
