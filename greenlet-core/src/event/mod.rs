@@ -298,6 +298,8 @@ pub(crate) enum Registration {
 #[derive(Default)]
 pub(crate) struct Registrations {
     next_token: Cell<u64>,
+    /// `list.len()`, readable without a borrow (the uncontended `set`).
+    len: Cell<usize>,
     list: RefCell<VecDeque<Registration>>,
 }
 
@@ -307,29 +309,40 @@ impl Registrations {
     pub(crate) fn waiter(&self) -> WaiterRegistration<'_> {
         let token = self.next_token.get();
         self.next_token.set(token + 1);
-        self.list
-            .borrow_mut()
-            .push_back(Registration::Waiter(token));
+        self.push(Registration::Waiter(token));
         WaiterRegistration { order: self, token }
     }
 
     pub(crate) fn link(&self, id: LinkId) {
-        self.list.borrow_mut().push_back(Registration::Link(id));
+        self.push(Registration::Link(id));
+    }
+
+    fn push(&self, reg: Registration) {
+        self.list.borrow_mut().push_back(reg);
+        self.len.set(self.len.get() + 1);
+    }
+
+    /// Removes the first registration matching `pred`, if any.
+    fn remove(&self, pred: impl Fn(&Registration) -> bool) {
+        let mut list = self.list.borrow_mut();
+        if let Some(pos) = list.iter().position(pred) {
+            list.remove(pos);
+            self.len.set(self.len.get() - 1);
+        }
     }
 
     pub(crate) fn unlink(&self, id: LinkId) {
-        let mut list = self.list.borrow_mut();
-        if let Some(pos) = list
-            .iter()
-            .position(|r| matches!(r, Registration::Link(i) if *i == id))
-        {
-            list.remove(pos);
-        }
+        self.remove(|r| matches!(r, Registration::Link(i) if *i == id));
     }
 
     /// The earliest registration, removed (the list keeps its capacity, so
     /// a set/wait cycle does not allocate).
+    #[inline]
     pub(crate) fn pop(&self) -> Option<Registration> {
+        if self.len.get() == 0 {
+            return None;
+        }
+        self.len.set(self.len.get() - 1);
         self.list.borrow_mut().pop_front()
     }
 }
@@ -342,14 +355,10 @@ pub(crate) struct WaiterRegistration<'a> {
 
 impl Drop for WaiterRegistration<'_> {
     fn drop(&mut self) {
-        let mut list = self.order.list.borrow_mut();
-        // Usually at the front, or already taken by a notification.
-        if let Some(pos) = list
-            .iter()
-            .position(|r| matches!(r, Registration::Waiter(t) if *t == self.token))
-        {
-            list.remove(pos);
-        }
+        // Usually already taken by a notification, or at the front.
+        let token = self.token;
+        self.order
+            .remove(|r| matches!(r, Registration::Waiter(t) if *t == token));
     }
 }
 
