@@ -324,6 +324,9 @@ impl Registrations {
 
     /// Removes the first registration matching `pred`, if any.
     fn remove(&self, pred: impl Fn(&Registration) -> bool) {
+        if self.len.get() == 0 {
+            return; // the common case: a notification took it
+        }
         let mut list = self.list.borrow_mut();
         if let Some(pos) = list.iter().position(pred) {
             list.remove(pos);
