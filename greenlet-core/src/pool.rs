@@ -182,16 +182,22 @@ impl Inner {
         } else {
             Vec::new()
         };
-        if self.len() > 0 {
+        let waited = if self.len() > 0 {
             let deadline = timeout.and_then(hub::deadline_after);
-            self.empty.wait_deadline(deadline, timeout, what, |()| ())?;
-        }
-        for g in watched {
-            if let Some(e) = g.exception() {
-                return Err(e);
+            self.empty.wait_deadline(deadline, timeout, what, |()| ())
+        } else {
+            Ok(())
+        };
+        // gevent checks the members' failures after the wait, timed out or
+        // not: a failure wins over the timeout.
+        if let Ok(()) | Err(WaitError::Elapsed(_)) = waited {
+            for g in watched {
+                if let Some(e) = g.exception() {
+                    return Err(e);
+                }
             }
         }
-        Ok(())
+        Ok(waited?)
     }
 
     fn kill(&self, options: KillOptions, what: &'static str) -> Result<(), WaitError> {
@@ -216,12 +222,20 @@ impl Inner {
         }
     }
 
-    fn killone<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> Result<(), WaitError> {
+    fn killone<T: 'static, D: 'static>(
+        &self,
+        g: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
         let fresh = self.find(g).is_some_and(|i| {
             let members = self.members.borrow();
             !members[i].dying.replace(true)
         });
-        if fresh { g.kill() } else { Ok(()) }
+        if fresh {
+            g.kill_with_options(options)
+        } else {
+            Ok(())
+        }
     }
 
     fn discard<T: 'static, D: 'static>(&self, g: &Greenlet<T, D>) -> bool {
@@ -481,7 +495,8 @@ impl Group {
     /// [`GreenletError::Timeout`] when `timeout` passes first;
     /// [`GreenletError::LoopExit`] on the native stack when the members
     /// can never finish; with `raise_error`, the first failed member's
-    /// error.
+    /// error (among the members when the join began, in the group's order),
+    /// which wins over the timeout, as in gevent.
     ///
     /// # Switches
     ///
@@ -595,7 +610,44 @@ impl Group {
         &self,
         greenlet: &Greenlet<T, D>,
     ) -> Result<(), WaitError> {
-        self.inner.killone(greenlet)
+        self.inner.killone(greenlet, KillOptions::new())
+    }
+
+    /// [`killone`](Group::killone) with gevent's `exception`, `block` and
+    /// `timeout` ([`KillOptions`]). A member already being killed by the
+    /// group is left alone (gevent's `dying` set): it is neither killed
+    /// again nor waited for.
+    ///
+    /// # Errors
+    ///
+    /// As [`Greenlet::kill_with_options`].
+    ///
+    /// # Switches
+    ///
+    /// Unless `nowait`, until it is dead (or the timeout passes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::KillOptions;
+    /// let group = greenlet::pool::Group::new();
+    /// let g = group.spawn(|| greenlet::sleep(std::time::Duration::from_secs(60)));
+    /// greenlet::sleep(std::time::Duration::ZERO); // g runs and blocks
+    /// group.killone_with(&g, KillOptions::new().nowait()).unwrap();
+    /// assert!(!g.is_dead()); // the kill is delivered when g next runs
+    /// greenlet::sleep(std::time::Duration::ZERO);
+    /// assert!(g.is_dead());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn killone_with<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
+        self.inner.killone(greenlet, options)
     }
 }
 
@@ -873,6 +925,88 @@ impl Pool {
         Ok(())
     }
 
+    /// [`add`](Pool::add), waiting at most `timeout` for a slot (gevent's
+    /// `add(greenlet, timeout=t)`, whose `PoolFull` is `Elapsed` here).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Pool::add), and [`WaitError::Elapsed`] when `timeout`
+    /// passes first; the pool is unchanged then.
+    ///
+    /// # Switches
+    ///
+    /// While the pool is full.
+    ///
+    /// # Panics
+    ///
+    /// Inside a hub callback when it has to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use std::time::Duration;
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// pool.spawn(|| greenlet::sleep(Duration::from_secs(60))).unwrap();
+    /// let g = greenlet::spawn(|| ());
+    /// assert!(pool.add_timeout(&g, Duration::from_millis(5)).is_err());
+    /// assert!(!pool.contains(&g));
+    /// pool.kill().unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn add_timeout<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        if self.contains(greenlet) {
+            return Ok(());
+        }
+        let deadline = hub::deadline_after(timeout);
+        let slot = self
+            .inner()
+            .acquire(deadline, Some(timeout), "Pool::add_timeout")?;
+        if !self.contains(greenlet) {
+            slot.fill(greenlet);
+        }
+        Ok(())
+    }
+
+    /// Adds `greenlet` if a slot is free now (gevent's
+    /// `add(greenlet, blocking=False)`); `false` when the pool is full
+    /// (gevent's `PoolFull`). `true` if it already is a member.
+    ///
+    /// Does not switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// let (a, b) = (greenlet::spawn(|| ()), greenlet::spawn(|| ()));
+    /// assert!(pool.try_add(&a));
+    /// assert!(!pool.try_add(&b));
+    /// # });
+    /// ```
+    pub fn try_add<T: 'static, D: 'static>(&self, greenlet: &Greenlet<T, D>) -> bool {
+        if self.contains(greenlet) {
+            return true;
+        }
+        if self.full() {
+            return false;
+        }
+        match self.inner().acquire(None, None, "Pool::try_add") {
+            Ok(slot) => {
+                slot.fill(greenlet);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// As [`Group::discard`]; frees its slot.
     ///
     /// # Examples
@@ -1050,7 +1184,39 @@ impl Pool {
         &self,
         greenlet: &Greenlet<T, D>,
     ) -> Result<(), WaitError> {
-        self.inner().killone(greenlet)
+        self.inner().killone(greenlet, KillOptions::new())
+    }
+
+    /// As [`Group::killone_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Greenlet::kill_with_options`].
+    ///
+    /// # Switches
+    ///
+    /// Unless `nowait`, until it is dead (or the timeout passes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use greenlet_core as greenlet;
+    /// # greenlet::run(|| {
+    /// use greenlet::KillOptions;
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// let g = pool.spawn(|| greenlet::sleep(std::time::Duration::from_secs(60))).unwrap();
+    /// pool.killone_with(&g, KillOptions::new().timeout(std::time::Duration::from_secs(1)))
+    ///     .unwrap();
+    /// assert!(g.is_dead());
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn killone_with<T: 'static, D: 'static>(
+        &self,
+        greenlet: &Greenlet<T, D>,
+        options: KillOptions,
+    ) -> Result<(), WaitError> {
+        self.inner().killone(greenlet, options)
     }
 
     /// Runs `f` in the pool and waits for its result (gevent's `apply`).
@@ -1094,9 +1260,13 @@ impl Pool {
     }
 
     /// Runs `f` in the pool without waiting, even when it is full (gevent's
-    /// `apply_async`): returns a new greenlet (not a member) that waits for
-    /// a slot, runs `f` as a member, and returns [`apply`](Pool::apply)'s
-    /// result. Killing the pool kills `f`'s member greenlet once it runs;
+    /// `apply_async`). When a slot is free, `f` runs in a new member
+    /// greenlet, returned (its value is `Ok(f())`; it takes the slot at
+    /// once, as gevent's `spawn` does). When the pool is full, the returned
+    /// greenlet is a helper (not a member) that waits for a slot, runs `f`
+    /// as a member, and returns [`apply`](Pool::apply)'s result. Either
+    /// way [`get_flat`](Greenlet::get_flat) gives `f`'s value or how it
+    /// failed. Killing the pool kills `f`'s member greenlet once it runs;
     /// kill the returned one to cancel a call still waiting for a slot.
     ///
     /// Does not switch.
@@ -1123,6 +1293,15 @@ impl Pool {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        // gevent's `_apply_async_use_greenlet()`: a helper only when full.
+        if !self.full() {
+            let g = crate::spawn(move || Ok(f()));
+            // A slot is free, so this reserves it without waiting.
+            if let Ok(slot) = self.inner().acquire(None, None, "Pool::apply_async") {
+                slot.fill(&g);
+            }
+            return g;
+        }
         let pool = self.clone();
         crate::spawn(move || pool.apply(f))
     }

@@ -47,10 +47,18 @@ impl<W: Waitable + ?Sized> std::fmt::Debug for IWait<'_, W> {
 
 impl<'a, W: Waitable + ?Sized> IWait<'a, W> {
     /// Links to every object (on the first `next`, so a dropped, unused
-    /// iterator costs nothing).
+    /// iterator costs nothing). An object ready already is taken as fired
+    /// without a link, so waiting on finished objects does not switch:
+    /// gevent runs the link callbacks of a ready object before any timer
+    /// of that loop turn (`with Timeout(0): joinall(dead)` succeeds,
+    /// `test__queue.py::TestChannel::test_zero_max_size`).
     fn begin(&mut self) {
         self.begun = true;
         for (i, object) in self.objects.iter().enumerate() {
+            if object.is_ready() {
+                self.fired.borrow_mut().push_back(i);
+                continue;
+            }
             let fired = Rc::clone(&self.fired);
             let waker = Rc::clone(&self.waker);
             let id = object.rawlink(Box::new(move || {

@@ -47,7 +47,11 @@ use crate::hub::{self, TimerGuard, Waker};
 ///   links again if needed.
 /// * Callbacks fire in the order they were linked.
 /// * `unlink(id)` removes a callback that has not fired; `true` if it did.
-///   A callback counts as fired once its firing is queued on the hub.
+///   Greenlets, [`Event`](crate::event::Event) and
+///   [`AsyncResult`](crate::event::AsyncResult) count a callback as fired
+///   once it has run, so an unlink made before that (even by an earlier
+///   callback of the same notification) stops it, as in gevent; a
+///   [`Links`] list counts it fired once it is queued on the hub.
 ///
 /// # Examples
 ///

@@ -32,6 +32,8 @@ struct ResultCell<T: 'static, E: 'static> {
     waiters: WaitQueue<()>,
     /// Waiters a `set` woke that have not run yet.
     notifying: super::Notifying,
+    /// Waiters and links in the order they came.
+    order: super::Registrations,
     links: LinkList<T, E>,
     next_link: Cell<u64>,
 }
@@ -126,6 +128,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
                 outcome: RefCell::new(None),
                 waiters: WaitQueue::new(),
                 notifying: super::Notifying::default(),
+                order: super::Registrations::default(),
                 links: RefCell::new(SmallVec::new()),
                 next_link: Cell::new(0),
             }),
@@ -184,27 +187,44 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     fn complete(&self, outcome: Result<T, E>) {
         let old = self.cell.outcome.borrow_mut().replace(outcome);
         drop(old); // user Drop, outside the borrow
-        self.cell
-            .notifying
-            .woke(self.cell.waiters.notify_all(|| ()));
-        self.fire_links();
+        // Waiters and links in registration order (gevent's one list).
+        let mut woke = 0;
+        while let Some(reg) = self.cell.order.pop() {
+            match reg {
+                super::Registration::Waiter(_) => {
+                    if self.cell.waiters.notify_one(()).is_ok() {
+                        woke += 1;
+                    }
+                }
+                super::Registration::Link(id) => self.fire_link(id),
+            }
+        }
+        self.cell.notifying.woke(woke);
     }
 
-    fn fire_links(&self) {
-        let links = std::mem::take(&mut *self.cell.links.borrow_mut());
-        for (_, link) in links {
-            let handle = self.clone();
-            hub::run_callback(move || {
-                let successful = handle.is_successful();
-                match link {
-                    Link::Raw(f) => f(),
-                    Link::Any(f) => f(&handle),
-                    Link::Value(f) if successful => f(&handle),
-                    Link::Exception(f) if !successful => f(&handle),
-                    Link::Value(_) | Link::Exception(_) => {}
-                }
-            });
-        }
+    fn take_link(&self, id: LinkId) -> Option<Link<T, E>> {
+        let mut links = self.cell.links.borrow_mut();
+        let pos = links.iter().position(|(i, _)| *i == id)?;
+        Some(links.remove(pos).1)
+    }
+
+    /// Queues link `id`: it runs on the hub unless unlinked first (it
+    /// stays in the list until then).
+    fn fire_link(&self, id: LinkId) {
+        let handle = self.clone();
+        hub::run_callback(move || {
+            let Some(link) = handle.take_link(id) else {
+                return;
+            };
+            let successful = handle.is_successful();
+            match link {
+                Link::Raw(f) => f(),
+                Link::Any(f) => f(&handle),
+                Link::Value(f) if successful => f(&handle),
+                Link::Exception(f) if !successful => f(&handle),
+                Link::Value(_) | Link::Exception(_) => {}
+            }
+        });
     }
 
     fn add_link(&self, link: Link<T, E>) -> LinkId {
@@ -212,7 +232,9 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
         self.cell.next_link.set(id.get() + 1);
         self.cell.links.borrow_mut().push((id, link));
         if self.is_ready() {
-            self.fire_links();
+            self.fire_link(id);
+        } else {
+            self.cell.order.link(id);
         }
         id
     }
@@ -366,6 +388,7 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
             return Ok(());
         }
         let cell = &self.cell;
+        let _registered = cell.order.waiter();
         cell.notifying
             .wait(cell.waiters.wait(timeout, what, |()| cell.notifying.ran()))
     }
@@ -559,13 +582,10 @@ impl<T: 'static, E: 'static> AsyncResult<T, E> {
     /// # });
     /// ```
     pub fn unlink(&self, id: LinkId) -> bool {
-        let removed = {
-            let mut links = self.cell.links.borrow_mut();
-            links
-                .iter()
-                .position(|(i, _)| *i == id)
-                .map(|pos| links.remove(pos))
-        };
+        let removed = self.take_link(id);
+        if removed.is_some() {
+            self.cell.order.unlink(id);
+        }
         removed.is_some() // the callback is dropped outside the borrow
     }
 

@@ -11,12 +11,17 @@
 
 mod async_result;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::greenlet::error::WaitError;
-use crate::waiter::{LinkId, Links, WaitQueue, Waitable};
+use crate::hub;
+use crate::waiter::{LinkId, WaitQueue, Waitable};
 
 pub use async_result::AsyncResult;
 
@@ -62,7 +67,12 @@ pub use async_result::AsyncResult;
 pub struct Event {
     flag: Cell<bool>,
     waiters: WaitQueue<()>,
-    links: Links,
+    /// Links stay here until their callback runs, so an `unlink` (even
+    /// from an earlier link of the same `set`) still prevents them.
+    links: Rc<RawLinks>,
+    next_link: Cell<u64>,
+    /// Waiters and links in the order they came (see [`Registrations`]).
+    order: Registrations,
     /// Waiters a `set` woke that have not run yet (see [`Notifying`]).
     notifying: Notifying,
 }
@@ -89,9 +99,10 @@ impl Event {
         Event::default()
     }
 
-    /// Raises the flag: every greenlet waiting now wakes (in the order it
-    /// began waiting) and every [`rawlink`](Waitable::rawlink) callback is
-    /// queued. Later waits return at once until [`clear`](Event::clear).
+    /// Raises the flag: every greenlet waiting now wakes and every
+    /// [`rawlink`](Waitable::rawlink) callback is queued, all in the order
+    /// they were registered (gevent notifies waiters and links from one
+    /// list). Later waits return at once until [`clear`](Event::clear).
     /// Does nothing if the flag is already up.
     ///
     /// Does not switch: the waiters run on a later loop turn.
@@ -116,12 +127,31 @@ impl Event {
         if self.flag.replace(true) {
             return;
         }
-        if !self.waiters.is_empty() {
-            self.notifying.woke(self.waiters.notify_all(|| ()));
+        let mut woke = 0;
+        // Nothing below runs user code or switches, so nothing registers
+        // meanwhile.
+        while let Some(reg) = self.order.pop() {
+            match reg {
+                Registration::Waiter(_) => {
+                    if self.waiters.notify_one(()).is_ok() {
+                        woke += 1;
+                    }
+                }
+                Registration::Link(id) => self.fire_link(id),
+            }
         }
-        if !self.links.is_empty() {
-            self.links.fire();
-        }
+        self.notifying.woke(woke);
+    }
+
+    /// Queues link `id`: it runs on the hub unless unlinked first.
+    fn fire_link(&self, id: LinkId) {
+        let links = Rc::clone(&self.links);
+        hub::run_callback(move || {
+            let callback = take_raw_link(&links, id);
+            if let Some(callback) = callback {
+                callback();
+            }
+        });
     }
 
     /// Lowers the flag: later waits block until the next
@@ -236,8 +266,102 @@ impl Event {
         }
         // A wake-up handed to a waiter that then dies is nobody else's
         // (every waiter got one): nothing to give back.
+        let _registered = self.order.waiter();
         self.notifying
             .wait(self.waiters.wait(timeout, what, |()| self.notifying.ran()))
+    }
+}
+
+/// An [`Event`]'s `rawlink` callbacks, by id.
+type RawLinks = RefCell<SmallVec<[(LinkId, Box<dyn FnOnce()>); 1]>>;
+
+fn take_raw_link(links: &RawLinks, id: LinkId) -> Option<Box<dyn FnOnce()>> {
+    let mut links = links.borrow_mut();
+    let pos = links.iter().position(|(i, _)| *i == id)?;
+    Some(links.remove(pos).1)
+}
+
+/// One waiter or link of an [`Event`] or [`AsyncResult`].
+pub(crate) enum Registration {
+    /// A blocked waiter (its token).
+    Waiter(u64),
+    Link(LinkId),
+}
+
+/// The order in which waiters and links were registered on an [`Event`] or
+/// [`AsyncResult`]: gevent keeps both in one list
+/// (`AbstractLinkable._links`) and notifies them in that order, so a
+/// `rawlink` added before a waiter runs before it. Waiters are kept in
+/// their [`WaitQueue`] (FIFO) too: the n-th `Waiter` here is the n-th
+/// greenlet in the queue, as each leaves both at once (a
+/// [`WaiterRegistration`] guard).
+#[derive(Default)]
+pub(crate) struct Registrations {
+    next_token: Cell<u64>,
+    /// `list.len()`, readable without a borrow (the uncontended `set`).
+    len: Cell<usize>,
+    list: RefCell<VecDeque<Registration>>,
+}
+
+impl Registrations {
+    /// A waiter is about to block; it is unregistered when the guard drops
+    /// (unless a notification took it first).
+    pub(crate) fn waiter(&self) -> WaiterRegistration<'_> {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        self.push(Registration::Waiter(token));
+        WaiterRegistration { order: self, token }
+    }
+
+    pub(crate) fn link(&self, id: LinkId) {
+        self.push(Registration::Link(id));
+    }
+
+    fn push(&self, reg: Registration) {
+        self.list.borrow_mut().push_back(reg);
+        self.len.set(self.len.get() + 1);
+    }
+
+    /// Removes the first registration matching `pred`, if any.
+    fn remove(&self, pred: impl Fn(&Registration) -> bool) {
+        if self.len.get() == 0 {
+            return; // the common case: a notification took it
+        }
+        let mut list = self.list.borrow_mut();
+        if let Some(pos) = list.iter().position(pred) {
+            list.remove(pos);
+            self.len.set(self.len.get() - 1);
+        }
+    }
+
+    pub(crate) fn unlink(&self, id: LinkId) {
+        self.remove(|r| matches!(r, Registration::Link(i) if *i == id));
+    }
+
+    /// The earliest registration, removed (the list keeps its capacity, so
+    /// a set/wait cycle does not allocate).
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<Registration> {
+        if self.len.get() == 0 {
+            return None;
+        }
+        self.len.set(self.len.get() - 1);
+        self.list.borrow_mut().pop_front()
+    }
+}
+
+/// Unregisters a waiter that leaves (woken, timed out, killed).
+pub(crate) struct WaiterRegistration<'a> {
+    order: &'a Registrations,
+    token: u64,
+}
+
+impl Drop for WaiterRegistration<'_> {
+    fn drop(&mut self) {
+        // Usually already taken by a notification, or at the front.
+        let token = self.token;
+        self.order
+            .remove(|r| matches!(r, Registration::Waiter(t) if *t == token));
     }
 }
 
@@ -299,14 +423,26 @@ impl Waitable for Event {
     }
 
     fn rawlink(&self, callback: Box<dyn FnOnce()>) -> LinkId {
-        let id = self.links.add(callback);
+        let id = LinkId::new(self.next_link.get());
+        self.next_link.set(id.get() + 1);
+        self.links.borrow_mut().push((id, callback));
         if self.flag.get() {
-            self.links.fire();
+            self.fire_link(id);
+        } else {
+            self.order.link(id);
         }
         id
     }
 
+    /// `true` if the callback had not run; it never will. Works while a
+    /// `set` is notifying too (gevent: "notification must not happen after
+    /// unlink even though notification process has been already started").
     fn unlink(&self, id: LinkId) -> bool {
-        self.links.remove(id)
+        let callback = take_raw_link(&self.links, id);
+        if callback.is_some() {
+            self.order.unlink(id);
+        }
+        // The callback is dropped outside the borrow: its Drop may touch us.
+        callback.is_some()
     }
 }

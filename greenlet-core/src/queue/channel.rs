@@ -161,8 +161,14 @@ impl<T> Channel<T> {
     ///
     /// # Switches
     ///
-    /// Until a getter takes the item (not at all when one waits). A kill or
-    /// [`Timeout`](crate::Timeout) withdraws the item.
+    /// Until a getter takes the item, and then once more so that the getter
+    /// runs before `put` returns (gevent's `Channel.put` always switches: it
+    /// resumes after the getter). When a getter already waits, the item is
+    /// handed to it and `put` yields once; a kill or
+    /// [`Timeout`](crate::Timeout) during that yield unwinds out of `put`
+    /// with the item delivered. While no getter has taken it, a kill or
+    /// timeout withdraws the item. From a hub callback a `put` to a waiting
+    /// getter hands the item over without switching.
     ///
     /// # Panics
     ///
@@ -241,7 +247,15 @@ impl<T> Channel<T> {
         timeout: Option<Duration>,
     ) -> Result<(), PutError<T>> {
         let item = match self.put_nowait(item) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // gevent's putter resumes after the getter it served:
+                // the getter was queued by the hand-off, so one yield
+                // lets it run first (`test__queue.py::TestChannel::test_send`).
+                if hub::in_scope() && !hub::in_callback() {
+                    crate::sleep(Duration::ZERO);
+                }
+                return Ok(());
+            }
             Err(e) => e.into_inner(),
         };
         let inner = &*self.inner;
