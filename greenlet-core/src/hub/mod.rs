@@ -8,7 +8,7 @@
 //!   (`sleep`, `join`, `get`, `wait`), it calls `park`, which runs the loop
 //!   inline until the native stack's own wake-up entry comes up in the ready
 //!   queue. When a greenlet blocks, `park` picks the next ready entry itself
-//!   ([`Hub::next_direct`], the same pick the loop would make, iteration
+//!   (`Hub::next_direct`, the same pick the loop would make, iteration
 //!   boundaries included) and, when that is another greenlet that has run
 //!   before, switches to it directly (`switch::transfer`): one register swap
 //!   instead of two. Anything else (the native stack's turn, a callback, a
