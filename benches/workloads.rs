@@ -35,8 +35,7 @@
 //! 65530), so `spawn_join` and `sleepers` need `vm.max_map_count=262144`
 //! (`MAX_MAP_COUNT=262144 run.sh` sets it as root). Below that, the run
 //! prints a line with `error=spawn_failed failed_at=<k>` and exits with
-//! status 4 instead of crashing. `pingpong` and `echo` wait for channels
-//! and sockets: they print a note on stderr and exit 0 without a line.
+//! status 4 instead of crashing.
 //!
 //! That budget only exists on kernels without stack guard markers (Linux <
 //! 6.13): with them (`hub::uses_guard_markers()`) stacks cost no mapping
