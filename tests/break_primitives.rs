@@ -244,9 +244,9 @@ fn async_result_woken_waiters_killed_leave_no_notifying() {
     for g in &gs {
         g.join().unwrap();
     }
-    assert_eq!(gs[0].get().unwrap(), true);
-    assert_eq!(gs[3].get().unwrap(), true);
-    assert_eq!(gs[4].get().unwrap(), true);
+    assert!(gs[0].get().unwrap());
+    assert!(gs[3].get().unwrap());
+    assert!(gs[4].get().unwrap());
     assert_eq!(switches_during(|| r.wait().unwrap()), 0);
     assert_eq!(r.value(), Some(7));
 }
