@@ -677,3 +677,60 @@ fn wait_over_ready_objects_does_not_switch() {
     let switched = switches_during(|| n = greenlet::joinall([&a, &b]).unwrap().len());
     assert_eq!((n, switched), (2, 0));
 }
+
+/// Sleeps while its greenlet unwinds: a member that takes a while to die.
+struct SlowDeath(Duration);
+
+impl Drop for SlowDeath {
+    fn drop(&mut self) {
+        sleep(self.0);
+    }
+}
+
+/// A second blocking `killone` of a member that is already dying waits for
+/// it to die (gevent joins it), instead of returning `Ok` at once while it
+/// still runs.
+#[greenlet::test]
+fn pool_second_killone_of_a_dying_member_waits_for_its_death() {
+    let pool = Pool::new(2);
+    let g = pool
+        .spawn(|| {
+            let _slow = SlowDeath(Duration::from_millis(30));
+            sleep(common::LONG);
+        })
+        .unwrap();
+    sleep(ZERO);
+    let first = {
+        let (pool, g) = (pool.clone(), g.clone());
+        spawn(move || pool.killone(&g))
+    };
+    sleep(ZERO); // the first kill is under way: g sleeps in its Drop
+    assert!(!g.is_ready());
+    pool.killone(&g).unwrap();
+    assert!(g.is_ready(), "killone returned Ok while the member still runs");
+    first.get().unwrap().unwrap();
+    assert_eq!(pool.len(), 0);
+}
+
+/// A `killone` with a timeout that expires leaves the member dying; a
+/// later blocking `killone` still waits for it (and reports `Elapsed` if
+/// it times out again) rather than claiming success.
+#[greenlet::test]
+fn pool_killone_after_a_timed_out_killone_does_not_claim_success() {
+    let pool = Pool::new(1);
+    let g = pool
+        .spawn(|| {
+            let _slow = SlowDeath(Duration::from_millis(60));
+            sleep(common::LONG);
+        })
+        .unwrap();
+    sleep(ZERO);
+    let short = greenlet::KillOptions::new().timeout(Duration::from_millis(5));
+    let r = pool.killone_with(&g, short.clone());
+    assert!(matches!(r, Err(WaitError::Elapsed(_))), "{r:?}");
+    let r = pool.killone_with(&g, short);
+    assert!(matches!(r, Err(WaitError::Elapsed(_))), "{r:?}");
+    pool.killone(&g).unwrap();
+    assert!(g.is_ready());
+    assert_eq!(pool.len(), 0);
+}
