@@ -678,3 +678,59 @@ fn wait_over_ready_objects_does_not_switch() {
     assert_eq!((n, switched), (2, 0));
 }
 
+/// `shutdown_immediate` drains the items and takes them off the unfinished
+/// count; an item already handed out still counts until its `task_done`,
+/// which then releases the joiners (Python's `Queue.shutdown(immediate)`).
+#[greenlet::test]
+fn queue_shutdown_immediate_then_task_done_releases_joiners() {
+    let q = Queue::<u32>::new();
+    for v in 0..3 {
+        q.put(v).unwrap();
+    }
+    assert_eq!(q.get().unwrap(), 0); // handed out, not done
+    let joiner = {
+        let q = q.clone();
+        spawn(move || q.join_timeout(Duration::from_secs(2)))
+    };
+    sleep(ZERO);
+    q.shutdown_immediate();
+    q.shutdown_immediate(); // idempotent: nothing more to drain
+    sleep(ZERO);
+    assert!(!joiner.is_ready(), "released with a task still unfinished");
+    q.task_done().unwrap();
+    assert!(joiner.get().unwrap().is_ok());
+    assert!(q.task_done().is_err(), "more task_done calls than items");
+    assert!(matches!(q.put(9), Err(PutError::ShutDown(9))));
+}
+
+/// An `iwait` whose greenlet is killed while parked, and one that times
+/// out, leave no link on the objects they waited for.
+#[greenlet::test]
+fn iwait_killed_or_timed_out_leaves_no_links() {
+    let results: Rc<Vec<AsyncResult<u8>>> = Rc::new((0..4).map(|_| AsyncResult::new()).collect());
+    results[1].set(1); // ready: taken without a link
+    let waiter = {
+        let results = results.clone();
+        spawn(move || {
+            let mut n = 0;
+            for r in greenlet::iwait(results.iter()) {
+                r.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    sleep(ZERO);
+    assert!(results[0].has_links() && !results[1].has_links());
+    waiter.kill().unwrap();
+    assert!(results.iter().all(|r| !r.has_links()));
+    let mut it = iwait_with(results.iter(), WaitOptions::new().timeout(5 * MS));
+    assert!(std::ptr::eq(it.next().unwrap().unwrap(), &results[1]));
+    assert!(results[0].has_links());
+    assert!(it.next().is_none()); // timed out
+    assert!(results.iter().all(|r| !r.has_links()));
+    drop(it);
+    results[3].set(3);
+    sleep(ZERO);
+    assert!(results.iter().all(|r| !r.has_links()));
+}
