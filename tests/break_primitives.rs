@@ -734,3 +734,137 @@ fn iwait_killed_or_timed_out_leaves_no_links() {
     sleep(ZERO);
     assert!(results.iter().all(|r| !r.has_links()));
 }
+
+/// Random programs over one `AsyncResult` (waits, timed waits, kills,
+/// `link`/`link_value`/`link_exception`, unlink, an unlink from an earlier
+/// link of the same notification): each link runs at most once, an
+/// unlinked one never, value/exception links only for their outcome, and
+/// every live waiter returns `Ok` exactly once.
+#[greenlet::test]
+fn async_result_seeded_programs_links_exactly_once() {
+    let in_callback_unlinks = Rc::new(Cell::new(0));
+    for seed in 1..=30u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let r = AsyncResult::<u32, String>::new();
+        let ran: Rc<RefCell<Vec<u32>>> = Rc::default();
+        let unlinked: Rc<RefCell<Vec<u32>>> = Rc::default();
+        let mut links = Vec::new();
+        let mut gs = Vec::new();
+        let oks = Rc::new(Cell::new(0));
+        let success = rng.below(2) == 0;
+        let set_at = rng.below(30) as u32;
+        let mut target: Option<Rc<Cell<Option<(u32, greenlet::LinkId)>>>> = None;
+        for step in 0..40u32 {
+            if step == set_at {
+                if success {
+                    r.set(step);
+                } else {
+                    r.set_exception(format!("e{step}"));
+                }
+            }
+            match rng.below(7) {
+                0 | 1 => {
+                    let (r, oks) = (r.clone(), oks.clone());
+                    let timed = rng.below(2) == 0;
+                    gs.push(spawn(move || {
+                        let w = if timed { r.wait_timeout(MS) } else { r.wait() };
+                        if w.is_ok() {
+                            oks.set(oks.get() + 1);
+                        }
+                        (timed, w.is_ok())
+                    }));
+                }
+                2 => {
+                    let ran = ran.clone();
+                    let kind = rng.below(3);
+                    let cb = move |_: &AsyncResult<u32, String>| ran.borrow_mut().push(step);
+                    let id = match kind {
+                        0 => r.link(cb),
+                        1 => r.link_value(cb),
+                        _ => r.link_exception(cb),
+                    };
+                    if let Some(target) = target.take() {
+                        target.set(Some((step, id)));
+                    }
+                    links.push((step, kind, id));
+                }
+                3 => {
+                    // A link that unlinks the link registered next (it runs
+                    // later in the same notification), or, if none is
+                    // registered after it, the one just before it.
+                    let next: Rc<Cell<Option<(u32, greenlet::LinkId)>>> = Rc::default();
+                    let prev = links.last().map(|&(s, _, id)| (s, id));
+                    let (r2, unlinked, ran, n) =
+                        (r.clone(), unlinked.clone(), ran.clone(), next.clone());
+                    let hits = in_callback_unlinks.clone();
+                    let id = r.link(move |_| {
+                        ran.borrow_mut().push(step);
+                        if let Some((s, id)) = n.get().or(prev)
+                            && r2.unlink(id)
+                        {
+                            unlinked.borrow_mut().push(s);
+                            hits.set(hits.get() + 1);
+                        }
+                    });
+                    target = Some(next);
+                    links.push((step, 0, id));
+                }
+                4 => {
+                    if !links.is_empty() {
+                        let (s, _, id) = links.remove(rng.below(links.len() as u64) as usize);
+                        if r.unlink(id) {
+                            unlinked.borrow_mut().push(s);
+                        }
+                    }
+                }
+                5 => {
+                    if !gs.is_empty() {
+                        gs[rng.below(gs.len() as u64) as usize].kill_nowait();
+                    }
+                }
+                _ => sleep(if rng.below(2) == 0 { ZERO } else { MS }),
+            }
+        }
+        if !r.is_ready() {
+            r.set(99);
+        }
+        let success = r.is_successful();
+        for g in &gs {
+            g.join().unwrap();
+        }
+        sleep(ZERO);
+        assert!(!r.has_links(), "seed {seed}: links left behind");
+        let ran = ran.borrow();
+        let unlinked = unlinked.borrow();
+        let mut sorted = ran.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ran.len(), "seed {seed}: a link ran twice");
+        for s in unlinked.iter() {
+            assert!(!ran.contains(s), "seed {seed}: {s} unlinked but ran");
+        }
+        for (s, kind, _) in &links {
+            let expected = match kind {
+                0 => true,
+                1 => success,
+                _ => !success,
+            };
+            let was_unlinked = unlinked.contains(s);
+            assert_eq!(
+                ran.contains(s),
+                expected && !was_unlinked,
+                "seed {seed}: link {s} (kind {kind})"
+            );
+        }
+        let mut returned_ok = 0;
+        for g in &gs {
+            if let Some((_, ok)) = g.value() {
+                returned_ok += usize::from(ok);
+            }
+        }
+        assert_eq!(returned_ok, oks.get(), "seed {seed}");
+        assert_eq!(switches_during(|| r.wait().unwrap()), 0, "seed {seed}");
+    }
+    // The programs did exercise an unlink from an earlier link.
+    assert!(in_callback_unlinks.get() > 0);
+}
