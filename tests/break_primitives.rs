@@ -735,6 +735,9 @@ fn iwait_killed_or_timed_out_leaves_no_links() {
     assert!(results.iter().all(|r| !r.has_links()));
 }
 
+/// The link a link unlinks, once registered: (its step, its id).
+type Target = Rc<Cell<Option<(u32, greenlet::LinkId)>>>;
+
 /// Random programs over one `AsyncResult` (waits, timed waits, kills,
 /// `link`/`link_value`/`link_exception`, unlink, an unlink from an earlier
 /// link of the same notification): each link runs at most once, an
@@ -753,7 +756,7 @@ fn async_result_seeded_programs_links_exactly_once() {
         let oks = Rc::new(Cell::new(0));
         let success = rng.below(2) == 0;
         let set_at = rng.below(30) as u32;
-        let mut target: Option<Rc<Cell<Option<(u32, greenlet::LinkId)>>>> = None;
+        let mut target: Option<Target> = None;
         for step in 0..40u32 {
             if step == set_at {
                 if success {
@@ -792,7 +795,7 @@ fn async_result_seeded_programs_links_exactly_once() {
                     // A link that unlinks the link registered next (it runs
                     // later in the same notification), or, if none is
                     // registered after it, the one just before it.
-                    let next: Rc<Cell<Option<(u32, greenlet::LinkId)>>> = Rc::default();
+                    let next: Target = Rc::default();
                     let prev = links.last().map(|&(s, _, id)| (s, id));
                     let (r2, unlinked, ran, n) =
                         (r.clone(), unlinked.clone(), ran.clone(), next.clone());
