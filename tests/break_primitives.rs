@@ -257,18 +257,13 @@ fn async_result_woken_waiters_killed_leave_no_notifying() {
 /// by an outer `Timeout` during its yield must not report a failure for
 /// an item that was delivered: the caller would send it again.
 ///
-/// Fails today: `Channel::put` hands the item over, then yields once so the
-/// getter runs first (gevent's `test_send` order); an outer `Timeout` whose
-/// deadline has passed fires during that yield, after the getter has taken
-/// the item, so `Timeout::run` reports `Elapsed` for a delivered item. In
-/// gevent the hand-off and the putter's resumption are one hub callback
-/// (`Channel._unlock`), which runs before the loop's timers, so the put
-/// returns normally. Not fixable in queue/ alone: by the time the throw is
-/// raised in the putter, the getter has consumed the item; the fix needs
-/// the hub to defer throws over that one yield (hub/run.rs, out of scope
-/// here).
+/// `Channel::put` hands the item over, then yields once so the getter runs
+/// first (gevent's `test_send` order). An outer `Timeout` whose deadline has
+/// passed fires during that yield; its expiry stays queued (it would be
+/// raised at the putter's next switch) and is withdrawn when the `Timeout`
+/// ends, so the put returns normally, as in gevent, where the hand-off and
+/// the putter's resumption are one hub callback (`Channel._unlock`).
 #[greenlet::test]
-#[ignore = "known: Channel::put's post-hand-off yield lets an outer Timeout fire after delivery (needs a hub change)"]
 fn channel_put_under_an_expiring_outer_timeout_is_exactly_once() {
     let ch = Channel::<u32>::new();
     let got = Rc::new(RefCell::new(Vec::new()));
@@ -294,8 +289,10 @@ fn channel_put_under_an_expiring_outer_timeout_is_exactly_once() {
 }
 
 /// A putter killed during the yield that follows its hand-off: the item
-/// was delivered, exactly once, and the putter is dead (it never reached
-/// the code after `put`).
+/// was delivered, exactly once; the put returns (the kill is raised at the
+/// putter's next switch, gevent's order: its `_unlock` resumes the putter
+/// before the kill's callback runs), so a putter that never switches again
+/// finishes its body.
 #[greenlet::test]
 fn channel_put_killed_during_its_yield_delivers_exactly_once() {
     let ch = Channel::<u32>::new();
@@ -326,7 +323,7 @@ fn channel_put_killed_during_its_yield_delivers_exactly_once() {
     killer.join().unwrap();
     getter.join().unwrap();
     assert_eq!(*got.borrow(), [1]);
-    assert_eq!(after.get(), 0, "the killed putter went on after put");
+    assert_eq!(after.get(), 1, "the put returned: its item was delivered");
     assert_eq!(ch.balance(), 0);
 }
 
@@ -870,4 +867,36 @@ fn async_result_seeded_programs_links_exactly_once() {
     }
     // The programs did exercise an unlink from an earlier link.
     assert!(in_callback_unlinks.get() > 0);
+}
+
+/// The kill that arrives during `Channel::put`'s post-hand-off yield is not
+/// lost: it is raised at the putter's next switch, and the putter ends
+/// killed there.
+#[greenlet::test]
+fn a_kill_deferred_by_channel_put_is_raised_at_the_next_switch() {
+    let ch = Channel::<u32>::new();
+    let getter = {
+        let ch = ch.clone();
+        spawn(move || ch.get().unwrap())
+    };
+    sleep(ZERO);
+    let steps = Rc::new(Cell::new(0));
+    let putter = {
+        let (ch, steps) = (ch.clone(), steps.clone());
+        spawn(move || {
+            ch.put(7).unwrap();
+            steps.set(1); // the put returned: the item is delivered
+            sleep(ZERO); // the deferred kill is raised here
+            steps.set(2);
+        })
+    };
+    let killer = {
+        let putter = putter.clone();
+        spawn(move || putter.kill_nowait())
+    };
+    assert_eq!(getter.get().unwrap(), 7);
+    killer.join().unwrap();
+    let _ = putter.join();
+    assert!(putter.is_dead());
+    assert_eq!(steps.get(), 1, "killed at its next switch, not later");
 }

@@ -123,7 +123,7 @@ use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
     TimerGuard, current_waker, deadline_after, no_scope, park, park_on, park_on_or_panic,
-    park_or_panic, yield_now,
+    park_or_panic, yield_keeping_throws, yield_now,
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;

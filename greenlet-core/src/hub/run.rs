@@ -408,6 +408,29 @@ pub(crate) fn park_or_panic(w: Waker, what: &'static str) {
 /// `sleep(Duration::ZERO)`.
 #[track_caller]
 pub(crate) fn yield_now(what: &'static str) {
+    let slot = requeue_and_switch(what);
+    // Woken by its own entry, never only by a throw: nothing to defer.
+    if let Pending::Throw(throw) = check_throw(slot) {
+        super::raise(slot, throw);
+    }
+}
+
+/// [`yield_now`] for a greenlet (or the native stack) whose operation has
+/// already taken effect, e.g. an item handed to a getter that should run
+/// first: a kill or timeout that arrives during this yield is not raised
+/// here, which would report the finished operation as failed. It stays
+/// queued and is raised at the caller's next switch, or withdrawn if its
+/// `Timeout` ends first. (gevent resumes such a putter from the same hub
+/// callback that served the getter, before timers or kills can run.)
+#[track_caller]
+pub(crate) fn yield_keeping_throws(what: &'static str) {
+    requeue_and_switch(what);
+}
+
+/// Queues the caller behind the ready greenlets and switches; returns its
+/// slot once its own entry came up.
+#[track_caller]
+fn requeue_and_switch(what: &'static str) -> u32 {
     if !local::in_scope() {
         no_scope(what);
     }
@@ -429,10 +452,7 @@ pub(crate) fn yield_now(what: &'static str) {
     } else {
         switch_away(direct);
     }
-    // Woken by its own entry, never only by a throw: nothing to defer.
-    if let Pending::Throw(throw) = check_throw(slot) {
-        super::raise(slot, throw);
-    }
+    slot
 }
 
 /// `yield_now` on the native stack: one run of the loop (out of line, see

@@ -251,8 +251,12 @@ impl<T> Channel<T> {
                 // gevent's putter resumes after the getter it served:
                 // the getter was queued by the hand-off, so one yield
                 // lets it run first (`test__queue.py::TestChannel::test_send`).
+                // The item is delivered: a kill or timeout arriving during
+                // that yield is raised at the putter's next switch, not
+                // reported as this put's failure (gevent serves both in
+                // one hub callback, `Channel._unlock`).
                 if hub::in_scope() && !hub::in_callback() {
-                    crate::sleep(Duration::ZERO);
+                    hub::yield_keeping_throws("Channel::put");
                 }
                 return Ok(());
             }
