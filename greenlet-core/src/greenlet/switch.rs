@@ -341,9 +341,11 @@ pub(crate) fn on_greenlet_stack() -> bool {
     !SCOPE.get().is_null()
 }
 
-/// Yields from the running greenlet back to the hub loop that resumed it.
+/// Yields from the running greenlet back to the hub loop (on the native
+/// stack) that resumed it or the greenlet that transferred to it.
 ///
-/// Returns when the loop resumes this greenlet again. If the stack is being
+/// Returns when this greenlet is switched to again: resumed by the loop, or
+/// reached by another greenlet's [`transfer`]. If the stack is being
 /// dropped instead, `generator` unwinds from here with its `Cancel` payload,
 /// which the greenlet root re-raises.
 #[inline]
@@ -362,7 +364,8 @@ pub(crate) fn suspend() {
     // to it exists while `yield_with` runs (the body does not touch `scope`
     // except through this pointer).
     unsafe { (*scope).yield_with(()) };
-    // Resumed: publish our scope again (the slot is null on the loop side).
+    // Switched to again: publish our scope (the loop leaves the slot null;
+    // a greenlet that transferred here left its own).
     SCOPE.set(scope);
 }
 
