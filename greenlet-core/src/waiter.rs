@@ -300,18 +300,15 @@ impl<T, F: FnOnce(T)> EntryGuard<'_, T, F> {
         let value = self.entry.as_ref()?.value.take()?;
         self.on_unclaimed = None;
         if let Some(entry) = self.entry.take() {
-            entry.cancelled.set(true);
+            // Out of the queue already (the notifier popped it).
             self.queue.recycle(entry);
         }
         Some(value)
     }
-}
 
-impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
-    fn drop(&mut self) {
-        let Some(entry) = self.entry.take() else {
-            return;
-        };
+    /// The wait ended without taking its value: give it back or cancel.
+    #[inline(never)]
+    fn undo(&mut self, entry: Rc<Entry<T>>) {
         match entry.value.take() {
             Some(value) => {
                 // Handed a value, leaving without it (unwinding): give back.
@@ -322,6 +319,16 @@ impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
             None => self.queue.cancel(&entry),
         }
         self.queue.recycle(entry);
+    }
+}
+
+impl<T, F: FnOnce(T)> Drop for EntryGuard<'_, T, F> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // After a successful wait there is nothing to undo (the hot path).
+        if let Some(entry) = self.entry.take() {
+            self.undo(entry);
+        }
     }
 }
 
@@ -392,7 +399,39 @@ impl<T> WaitQueue<T> {
         what: &'static str,
         on_unclaimed: impl FnOnce(T),
     ) -> Result<T, WaitError> {
-        let w = hub::current_waker(what);
+        let mut guard = EntryGuard {
+            queue: self,
+            entry: None,
+            on_unclaimed: Some(on_unclaimed),
+        };
+        let parked = match deadline {
+            // The common, hot case: no timer, and the entry is queued in
+            // the hub borrow that parks.
+            None => hub::park_registering(what, |w| guard.entry = Some(self.enqueue(w))),
+            Some(deadline) => {
+                let w = hub::current_waker(what);
+                guard.entry = Some(self.enqueue(w));
+                let timer = TimerGuard::wake_at(Some(deadline), true, w);
+                let parked = hub::park(w, what);
+                drop(timer);
+                parked
+            }
+        };
+        if let Some(value) = guard.take_value() {
+            // Handed (and already out of the queue): nothing to undo.
+            return Ok(value);
+        }
+        drop(guard); // cancels
+        match parked {
+            Err(e) => Err(WaitError::LoopExit(e)),
+            Ok(()) => Err(WaitError::Elapsed(Elapsed::new(timeout, None))),
+        }
+    }
+
+    /// Queues an entry for `w` at the back (the spare one if it is free).
+    /// Does not touch the hub (it runs inside the parking borrow).
+    #[inline]
+    fn enqueue(&self, w: Waker) -> Rc<Entry<T>> {
         let entry = self
             .spare
             .take()
@@ -412,24 +451,7 @@ impl<T> WaitQueue<T> {
             });
         self.waiting.borrow_mut().push_back(Rc::clone(&entry));
         self.live.set(self.live.get() + 1);
-        let mut guard = EntryGuard {
-            queue: self,
-            entry: Some(entry),
-            on_unclaimed: Some(on_unclaimed),
-        };
-        // No guard at all without a deadline (the common, hot case).
-        let timer = deadline.map(|d| TimerGuard::wake_at(Some(d), true, w));
-        let parked = hub::park(w, what);
-        drop(timer);
-        if let Some(value) = guard.take_value() {
-            // Handed (and already out of the queue): nothing to undo.
-            return Ok(value);
-        }
-        drop(guard); // cancels
-        match parked {
-            Err(e) => Err(WaitError::LoopExit(e)),
-            Ok(()) => Err(WaitError::Elapsed(Elapsed::new(timeout, None))),
-        }
+        entry
     }
 
     /// Hands `value` to the first waiter and wakes it; `Err(value)` back if
@@ -450,6 +472,7 @@ impl<T> WaitQueue<T> {
     /// assert_eq!(q.notify_one(7), Err(7)); // nobody waits
     /// # });
     /// ```
+    #[inline(always)]
     pub fn notify_one(&self, value: T) -> Result<(), T> {
         let entry = {
             let mut waiting = self.waiting.borrow_mut();

@@ -199,7 +199,10 @@ impl ContextStack {
     /// WORKAROUND for Rust 1.89+ compiler optimization bug on macOS/Windows
     /// The thread-local access can be incorrectly optimized in release builds,
     /// causing ROOT_CONTEXT_P.get() to return stale or incorrect values.
-    #[inline(never)] // Prevent inlining to ensure TLS access is correct
+    // Only the macOS/Windows workaround needs an opaque call; elsewhere the
+    // switch path inlines it (greenlet-generator PATCHES.md §8).
+    #[cfg_attr(any(windows, target_os = "macos"), inline(never))]
+    #[cfg_attr(not(any(windows, target_os = "macos")), inline)]
     pub fn current() -> ContextStack {
         cfg_select! {
             all(not(debug_assertions), any(windows, target_os = "macos")) => {

@@ -61,6 +61,15 @@ impl Hub {
             .is_some_and(|s| s.pending.load(Ordering::Acquire))
     }
 
+    /// `true` when a post may be queued (a relaxed look, for the switch
+    /// path; [`take_posts`](Self::take_posts) takes them).
+    #[inline(always)]
+    pub(super) fn posts_flagged(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.pending.load(Ordering::Relaxed))
+    }
+
     /// Moves queued posts into the ready queue.
     #[inline(always)]
     pub(super) fn take_posts(&mut self) {

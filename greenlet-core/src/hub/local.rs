@@ -62,23 +62,36 @@ impl Drop for Teardown {
 ///
 /// Panics if called re-entrantly (from inside another `with_hub`): that is a
 /// bug in this crate, never something a user can cause through the API.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_hub<R>(f: impl FnOnce(&mut Hub) -> R) -> R {
     HUB.with(|cell| {
-        let mut hub = cell
-            .try_borrow_mut()
-            .expect("greenlet: hub borrowed re-entrantly (internal error)");
+        let Ok(mut hub) = cell.try_borrow_mut() else {
+            reentrant_borrow()
+        };
         if !hub.initialized {
-            hub.initialize();
-            if !hub.torn_down {
-                // Registering the teardown destructor fails only while this
-                // thread's TLS is already being destroyed; the hub is then
-                // freed by the destroy that is running.
-                let _ = TEARDOWN.try_with(|_| ());
-            }
+            first_use(&mut hub);
         }
         f(&mut hub)
     })
+}
+
+#[cold]
+#[inline(never)]
+fn reentrant_borrow() -> ! {
+    panic!("greenlet: hub borrowed re-entrantly (internal error)")
+}
+
+/// Initialises this thread's hub (out of line: once per thread).
+#[cold]
+#[inline(never)]
+fn first_use(hub: &mut Hub) {
+    hub.initialize();
+    if !hub.torn_down {
+        // Registering the teardown destructor fails only while this
+        // thread's TLS is already being destroyed; the hub is then freed
+        // by the destroy that is running.
+        let _ = TEARDOWN.try_with(|_| ());
+    }
 }
 
 /// Runs `f` with this thread's hub if it is reachable (not being destroyed,

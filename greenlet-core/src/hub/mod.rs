@@ -123,7 +123,7 @@ use reactor::{IoTarget, Reactor};
 use run::run_loop;
 pub(crate) use run::{
     TimerGuard, current_waker, deadline_after, no_scope, park, park_on, park_on_or_panic,
-    park_or_panic, yield_keeping_throws, yield_now,
+    park_or_panic, park_registering, yield_keeping_throws, yield_now,
 };
 pub use scope::run;
 pub use stacks::max_live_stacks;
@@ -725,6 +725,28 @@ impl Hub {
     #[inline]
     fn boundary_turn(&mut self) -> bool {
         self.turn_ended();
+        if self.boundary_has_work() {
+            return self.boundary_turn_work();
+        }
+        self.batch = self.ready.len();
+        self.batch > 0
+    }
+
+    /// `false` in the common case on the switch path (no timer, post, fd
+    /// or idle waiter): the boundary has nothing to do but count the turn
+    /// and start the next batch.
+    #[inline(always)]
+    fn boundary_has_work(&self) -> bool {
+        self.timers.len() > 0
+            || self.reactor.len() > 0
+            || !self.idlers.is_empty()
+            || self.posts_flagged()
+    }
+
+    /// [`boundary_turn`](Self::boundary_turn) with timers, posts, fds or
+    /// idle waiters to look at.
+    #[inline(never)]
+    fn boundary_turn_work(&mut self) -> bool {
         // Reading the clock costs ~20 ns here (as much as a switch): only
         // when a timer could be due.
         if self.timers.len() > 0 {
@@ -913,15 +935,24 @@ impl Hub {
         }
         loop {
             if self.batch == 0 {
+                let work = self.boundary_has_work();
                 let from_stack = self.slots[from as usize].stack.as_ref();
-                if !from_stack.is_none_or(|s| s.has_room(BOUNDARY_STACK_ROOM)) {
-                    // Parked deep in a small stack: the boundary (timers,
-                    // polling) runs on the native stack instead, as it did
-                    // before direct switches. Never an overflow that the
-                    // greenlet's own frames did not cause.
+                if work && !from_stack.is_none_or(|s| s.has_room(BOUNDARY_STACK_ROOM)) {
+                    // Parked deep in a small stack: the boundary's work
+                    // (timers, polling) runs on the native stack instead,
+                    // as it did before direct switches. Never an overflow
+                    // that the greenlet's own frames did not cause. (A
+                    // boundary without work only counts the turn.)
                     return Direct::Loop;
                 }
-                if !self.boundary_turn() {
+                self.turn_ended();
+                let runs = if work {
+                    self.boundary_turn_work()
+                } else {
+                    self.batch = self.ready.len();
+                    self.batch > 0
+                };
+                if !runs {
                     self.boundary_waits = true;
                     return Direct::Loop;
                 }

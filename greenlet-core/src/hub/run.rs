@@ -323,12 +323,57 @@ pub(crate) fn park(w: Waker, what: &'static str) -> Result<(), LoopExit> {
 /// is the wait's name.
 pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
     let what = target.what();
-    let mut direct = with_hub(|h| {
-        h.settle_unwinding(w.slot);
-        if !matches!(target, WaitTarget::Text(_)) {
-            h.meta_target(w.slot, target);
+    let direct = with_hub(|h| h.begin_park(w, target));
+    park_switch(w, what, direct)
+}
+
+/// [`park`] for a wait that records the current greenlet's waker somewhere
+/// (a [`WaitQueue`](crate::waiter::WaitQueue)) just before blocking:
+/// `register` gets the waker inside the same hub borrow that parks, so the
+/// hot path of every such wait takes one borrow instead of two. `register`
+/// must not touch the hub; it is called only once the wait can start (in a
+/// hub scope, not in a hub callback).
+///
+/// # Panics
+///
+/// As [`current_waker`].
+#[inline]
+#[track_caller]
+pub(crate) fn park_registering(
+    what: &'static str,
+    register: impl FnOnce(Waker),
+) -> Result<(), LoopExit> {
+    if !local::in_scope() {
+        no_scope(what);
+    }
+    let parked = with_hub(|h| {
+        if h.current == LOOP {
+            return None;
         }
-        let s = &mut h.slots[w.slot as usize];
+        let w = Waker {
+            slot: h.current,
+            token: h.slots[h.current as usize].token,
+        };
+        register(w);
+        Some((w, h.begin_park(w, WaitTarget::Text(what))))
+    });
+    let Some((w, direct)) = parked else {
+        blocking_in_hub(what)
+    };
+    park_switch(w, what, direct)
+}
+
+impl super::Hub {
+    /// The borrow half of a park: marks `w`'s slot suspended on `target`
+    /// and picks where it switches to.
+    #[inline(always)]
+    fn begin_park(&mut self, w: Waker, target: WaitTarget) -> Direct {
+        self.settle_unwinding(w.slot);
+        let what = target.what();
+        if !matches!(target, WaitTarget::Text(_)) {
+            self.meta_target(w.slot, target);
+        }
+        let s = &mut self.slots[w.slot as usize];
         debug_assert_eq!(s.token, w.token, "park with a stale waker");
         s.state = SlotState::Suspended;
         s.waiting = what;
@@ -336,14 +381,20 @@ pub(crate) fn park_on(w: Waker, target: WaitTarget) -> Result<(), LoopExit> {
         if s.has_throws() {
             // Killed while running (kill_nowait on itself): come back after
             // one trip through the loop and unwind.
-            h.wake_for_throw(w.slot);
+            self.wake_for_throw(w.slot);
         }
         if w.slot == MAIN {
             Direct::Loop
         } else {
-            h.next_direct(w.slot)
+            self.next_direct(w.slot)
         }
-    });
+    }
+}
+
+/// The switch half of a park: away until `w` is woken, then raises a
+/// queued throw.
+#[inline(always)]
+fn park_switch(w: Waker, what: &'static str, mut direct: Direct) -> Result<(), LoopExit> {
     loop {
         if w.slot == MAIN {
             run_main_loop(what)?;

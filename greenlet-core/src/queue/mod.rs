@@ -910,6 +910,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// q.put_nowait(1).unwrap();
     /// assert_eq!(q.put_nowait(2), Err(TryPutError::Full(2)));
     /// ```
+    #[inline(always)]
     pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
         let inner = &*self.inner;
         if inner.shutdown.get() {
