@@ -65,10 +65,6 @@ pub(crate) struct Stack {
     generator: LocalGenerator<'static, (), ()>,
     /// Size in bytes this stack was created with (pool buckets by size).
     size: usize,
-    /// The lowest usable address (`stack_bottom`), kept here so that the
-    /// switch path's room check reads it from the hub slot, not through
-    /// the generator's control block.
-    bottom: usize,
 }
 
 impl std::fmt::Debug for Stack {
@@ -89,12 +85,7 @@ impl Stack {
         let mut generator = Gn::<()>::new_scoped_local_in(memory, |_scope| {});
         // The placeholder body never ran; drop it so the stack is idle.
         generator.cancel();
-        let bottom = generator.stack_bottom();
-        Stack {
-            generator,
-            size,
-            bottom,
-        }
+        Stack { generator, size }
     }
 
     /// Size in bytes this stack was created with.
@@ -133,7 +124,7 @@ impl Stack {
     pub(crate) fn has_room(&self, bytes: usize) -> bool {
         let marker = 0u8;
         let sp = (&raw const marker).addr();
-        sp.saturating_sub(self.bottom) >= bytes
+        sp.saturating_sub(self.generator.stack_bottom()) >= bytes
     }
 
     /// `true` when no body is loaded or suspended on this stack.
