@@ -1,7 +1,10 @@
 //! Fairness of the switch fast paths: while two greenlets ping-pong (with
 //! `sleep(0)`, or over two queues) as fast as they can, a 5 ms timer still
-//! fires on time and a readable fd still wakes its waiter, and a kill or a
-//! timeout aimed at one of the players lands at its next switch.
+//! fires on time, a readable fd still wakes its waiter, a post from another
+//! thread still runs, `idle()` waits for them, a long turn among their short
+//! ones is recorded, and a kill or a timeout aimed at one of the players
+//! lands at its next switch. (Their boundaries take a path without timers,
+//! fds, posts or idle waiters; these check that it notices each of them.)
 
 mod common;
 
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{PROMPT, TICK_UPPER, assert_band, quiet};
 use greenlet::queue::Queue;
-use greenlet::{io::wait_read, sleep, spawn, with_timeout};
+use greenlet::{hub, idle, io::wait_read, sleep, spawn, with_timeout};
 
 const FIVE_MS: Duration = Duration::from_millis(5);
 
@@ -173,5 +176,136 @@ fn a_timeout_interrupts_a_queue_player_mid_game() {
     assert_band("5 ms timeout under ping-pong", took, FIVE_MS, TICK_UPPER);
     a.join().unwrap();
     b.join().unwrap();
+    quiet();
+}
+
+#[greenlet::test]
+fn a_post_from_another_thread_runs_while_greenlets_pingpong() {
+    for players in [
+        yield_players as fn(&Rc<Cell<bool>>) -> [greenlet::Greenlet<u64>; 2],
+        queue_players,
+    ] {
+        let stop = Rc::new(Cell::new(false));
+        let handle = hub::handle();
+        let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+        let poster = std::thread::spawn(move || {
+            std::thread::sleep(FIVE_MS);
+            sent_tx.send(Instant::now()).unwrap();
+            handle
+                .post(|| STOP.with(|s| s.set(true)))
+                .expect("the hub is open");
+        });
+        STOP.with(|s| s.set(false));
+        // The post flips a thread-local flag (posts are `Send`); a third
+        // greenlet relays it to the players. No timer is pending meanwhile:
+        // only the post makes the boundary look beyond the ready queue.
+        let s = stop.clone();
+        let t0 = Instant::now();
+        let relay = spawn(move || {
+            while !STOP.with(Cell::get) && t0.elapsed() < PROMPT {
+                sleep(Duration::ZERO);
+            }
+            s.set(true);
+            STOP.with(Cell::get)
+        });
+        let [a, b] = players(&stop);
+        assert!(
+            relay.get().unwrap(),
+            "the post never ran while the players ran"
+        );
+        let seen = sent_rx.recv().unwrap().elapsed();
+        poster.join().unwrap();
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(seen < TICK_UPPER, "the post ran {seen:?} late");
+        quiet();
+    }
+}
+
+thread_local! {
+    static STOP: Cell<bool> = const { Cell::new(false) };
+}
+
+#[greenlet::test]
+fn an_idle_waiter_returns_only_after_the_players_stop() {
+    for players in [
+        yield_players as fn(&Rc<Cell<bool>>) -> [greenlet::Greenlet<u64>; 2],
+        queue_players,
+    ] {
+        let stop = Rc::new(Cell::new(false));
+        let idled = Rc::new(Cell::new(false));
+        let (s, i) = (stop.clone(), idled.clone());
+        let waiter = spawn(move || {
+            idle();
+            // Nothing was ready when it returned: the players had stopped.
+            assert!(s.get(), "idle() returned while the players still ran");
+            i.set(true);
+        });
+        // No timer is pending: only the idle waiter makes the boundary look
+        // beyond the ready queue.
+        let s = stop.clone();
+        let stopper = spawn(move || {
+            for _ in 0..5000 {
+                sleep(Duration::ZERO);
+            }
+            s.set(true);
+        });
+        let [a, b] = players(&stop);
+        assert!(a.get().unwrap() > 0 && b.get().unwrap() > 0);
+        stopper.join().unwrap();
+        waiter.join().unwrap();
+        assert!(idled.get());
+        quiet();
+    }
+}
+
+#[greenlet::test]
+fn every_switch_of_a_queue_pingpong_ends_a_loop_turn() {
+    let before = hub::stats().loop_iterations;
+    let (a_to_b, b_to_a) = (Queue::<u64>::new(), Queue::<u64>::new());
+    let (inbox, outbox) = (a_to_b.clone(), b_to_a.clone());
+    let b = spawn(move || {
+        for _ in 0..1000 {
+            let v = inbox.get().unwrap();
+            outbox.put(v + 1).unwrap();
+        }
+    });
+    let a = spawn(move || {
+        let mut v = 0;
+        for _ in 0..1000 {
+            a_to_b.put(v).unwrap();
+            v = b_to_a.get().unwrap();
+        }
+        v
+    });
+    assert_eq!(a.get().unwrap(), 1000);
+    b.join().unwrap();
+    // Each hand-off leaves one greenlet ready: a batch of one, then the
+    // boundary (timers, posts, I/O) before the next.
+    let turns = hub::stats().loop_iterations - before;
+    assert!(turns >= 2000, "{turns} loop turns for 2000 switches");
+    quiet();
+}
+
+#[greenlet::test]
+fn a_long_turn_among_many_short_ones_is_recorded() {
+    let stop = Rc::new(Cell::new(false));
+    let [a, b] = queue_players(&stop);
+    let s = stop.clone();
+    let blocker = spawn(move || {
+        // Let thousands of short turns pass, then hold the thread.
+        sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(60));
+        sleep(Duration::from_millis(2));
+        s.set(true);
+    });
+    blocker.join().unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    let long = hub::stats().longest_loop_turn;
+    // The coarse clock ticks every 1-4 ms; the turn is sampled with at most
+    // 15 short neighbours.
+    assert!(long >= Duration::from_millis(55), "{long:?}");
+    assert!(long < Duration::from_secs(5), "{long:?}");
     quiet();
 }
