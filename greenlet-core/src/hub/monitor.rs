@@ -327,7 +327,7 @@ impl Hub {
     #[inline(always)]
     pub(super) fn turn_ended(&mut self) {
         self.counters.iterations += 1;
-        if self.beat.is_some() || self.counters.iterations % TURN_SAMPLE == 0 {
+        if self.beat.is_some() || self.counters.iterations.is_multiple_of(TURN_SAMPLE) {
             self.turn_clock();
         }
     }
