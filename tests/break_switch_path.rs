@@ -944,3 +944,72 @@ fn fork_in_the_middle_of_a_no_deadline_ping_pong() {
         },
     );
 }
+
+// ============== wake-ups from outside during a workless ping-pong
+
+/// A queue ping-pong that runs until `done()` (or 10 s); the rounds it ran.
+fn ping_pong_until(done: impl Fn() -> bool + 'static) -> u32 {
+    let (q1, q2) = (Queue::<u32>::new(), Queue::<u32>::new());
+    let (i, o) = (q1.clone(), q2.clone());
+    let ponger = spawn(move || {
+        while let Ok(v) = i.get() {
+            if v == u32::MAX {
+                break;
+            }
+            o.put(v + 1).unwrap();
+        }
+    });
+    let started = Instant::now();
+    let pinger = spawn(move || {
+        let mut rounds = 0u32;
+        while !done() && started.elapsed() < Duration::from_secs(10) {
+            q1.put(rounds).unwrap();
+            assert_eq!(q2.get().unwrap(), rounds + 1);
+            rounds += 1;
+        }
+        q1.put(u32::MAX).unwrap();
+        rounds
+    });
+    let rounds = pinger.get().unwrap();
+    ponger.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "{rounds} rounds");
+    rounds
+}
+
+#[test]
+fn a_signal_is_handled_during_a_workless_ping_pong() {
+    child_must_succeed(
+        "a_signal_is_handled_during_a_workless_ping_pong",
+        CHILD_LIMIT,
+        || {
+            greenlet::run(|| {
+                let got = Rc::new(Cell::new(0u32));
+                let g = got.clone();
+                let handle = greenlet::signal(libc::SIGUSR1, move || g.set(g.get() + 1)).unwrap();
+                let sender = std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    greenlet::send_signal(std::process::id(), libc::SIGUSR1).unwrap();
+                });
+                let g = got.clone();
+                ping_pong_until(move || g.get() > 0);
+                sender.join().unwrap();
+                assert_eq!(got.get(), 1);
+                handle.cancel();
+            });
+        },
+    );
+}
+
+#[greenlet::test]
+fn a_threadpool_result_arrives_during_a_workless_ping_pong() {
+    let pool = greenlet::threadpool::ThreadPool::new(1);
+    let r = Rc::new(pool.spawn(|| {
+        std::thread::sleep(Duration::from_millis(20));
+        42
+    }));
+    let r2 = r.clone();
+    ping_pong_until(move || r2.is_ready());
+    assert!(r.is_ready());
+    assert_eq!(r.take().unwrap(), 42);
+    pool.join().unwrap();
+}
