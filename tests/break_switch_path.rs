@@ -972,7 +972,10 @@ fn ping_pong_until(done: impl Fn() -> bool + 'static) -> u32 {
     });
     let rounds = pinger.get().unwrap();
     ponger.join().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "{rounds} rounds");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{rounds} rounds"
+    );
     rounds
 }
 
@@ -1012,4 +1015,43 @@ fn a_threadpool_result_arrives_during_a_workless_ping_pong() {
     assert!(r.is_ready());
     assert_eq!(r.take().unwrap(), 42);
     pool.join().unwrap();
+}
+
+#[greenlet::test]
+fn a_greenlet_that_kills_itself_then_waits_without_deadline_leaves_no_entry() {
+    // The throw is queued before the park: `park_registering` queues the
+    // entry and the park comes back at once to unwind; the entry must be
+    // cancelled and the next item go to the next getter.
+    let q = Queue::<u32>::new();
+    let wq = Rc::new(WaitQueue::<u32>::new());
+    for round in 0..20u32 {
+        let (q1, wq1) = (q.clone(), wq.clone());
+        let suicidal = common::spawn_self(move |me| {
+            me.kill_nowait();
+            if round % 2 == 0 {
+                q1.get().map(drop).is_ok()
+            } else {
+                wq1.wait(None, "self-killed", |_| ()).is_ok()
+            }
+        });
+        let (q2, wq2) = (q.clone(), wq.clone());
+        let next = spawn(move || {
+            if round % 2 == 0 {
+                q2.get().unwrap()
+            } else {
+                wq2.wait(None, "next", |_| ()).unwrap()
+            }
+        });
+        sleep(Duration::ZERO);
+        assert!(is_killed(suicidal.get()), "round {round}");
+        assert!(q.getters() + wq.len() == 1, "round {round}");
+        if round % 2 == 0 {
+            q.put(round).unwrap();
+        } else {
+            wq.notify_one(round).unwrap();
+        }
+        assert_eq!(next.get().unwrap(), round);
+        assert_eq!((q.getters(), wq.len(), q.qsize()), (0, 0, 0));
+    }
+    quiet();
 }
