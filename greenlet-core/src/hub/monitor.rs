@@ -349,9 +349,26 @@ impl Hub {
         }
     }
 
+    /// The turn clock is sampled ([`turn_ended`](Self::turn_ended)): before
+    /// the running stretch is restarted without a reading (a wait, or the
+    /// native stack entering the loop with nothing waiting), measure it, or
+    /// a long turn right before would be lost. Called when the loop is about
+    /// to wait and when it hands the native stack back. Nothing to do while
+    /// the monitor watches (every turn is measured then).
+    #[inline]
+    pub(super) fn close_stretch(&mut self) {
+        if self.beat.is_none() {
+            let c = &mut self.counters;
+            c.longest_turn = c
+                .longest_turn
+                .max(coarse_nanos().saturating_sub(c.turn_started));
+        }
+    }
+
     /// The loop is about to wait for I/O or timers.
     #[inline]
     pub(super) fn wait_begins(&mut self) {
+        self.close_stretch();
         if let Some(beat) = &self.beat {
             beat.idle.store(true, Relaxed);
         }
