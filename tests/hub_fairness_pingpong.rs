@@ -303,8 +303,7 @@ fn a_long_turn_among_many_short_ones_is_recorded() {
     a.join().unwrap();
     b.join().unwrap();
     let long = hub::stats().longest_loop_turn;
-    // The coarse clock ticks every 1-4 ms; the turn is sampled with at most
-    // 15 short neighbours.
+    // The coarse clock ticks every 1-4 ms.
     assert!(long >= Duration::from_millis(55), "{long:?}");
     assert!(long < Duration::from_secs(5), "{long:?}");
     quiet();

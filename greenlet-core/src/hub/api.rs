@@ -557,10 +557,7 @@ pub struct Stats {
     /// The longest loop iteration so far, not counting the time spent
     /// waiting for I/O or timers: how long the hub went without looking at
     /// its timers and fds. Measured with the coarse monotonic clock (the
-    /// kernel tick, 1–4 ms resolution), so short turns read as zero. The
-    /// clock is read every 16th iteration (every one while the blocking
-    /// monitor, [`set_max_blocking_time`](super::set_max_blocking_time),
-    /// watches): a long turn is recorded with the short ones of its stretch.
+    /// kernel tick, 1–4 ms resolution), so short turns read as zero.
     pub longest_loop_turn: Duration,
     /// Timers that fired (sleeps, timeouts, `start_later`), cancelled ones
     /// not counted.

@@ -55,10 +55,6 @@ pub(super) struct Counters {
     turn_started: u64,
 }
 
-/// Loop iterations per reading of the turn clock when the monitor is off
-/// ([`Hub::turn_ended`]).
-const TURN_SAMPLE: u64 = 16;
-
 impl Counters {
     pub(super) const ZERO: Counters = Counters {
         switches: 0,
@@ -318,27 +314,21 @@ impl Hub {
     }
 
     /// A loop iteration ends (top of `boundary`).
-    ///
-    /// The clock is read at every [`TURN_SAMPLE`]th iteration only (every
-    /// one while the monitor watches): at ~20 ns a read costs as much as a
-    /// switch, and the coarse clock cannot tell short turns apart anyway.
-    /// A long turn is still recorded, as part of the stretch of at most
-    /// `TURN_SAMPLE` iterations that contains it.
     #[inline(always)]
     pub(super) fn turn_ended(&mut self) {
-        self.counters.iterations += 1;
-        if self.beat.is_some() || self.counters.iterations.is_multiple_of(TURN_SAMPLE) {
-            self.turn_clock();
+        let now = coarse_nanos();
+        let c = &mut self.counters;
+        c.iterations += 1;
+        c.longest_turn = c.longest_turn.max(now.saturating_sub(c.turn_started));
+        c.turn_started = now;
+        if self.beat.is_some() {
+            self.beat_turn();
         }
     }
 
-    /// The sampled part of [`turn_ended`](Self::turn_ended).
+    /// The monitor's part of [`turn_ended`](Self::turn_ended).
     #[inline(never)]
-    fn turn_clock(&mut self) {
-        let now = coarse_nanos();
-        let c = &mut self.counters;
-        c.longest_turn = c.longest_turn.max(now.saturating_sub(c.turn_started));
-        c.turn_started = now;
+    fn beat_turn(&mut self) {
         if let Some(beat) = &self.beat {
             beat.turn
                 .store(beat.turn.load(Relaxed).wrapping_add(1), Relaxed);
@@ -349,26 +339,9 @@ impl Hub {
         }
     }
 
-    /// The turn clock is sampled ([`turn_ended`](Self::turn_ended)): before
-    /// the running stretch is restarted without a reading (a wait, or the
-    /// native stack entering the loop with nothing waiting), measure it, or
-    /// a long turn right before would be lost. Called when the loop is about
-    /// to wait and when it hands the native stack back. Nothing to do while
-    /// the monitor watches (every turn is measured then).
-    #[inline]
-    pub(super) fn close_stretch(&mut self) {
-        if self.beat.is_none() {
-            let c = &mut self.counters;
-            c.longest_turn = c
-                .longest_turn
-                .max(coarse_nanos().saturating_sub(c.turn_started));
-        }
-    }
-
     /// The loop is about to wait for I/O or timers.
     #[inline]
     pub(super) fn wait_begins(&mut self) {
-        self.close_stretch();
         if let Some(beat) = &self.beat {
             beat.idle.store(true, Relaxed);
         }

@@ -162,7 +162,6 @@ struct LoopGuard;
 impl Drop for LoopGuard {
     fn drop(&mut self) {
         with_hub(|h| {
-            h.close_stretch();
             h.in_loop = false;
             h.current = MAIN;
             h.slots[MAIN as usize].state = SlotState::Running;
