@@ -101,3 +101,42 @@ fn ok_means_it_runs_err_means_it_was_dropped() {
     }
     println!("{iterations} scopes ended under posting: {total_ok} posts ran, {total_err} refused");
 }
+
+/// A thread that posts and then drops its handle, racing the hub deciding
+/// to wait: the hub must learn that the last handle is gone and run dry. It
+/// used to keep waiting in `epoll_wait` for good when the drop came after
+/// its "is a handle alive?" check (the thread pool does exactly this after
+/// every job). Each round is bounded by `join_timeout`.
+#[test]
+fn the_last_handle_dropped_after_a_post_lets_the_hub_run_dry() {
+    greenlet::run(|| {
+        let budget = Instant::now() + Duration::from_secs(3);
+        let mut round = 0u32;
+        while round < 3000 && (round < 100 || Instant::now() < budget) {
+            round += 1;
+            let h = hub::handle();
+            let spins = (round % 64) * 50;
+            let t = std::thread::spawn(move || {
+                h.post(|| ()).unwrap();
+                // Sometimes after the hub took the post and went to wait.
+                for _ in 0..spins {
+                    std::hint::spin_loop();
+                }
+                drop(h);
+            });
+            assert!(
+                hub::join_timeout(Duration::from_secs(5)),
+                "round {round}: the hub kept waiting after the last handle went away"
+            );
+            t.join().unwrap();
+        }
+        // A clone keeps the hub waiting until the last copy goes.
+        let h = hub::handle();
+        let h2 = h.clone();
+        drop(h);
+        assert!(!hub::join_timeout(Duration::from_millis(20)));
+        let t = std::thread::spawn(move || drop(h2));
+        assert!(hub::join_timeout(Duration::from_secs(5)));
+        t.join().unwrap();
+    });
+}

@@ -1,7 +1,7 @@
 //! [`HubHandle`]: the one `Send` way into a hub from other threads.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Hub, with_hub};
@@ -17,6 +17,10 @@ use super::{Hub, with_hub};
 ///   means it runs.
 /// * `pending` is set under the lock after a push; the hub clears it before
 ///   taking the queue.
+/// * `handles` counts the live [`HubHandle`]s. The one that drops it to
+///   zero wakes the hub unless a post is pending (that post's wake-up is
+///   still to come, and the hub re-counts after taking it): a hub that
+///   went to wait because a handle was alive learns that it is gone.
 /// * After `fork()`, the child never touches this value again: a thread of
 ///   the parent may have held `posts` at the time. The child sets `closed`
 ///   (an atomic: lock-free), so old handles there fail without locking, and
@@ -29,9 +33,20 @@ pub(super) struct Shared {
     /// gets a new `Shared` with its new poller).
     poller: Arc<polling::Poller>,
     pub(super) closed: AtomicBool,
+    handles: AtomicUsize,
 }
 
 impl Shared {
+    fn new(poller: Arc<polling::Poller>) -> Shared {
+        Shared {
+            posts: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            poller,
+            closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(0),
+        }
+    }
+
     fn notify(&self) {
         // Failing to notify leaves the post queued for the next wake-up.
         let _ = self.poller.notify();
@@ -50,7 +65,7 @@ impl Hub {
         self.shared.as_ref().is_some_and(|s| {
             // A closed hub takes no more posts: its handles wake nothing.
             !s.closed.load(Ordering::Acquire)
-                && (Arc::strong_count(s) > 1 || s.pending.load(Ordering::Acquire))
+                && (s.handles.load(Ordering::SeqCst) > 0 || s.pending.load(Ordering::SeqCst))
         })
     }
 
@@ -84,7 +99,7 @@ impl Hub {
     #[inline(never)]
     fn take_posts_slow(&mut self) {
         let Some(shared) = &self.shared else { return };
-        if !shared.pending.swap(false, Ordering::AcqRel) {
+        if !shared.pending.swap(false, Ordering::SeqCst) {
             return;
         }
         let posts = std::mem::take(&mut *shared.lock_posts());
@@ -119,7 +134,9 @@ impl Hub {
 /// [`post`](HubHandle::post) queues a closure that runs on the hub's thread
 /// as a hub callback (it must not block; spawn a greenlet for that) and wakes
 /// the hub if it is waiting. While any handle is alive the hub's native stack
-/// never gets [`LoopExit`](crate::LoopExit): a post may still come.
+/// never gets [`LoopExit`](crate::LoopExit): a post may still come. Dropping
+/// the last handle (on any thread) wakes the hub, so a wait that only a
+/// handle kept going ends then.
 ///
 /// # Examples
 ///
@@ -137,9 +154,37 @@ impl Hub {
 ///     hub::join(); // runs the posted callback, then returns once the handle is gone
 /// });
 /// ```
-#[derive(Clone)]
 pub struct HubHandle {
     shared: Arc<Shared>,
+}
+
+impl HubHandle {
+    /// A handle on `shared`, counted in `handles`.
+    fn counted(shared: Arc<Shared>) -> HubHandle {
+        shared.handles.fetch_add(1, Ordering::SeqCst);
+        HubHandle { shared }
+    }
+}
+
+impl Clone for HubHandle {
+    fn clone(&self) -> HubHandle {
+        HubHandle::counted(Arc::clone(&self.shared))
+    }
+}
+
+/// The last handle going away wakes the hub: its loop may be waiting only
+/// because a handle could still post (a thread that posts and then drops
+/// its handle would otherwise leave it waiting for good).
+impl Drop for HubHandle {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        if s.handles.fetch_sub(1, Ordering::SeqCst) == 1
+            && !s.pending.load(Ordering::SeqCst)
+            && !s.closed.load(Ordering::Acquire)
+        {
+            s.notify();
+        }
+    }
 }
 
 impl fmt::Debug for HubHandle {
@@ -271,16 +316,9 @@ pub fn handle() -> HubHandle {
                     .poller()
                     .expect("hub::handle: cannot create the poller"),
             );
-            h.shared = Some(Arc::new(Shared {
-                posts: Mutex::new(Vec::new()),
-                pending: AtomicBool::new(false),
-                poller,
-                closed: AtomicBool::new(false),
-            }));
+            h.shared = Some(Arc::new(Shared::new(poller)));
         }
-        HubHandle {
-            shared: Arc::clone(h.shared.as_ref().expect("created just above")),
-        }
+        HubHandle::counted(Arc::clone(h.shared.as_ref().expect("created just above")))
     })
 }
 
@@ -307,12 +345,7 @@ impl Hub {
     pub(super) fn ensure_shared(&mut self) -> Option<Arc<Shared>> {
         if self.shared.is_none() {
             let poller = Arc::clone(self.reactor.poller().ok()?);
-            self.shared = Some(Arc::new(Shared {
-                posts: Mutex::new(Vec::new()),
-                pending: AtomicBool::new(false),
-                poller,
-                closed: AtomicBool::new(false),
-            }));
+            self.shared = Some(Arc::new(Shared::new(poller)));
         }
         self.shared.clone()
     }
@@ -321,6 +354,6 @@ impl Hub {
 impl HubHandle {
     /// A handle around shared state kept elsewhere (the dump signal).
     pub(super) fn from_shared(shared: Arc<Shared>) -> HubHandle {
-        HubHandle { shared }
+        HubHandle::counted(shared)
     }
 }
