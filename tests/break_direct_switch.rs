@@ -1059,32 +1059,13 @@ fn an_overflow_in_a_greenlet_reached_by_transfer_names_that_greenlet() {
     assert!(!stderr.contains(sc::CONTINUED), "{stderr}");
 }
 
-static MONITOR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-struct MonitorCapture;
-
-impl log::Log for MonitorCapture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if record.level() <= log::Level::Warn {
-            MONITOR_LINES
-                .lock()
-                .unwrap()
-                .push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
 #[test]
 fn the_monitor_names_the_hog_reached_by_transfer_once() {
     child_must_succeed(
         "the_monitor_names_the_hog_reached_by_transfer_once",
         CHILD_LIMIT,
         || {
-            log::set_logger(&MonitorCapture).unwrap();
+            log::set_logger(&break_common::MonitorCapture).unwrap();
             log::set_max_level(log::LevelFilter::Warn);
             hub::set_max_blocking_time(Some(Duration::from_millis(100)));
             std::thread::Builder::new()
@@ -1123,7 +1104,7 @@ fn the_monitor_names_the_hog_reached_by_transfer_once() {
                 .unwrap()
                 .join()
                 .unwrap();
-            let lines = MONITOR_LINES.lock().unwrap().clone();
+            let lines = break_common::MONITOR_LINES.lock().unwrap().clone();
             let reports: Vec<_> = lines
                 .iter()
                 .filter(|l| l.contains("hub of thread \"mon\""))

@@ -632,32 +632,13 @@ fn a_long_turn_right_before_the_loop_waits_is_recorded() {
     );
 }
 
-static MONITOR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-struct MonitorCapture;
-
-impl log::Log for MonitorCapture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if record.level() <= log::Level::Warn {
-            MONITOR_LINES
-                .lock()
-                .unwrap()
-                .push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
 #[test]
 fn the_monitor_names_the_hog_of_a_no_deadline_ping_pong_and_nothing_else() {
     child_must_succeed(
         "the_monitor_names_the_hog_of_a_no_deadline_ping_pong_and_nothing_else",
         CHILD_LIMIT,
         || {
-            log::set_logger(&MonitorCapture).unwrap();
+            log::set_logger(&break_common::MonitorCapture).unwrap();
             log::set_max_level(log::LevelFilter::Warn);
             hub::set_max_blocking_time(Some(Duration::from_millis(150)));
             std::thread::Builder::new()
@@ -677,7 +658,10 @@ fn the_monitor_names_the_hog_of_a_no_deadline_ping_pong_and_nothing_else() {
                                         break;
                                     }
                                     if !hogged && started.elapsed() > Duration::from_millis(300) {
-                                        assert_eq!(MONITOR_LINES.lock().unwrap().len(), 0);
+                                        assert_eq!(
+                                            break_common::MONITOR_LINES.lock().unwrap().len(),
+                                            0
+                                        );
                                         hogged = true;
                                         std::thread::sleep(Duration::from_millis(500));
                                     }
@@ -707,7 +691,7 @@ fn the_monitor_names_the_hog_of_a_no_deadline_ping_pong_and_nothing_else() {
                 .unwrap()
                 .join()
                 .unwrap();
-            let lines = MONITOR_LINES.lock().unwrap().clone();
+            let lines = break_common::MONITOR_LINES.lock().unwrap().clone();
             let reports: Vec<_> = lines
                 .iter()
                 .filter(|l| l.contains("hub of thread \"pp\""))

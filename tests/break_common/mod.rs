@@ -81,3 +81,26 @@ pub(crate) fn child_must_succeed(test: &str, limit: Duration, scenario: impl FnO
         out.status
     );
 }
+
+/// The `warn!`/`error!` lines logged in this process (the monitor's stall
+/// reports), captured by [`MonitorCapture`] once a test installs it with
+/// `log::set_logger` (in a child process: the logger is process-wide).
+pub(crate) static MONITOR_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A `log` logger that keeps warnings and errors in [`MONITOR_LINES`].
+pub(crate) struct MonitorCapture;
+
+impl log::Log for MonitorCapture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn {
+            MONITOR_LINES
+                .lock()
+                .unwrap()
+                .push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
