@@ -724,8 +724,16 @@ impl Hub {
     /// the poller is asked only every [`IO_POLL_INTERVAL`] entries.
     #[inline]
     fn boundary_turn(&mut self) -> bool {
+        let work = self.boundary_has_work();
+        self.boundary_turn_with(work)
+    }
+
+    /// [`boundary_turn`](Self::boundary_turn) once
+    /// [`boundary_has_work`](Self::boundary_has_work) said `work`.
+    #[inline(always)]
+    fn boundary_turn_with(&mut self, work: bool) -> bool {
         self.turn_ended();
-        if self.boundary_has_work() {
+        if work {
             return self.boundary_turn_work();
         }
         self.batch = self.ready.len();
@@ -945,14 +953,7 @@ impl Hub {
                     // boundary without work only counts the turn.)
                     return Direct::Loop;
                 }
-                self.turn_ended();
-                let runs = if work {
-                    self.boundary_turn_work()
-                } else {
-                    self.batch = self.ready.len();
-                    self.batch > 0
-                };
-                if !runs {
+                if !self.boundary_turn_with(work) {
                     self.boundary_waits = true;
                     return Direct::Loop;
                 }
